@@ -1,0 +1,117 @@
+"""Market data as the stages see it: numpy arrays by field, one column per symbol.
+
+Time is a tz-aware ``DatetimeIndex`` and a bar is stamped at its close. Prices are adjusted
+for splits and dividends. A NaN price means the symbol has no bar then (not yet listed,
+delisted or halted); loaders reject NaN inside a series unless a fill policy says otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MarketData:
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    close: np.ndarray
+    open: Optional[np.ndarray] = None
+    high: Optional[np.ndarray] = None
+    low: Optional[np.ndarray] = None
+    volume: Optional[np.ndarray] = None
+    name: str = "data"
+
+    def __post_init__(self) -> None:
+        if self.index.tz is None:
+            raise ValueError("MarketData.index must be tz-aware (bars are stamped at their close)")
+        shape = (len(self.index), len(self.symbols))
+        for field in FIELDS:
+            arr = getattr(self, field)
+            if arr is not None and arr.shape != shape:
+                raise ValueError(f"MarketData.{field} has shape {arr.shape}, expected {shape}")
+
+    @classmethod
+    def from_frames(cls, frames: dict[str, pd.DataFrame], name: str = "data") -> "MarketData":
+        """Build from per-field frames sharing the index and columns of ``frames['close']``."""
+        close = frames["close"]
+        arrays = {f: np.ascontiguousarray(frames[f].reindex(index=close.index, columns=close.columns)
+                                          .to_numpy(dtype=np.float64))
+                  for f in FIELDS if f in frames}
+        return cls(index=close.index, symbols=tuple(map(str, close.columns)), name=name, **arrays)
+
+    # -- shape -----------------------------------------------------------------------------
+    @property
+    def n_bars(self) -> int:
+        return len(self.index)
+
+    @property
+    def n_symbols(self) -> int:
+        return len(self.symbols)
+
+    def has(self, field: str) -> bool:
+        return getattr(self, field) is not None
+
+    def frame(self, field: str = "close") -> pd.DataFrame:
+        return pd.DataFrame(getattr(self, field), index=self.index, columns=list(self.symbols))
+
+    # -- views -----------------------------------------------------------------------------
+    def view(self, end: int) -> "MarketData":
+        """The first ``end`` bars: what a decision at bar ``end - 1`` may see (arrays are views)."""
+        return self._rows(slice(0, end))
+
+    def _rows(self, rows: slice) -> "MarketData":
+        fields = {f: (getattr(self, f)[rows] if getattr(self, f) is not None else None) for f in FIELDS}
+        return dataclasses.replace(self, index=self.index[rows], **fields)
+
+    def select(self, symbols: Optional[list[str]] = None, start=None, end=None) -> "MarketData":
+        """A slice by symbols and by [start, end] dates (inclusive)."""
+        data = self
+        if symbols is not None:
+            cols = [self.symbols.index(s) for s in symbols]
+            fields = {f: (getattr(self, f)[:, cols] if getattr(self, f) is not None else None)
+                      for f in FIELDS}
+            data = dataclasses.replace(self, symbols=tuple(symbols), **fields)
+        lo = 0 if start is None else int(data.index.searchsorted(_stamp(start, data.index), "left"))
+        hi = data.n_bars if end is None else _end_position(data.index, end)
+        return data._rows(slice(lo, hi))
+
+    # -- derived ---------------------------------------------------------------------------
+    @property
+    def returns(self) -> np.ndarray:
+        """Simple close-to-close returns; row 0 and bars without both prices are NaN."""
+        out = np.full_like(self.close, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[1:] = self.close[1:] / self.close[:-1] - 1.0
+        return out
+
+    def digest(self) -> str:
+        """sha256 of the index, symbols and every field: the data's identity in provenance."""
+        h = hashlib.sha256()
+        h.update(self.index.asi8.tobytes())
+        h.update("\x00".join(self.symbols).encode())
+        for f in FIELDS:
+            arr = getattr(self, f)
+            h.update(f.encode())
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+
+def _stamp(value, index: pd.DatetimeIndex) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize(index.tz) if ts.tzinfo is None else ts
+
+
+def _end_position(index: pd.DatetimeIndex, end) -> int:
+    """One past the last bar at or before ``end``; a bare date includes that whole day."""
+    ts = _stamp(end, index)
+    if ts == ts.normalize():
+        return int(index.searchsorted(ts + pd.Timedelta(days=1), "left"))
+    return int(index.searchsorted(ts, "right"))

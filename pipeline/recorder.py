@@ -1,0 +1,173 @@
+"""Write a run folder: tables, metrics and provenance, so the run can be checked and repeated.
+
+Files are written to a temporary name and renamed into place, ``metrics.json`` last: a folder
+with ``metrics.json`` is a finished run. A run stopped by a user error leaves ``error.txt``
+instead. Same config + same seed -> byte-identical files (no clock time, no absolute paths).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.engine import Ledger
+from pipeline.metrics import summarize
+
+PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
+            "hydra-core", "omegaconf", "skfolio", "ib_async")
+
+
+def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
+    data = ledger.data
+    symbols = np.array(data.symbols, dtype=object)
+    times = data.index[ledger.start:]
+    equity = pd.DataFrame({"equity": ledger.equity, "cash": ledger.cash,
+                           "gross_exposure": ledger.gross_exposure}, index=pd.Index(times, name="time"))
+    returns = pd.DataFrame({"return": np.append(0.0, ledger.equity[1:] / ledger.equity[:-1] - 1.0)},
+                           index=equity.index)
+    weights = pd.DataFrame(ledger.weights, columns=list(data.symbols),
+                           index=pd.Index(data.index[ledger.decisions], name="time"))
+    o = ledger.orders
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(o["filled"] != 0, o["filled_value"] / o["filled"], np.nan)
+    remaining = np.abs(o["quantity"]) - np.abs(o["filled"])
+    status = np.where(np.abs(o["filled"]) == 0, "unfilled",
+                      np.where(remaining > 1e-9 * np.abs(o["quantity"]), "partial", "filled"))
+    orders = pd.DataFrame({
+        "order_id": o["id"].astype(np.int64),
+        "decision_time": data.index[o["decision"].astype(np.int64)],
+        "symbol": symbols[o["symbol"].astype(np.int64)],
+        "side": np.where(o["quantity"] > 0, "buy", "sell"),
+        "quantity": np.abs(o["quantity"]),
+        "arrival_price": o["arrival"],
+        "filled_quantity": np.abs(o["filled"]),
+        "avg_fill_price": avg,
+        "status": status,
+    })
+    f = ledger.fills
+    fills = pd.DataFrame({
+        "order_id": f["order"].astype(np.int64),
+        "time": data.index[f["bar"].astype(np.int64)],
+        "symbol": symbols[f["symbol"].astype(np.int64)],
+        "side": np.where(f["quantity"] > 0, "buy", "sell"),
+        "quantity": np.abs(f["quantity"]),
+        "price": f["price"],
+        "notional": np.abs(f["quantity"]) * f["price"],
+        "commission": f["commission"],
+        "spread_cost": f["spread_cost"],
+        "impact_cost": f["impact_cost"],
+    })
+    return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills}
+
+
+def metrics_of(ledger: Ledger) -> dict[str, Any]:
+    f = ledger.fills
+    costs = {"commission": float(f["commission"].sum()), "spread": float(f["spread_cost"].sum()),
+             "impact": float(f["impact_cost"].sum())}
+    traded = float(np.abs(f["quantity"] * f["price"]).sum())
+    out = summarize(ledger.equity, ledger.data.index[ledger.start:], traded_notional=traded,
+                    gross_exposure=ledger.gross_exposure, costs=costs,
+                    n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
+    out["risk_binding"] = dict(ledger.binding)
+    return out
+
+
+def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "code_version": code_version(),
+        "packages": versions,
+        "python": ".".join(map(str, __import__("sys").version_info[:3])),
+        "data": {"name": ledger.data.name, "sha256": ledger.data.digest(),
+                 "bars": ledger.data.n_bars, "symbols": list(ledger.data.symbols),
+                 "first": str(ledger.data.index[0]), "last": str(ledger.data.index[-1])},
+        "seed": int(cfg.seed),
+        "overrides": overrides(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "assumptions": assumptions(ledger, stages),
+    }
+
+
+def assumptions(ledger: Ledger, stages: Any) -> list[str]:
+    """What the simulation had to assume about the data, said plainly."""
+    notes = []
+    if ledger.data.open is None:
+        notes.append("no open prices: market orders fill at the next session's close")
+    if ledger.data.volume is None and hasattr(stages.broker, "adv_usd"):
+        notes.append(f"no volume: market impact assumes {stages.broker.adv_usd:,.0f} USD of "
+                     f"average daily volume per symbol")
+    return notes
+
+
+def code_version() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=5).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"git_commit": commit, "dirty": dirty}
+
+
+def overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    frames = tables(ledger)
+    for name, frame in frames.items():
+        _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name: fr.to_csv(p, index=n in ("equity", "returns", "weights")))
+    metrics = metrics_of(ledger)
+    _atomic(out / "provenance.json", lambda p: _dump(provenance(ledger, cfg, stages), p))
+    (out / "error.txt").unlink(missing_ok=True)
+    _atomic(out / "metrics.json", lambda p: _dump(metrics, p))
+    return metrics
+
+
+def record_failure(out: Path, exc: Exception) -> None:
+    """Leave a note, never a folder that looks finished."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").unlink(missing_ok=True)
+    (out / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _dump(obj: Any, path: Path) -> None:
+    path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj

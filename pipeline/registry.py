@@ -1,0 +1,78 @@
+"""The plugin registry: every stage's plugins, built-in or third-party, by entry point.
+
+Packages add plugins through the entry-point group ``robo_trader.plugins`` with names
+``<stage>.<name>``, e.g. in a plugin package's pyproject.toml::
+
+    [project.entry-points."robo_trader.plugins"]
+    "strategy.contrarian" = "my_package.contrarian:Contrarian"
+
+after which ``python run.py strategy=contrarian`` works without any YAML file (its
+parameters take the class's defaults and can be set on the command line). robo-trader's own
+plugins are registered the same way. ``robo-trader-plugins`` (or ``python -m
+pipeline.registry``) lists what is registered.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+GROUP = "robo_trader.plugins"
+STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@functools.cache
+def registered() -> dict[str, dict[str, EntryPoint]]:
+    """stage -> name -> entry point, in a stable (sorted) order."""
+    out: dict[str, dict[str, EntryPoint]] = {stage: {} for stage in STAGES}
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        stage, _, name = ep.name.partition(".")
+        if stage in out and name:
+            out[stage][name] = ep
+    return out
+
+
+def load(stage: str, name: str) -> type:
+    """The class registered as ``stage.name``; a ConfigError lists the names that exist."""
+    try:
+        ep = registered()[stage][name]
+    except KeyError:
+        known = ", ".join(registered().get(stage, {})) or "(none)"
+        from pipeline.params import suggest
+        raise ConfigError(f"{stage}.{name} is not a registered {stage} plugin; registered: "
+                          f"{known}{suggest(name, registered().get(stage, {}))}") from None
+    return ep.load()
+
+
+def target_path(ep: EntryPoint) -> str:
+    return ep.value.replace(":", ".")
+
+
+def config_files(stage: str) -> list[str]:
+    folder = CONF_DIR / stage
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print every registered plugin and the config options of each group."""
+    rows = [(stage, name, target_path(ep), ep.dist.name if ep.dist else "?")
+            for stage, eps in registered().items() for name, ep in eps.items()]
+    widths = [max(len(r[i]) for r in rows + [("stage", "name", "target", "package")]) for i in range(4)]
+    print("  ".join(h.ljust(w) for h, w in zip(("stage", "name", "target", "package"), widths)))
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    print()
+    for stage in STAGES + ("experiment",):
+        files = config_files(stage)
+        if files:
+            print(f"{stage}=  {', '.join(files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""What the data loaders share: finding bundled files, stamping bars at their close, and
+slicing a loaded market by symbols and dates with errors that say what to change."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ConfigError, DataError
+from pipeline.market import MarketData
+
+US_TZ = "America/New_York"
+US_CLOSE = pd.Timedelta(hours=16)
+
+
+def bundled_file(package: str, relative: str, what: str) -> str:
+    """Path of a data file shipped inside ``package``, found without importing the package
+    (importing skfolio or bokeh costs seconds; the file is all we need)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"{what} ships with the Python package {package}, which is not installed; "
+                        f"run `pip install {package}` or pick another source (data=synthetic)")
+    path = os.path.join(spec.submodule_search_locations[0], relative)
+    if not os.path.isfile(path):
+        raise DataError(f"{what}: {path} is missing from the installed {package}; reinstall it "
+                        f"(`pip install --force-reinstall {package}`)")
+    return path
+
+
+def at_close(days: pd.DatetimeIndex, tz: str = US_TZ,
+             close: pd.Timedelta = US_CLOSE) -> pd.DatetimeIndex:
+    """Naive midnight dates -> tz-aware stamps at the session's close (bars are stamped at their
+    close, so a daily bar is not visible before the market has closed)."""
+    return as_ns(pd.DatetimeIndex(days + close).tz_localize(tz))
+
+
+def as_ns(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Nanosecond stamps without a name: pandas 3 parses to microseconds, and
+    ``MarketData.select`` compares an inclusive end with a nanosecond offset."""
+    return index.as_unit("ns").rename(None)
+
+
+def day(ts: pd.Timestamp, daily: bool = True) -> str:
+    """A stamp as the user would look it up in their file: the date for daily bars."""
+    return ts.strftime("%Y-%m-%d") if daily else str(ts.tz_localize(None))
+
+
+def is_daily(index: pd.DatetimeIndex) -> bool:
+    # Median spacing rather than the time of day: robust to DST and to a few odd stamps.
+    return len(index) < 2 or np.median(np.diff(index.asi8)) >= pd.Timedelta(hours=20).value
+
+
+def parse_date(value: str, key: str) -> pd.Timestamp:
+    """A config value as a timestamp; ``key`` names it under ``data.`` in the error."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        ts = pd.NaT
+    if ts is pd.NaT:
+        raise ConfigError(f"data.{key}={value!r} is not a date; write YYYY-MM-DD")
+    return ts
+
+
+def select(data: MarketData, source: str, start: Optional[str], end: Optional[str],
+           symbols: Optional[list[str]], min_history: int) -> MarketData:
+    """``data`` restricted to ``symbols`` and ``[start, end]``, starting at the first bar where
+    one of the chosen symbols has a price, and holding at least ``min_history`` bars."""
+    daily = is_daily(data.index)
+    span = (f"it covers {day(data.index[0], daily)}..{day(data.index[-1], daily)}"
+            if data.n_bars else "it has no bars")
+    if symbols is not None:
+        symbols = [str(s) for s in symbols]
+        for s in symbols:
+            if s not in data.symbols:
+                raise DataError(f"data.symbols: {s!r} is not in {source}; available: "
+                                f"{', '.join(data.symbols)}")
+        if len(set(symbols)) < len(symbols):
+            twice = next(s for s in symbols if symbols.count(s) > 1)
+            raise DataError(f"data.symbols lists {twice!r} more than once; list each symbol once")
+    lo = None if start is None else parse_date(start, "start")
+    hi = None if end is None else parse_date(end, "end")
+    if lo is not None and hi is not None and lo > hi:
+        raise DataError(f"data.start={start!r} is after data.end={end!r}; swap them")
+    out = data.select(symbols, start, end)
+
+    # A symbol listed late would otherwise drag years of empty rows into the slice.
+    priced = ~np.isnan(out.close).all(axis=1)
+    if priced.any() and not priced[0]:
+        out = out.select(start=out.index[int(np.argmax(priced))])
+    if symbols is not None:
+        for j, s in enumerate(out.symbols):
+            if np.isnan(out.close[:, j]).all():
+                raise DataError(f"data.symbols: {s!r} has no prices in {source} between "
+                                f"{start or 'the start'} and {end or 'the end'} ({span}); "
+                                f"move data.start/data.end or drop {s!r}")
+    if out.n_bars < min_history:
+        bars = f"{out.n_bars} bar" + ("" if out.n_bars == 1 else "s")
+        raise DataError(f"{source} has {bars} between {start or 'the start'} and "
+                        f"{end or 'the end'}, fewer than data.min_history={min_history} ({span}); "
+                        f"widen data.start/data.end or lower data.min_history")
+    return out

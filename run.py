@@ -1,0 +1,16 @@
+"""robo-trader: ``python run.py [group=option ...] [key=value ...]`` (Hydra command line)."""
+
+import hydra
+
+from pipeline.cli import guarded
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg):
+    from pipeline.runner import run
+
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    guarded(main)

@@ -1,0 +1,120 @@
+"""End to end: ``python run.py`` as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = ("metrics.json", "equity.csv", "returns.csv", "weights.csv", "orders.csv", "fills.csv",
+         "provenance.json")
+pytestmark = pytest.mark.slow
+
+
+def run(*args, cwd=ROOT, env=None, check=True):
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"run.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_default_run_writes_a_complete_run_folder(tmp_path):
+    proc = run(f"out_dir={tmp_path}")
+    for name in FILES:
+        assert (tmp_path / name).is_file(), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("total_return", "cagr", "annual_vol", "sharpe", "sortino", "max_drawdown", "calmar",
+                "turnover", "total_costs", "n_trades", "exposure"):
+        assert key in metrics, key
+    assert metrics["total_costs"] > 0 and metrics["n_trades"] > 0
+    equity = pd.read_csv(tmp_path / "equity.csv")
+    assert equity["equity"].iloc[-1] == pytest.approx(metrics["final_equity"])
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["seed"] == 7 and len(prov["data"]["sha256"]) == 64
+    assert prov["packages"]["numpy"] and "git_commit" in prov["code_version"]
+    assert "Sharpe" in proc.stdout and "max drawdown" in proc.stdout
+
+
+def test_same_config_and_seed_give_byte_identical_files(tmp_path):
+    args = ["strategy=momentum", "allocation=inverse_vol", "schedule.rebalance=weekly"]
+    run(*args, f"out_dir={tmp_path / 'a'}")
+    run(*args, f"out_dir={tmp_path / 'b'}")
+    for name in FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_every_stage_swaps_from_the_command_line(tmp_path):
+    run("data=stocks", "strategy=buy_and_hold", "allocation=inverse_vol", "risk=none",
+        "execution=market", "broker=sim", "broker.lot_size=1", "schedule.rebalance=5",
+        "schedule.drift=0.02", f"out_dir={tmp_path}")
+    fills = pd.read_csv(tmp_path / "fills.csv")
+    assert set(fills["symbol"]) <= {"AAPL", "FB", "GOOG", "IBM", "MSFT"}
+    assert (fills["quantity"] % 1 == 0).all()
+
+
+@pytest.mark.parametrize("args, names", [
+    (["allocation.lookbak=60"], ["allocation.lookbak", "lookback"]),
+    (["+allocation.lookbak=60"], ["allocation.lookbak", "lookback"]),
+    (["risk.max_weight=-1"], ["risk.max_weight=-1", "(0, 1]"]),
+    (["risk.max_wieght=0.2"], ["risk.max_wieght", "max_weight"]),
+    (["allocation=foo"], ["allocation=foo", "equal_weight", "inverse_vol"]),
+    (["strategy.momentum.lookback=-5"], ["strategy.momentum.lookback=-5", "[1, inf)"]),
+    (["strategy.momentum.lookback=abc"], ["strategy.momentum.lookback"]),
+    (["capitl=5"], ["capitl", "capital"]),
+    (["capital=-5"], ["capital"]),
+    (["schedule.rebalance=fortnightly"], ["schedule.rebalance", "monthly"]),
+    (["data.symbols=[AAPL,NOPE]"], ["NOPE", "AAPL"]),
+    (["data=csv", "data.path=/nonexistent/prices.csv"], ["/nonexistent/prices.csv"]),
+    (["data.start=2022-12-01"], ["warm-up"]),
+])
+def test_user_mistakes_give_one_clear_line(tmp_path, args, names):
+    proc = run(*args, f"out_dir={tmp_path}", check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("robo-trader: "), proc.stderr
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_strategy_added_by_yaml_and_target_alone(tmp_path):
+    """A new YAML on Hydra's search path, pointing _target_ at a user's own class."""
+    (tmp_path / "conf" / "strategy").mkdir(parents=True)
+    (tmp_path / "conf" / "strategy" / "fast_momentum.yaml").write_text(
+        "fast_momentum:\n  _target_: plugins.strategies.momentum.Momentum\n  lookback: 63\n  top_k: 3\n")
+    (tmp_path / "conf" / "strategy" / "mine.yaml").write_text("mine:\n  _target_: my_signals.Contrarian\n")
+    (tmp_path / "my_signals.py").write_text(
+        "import numpy as np\nfrom pipeline.contracts import Strategy\n\n"
+        "class Contrarian(Strategy):\n    def __init__(self, lookback: int = 20):\n"
+        "        self.lookback = lookback\n    def warmup(self):\n        return self.lookback\n"
+        "    def signal(self, data, at):\n"
+        "        r = data.close[at] / data.close[at - self.lookback] - 1\n"
+        "        return (r < np.nanmedian(r, axis=1, keepdims=True)).astype(float)\n")
+    search = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    run(search, "strategy=fast_momentum", f"out_dir={tmp_path / 'a'}")
+    weights = pd.read_csv(tmp_path / "a" / "weights.csv", index_col=0)
+    assert ((weights > 0).sum(axis=1) == 3).all()
+    run(search, "strategy=mine", "strategy.mine.lookback=10", f"out_dir={tmp_path / 'b'}",
+        env={"PYTHONPATH": str(tmp_path)})
+    assert (tmp_path / "b" / "metrics.json").is_file()
+
+
+def test_multirun_sweeps_into_its_folder(tmp_path):
+    run("-m", "strategy.momentum.lookback=60,120", "allocation=equal_weight,inverse_vol",
+        f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.num}")
+    done = sorted(p.parent.name for p in tmp_path.glob("*/metrics.json"))
+    assert done == ["0", "1", "2", "3"]
+
+
+def test_listing_plugins():
+    proc = subprocess.run([sys.executable, "-m", "pipeline.registry"], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    for name in ("momentum", "buy_and_hold", "equal_weight", "inverse_vol", "max_weight",
+                 "max_gross_leverage", "market", "sim", "sp500", "csv", "synthetic"):
+        assert name in proc.stdout
