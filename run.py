@@ -2,10 +2,11 @@
 
 import hydra
 
-from pipeline.cli import guarded
+from pipeline.cli import guarded, report_user_errors
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@report_user_errors
 def main(cfg):
     from pipeline.runner import run
 

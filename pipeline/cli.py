@@ -36,6 +36,30 @@ def guarded(main: Callable[[], Any]) -> None:
         sys.exit(EXIT_USER_ERROR)
 
 
+def report_user_errors(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap the Hydra task so a user error in a single run prints one line and exits 2.
+
+    Hydra would otherwise add "Error executing job with overrides ..." to stderr. In a
+    multirun the error is raised as usual so the sweep records that job as failed.
+    """
+    import functools
+
+    @functools.wraps(task)
+    def wrapper(cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        try:
+            return task(cfg)
+        except UserError as exc:
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise
+            sys.stderr.write(f"robo-trader: {exc.kind}: {exc}\n")
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
 def user_message(exc: BaseException) -> str | None:
     """One line for a user mistake, or None when ``exc`` is a bug."""
     from hydra.errors import (ConfigCompositionException, MissingConfigException,
@@ -67,6 +91,7 @@ def _missing_option(exc: Any) -> str:
 
 
 def _omegaconf_message(exc: Any) -> str:
+    from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError, ValidationError
 
     key = exc.full_key
@@ -75,8 +100,12 @@ def _omegaconf_message(exc: Any) -> str:
         allowed = _allowed_keys(parent, exc)
         from pipeline.params import suggest
         leaf = key.rpartition(".")[2]
-        return (f"{key} is not a known key; allowed here: {', '.join(allowed) or '(none)'}"
-                f"{suggest(leaf, allowed)}")
+        present = set(parent.keys()) if parent is not None and OmegaConf.is_dict(parent) else set()
+        if leaf in allowed and leaf not in present:
+            return (f"{key} is a parameter, but its config file does not list it: write "
+                    f"+{key}=... to set it, or add it to the YAML file")
+        listed = f"allowed here: {', '.join(allowed)}" if allowed else "nothing can be set here"
+        return f"{key} is not a known key; {listed}{suggest(leaf, allowed)}"
     if isinstance(exc, ValidationError):
         return f"{key}={exc.value!r} is not allowed: {exc.msg.splitlines()[0]}"
     return f"{key}: {exc.msg.splitlines()[0]}"

@@ -53,6 +53,7 @@ def run_schema() -> type:
 def register() -> None:
     """Fill the ConfigStore; idempotent, cheap (plugin modules import only numpy)."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     from pipeline.params import schema_for
 
@@ -69,5 +70,6 @@ def register() -> None:
                 continue
             cs.store(group=f"schema/{stage}", name=name, node=schema_for(cls))
             if stage != "risk" and name not in files:
-                node = {"_target_": registry.target_path(ep)}
+                # every parameter with its default, so stage.name.param=... works as for YAML
+                node = OmegaConf.structured(schema_for(cls))
                 cs.store(group=stage, name=name, node={name: node} if stage == "strategy" else node)

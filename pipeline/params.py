@@ -70,18 +70,24 @@ def allowed_text(cls: type, name: str) -> str:
         return "one of " + ", ".join(map(str, choices))
     rule = cls.rules.get(name) if hasattr(cls, "rules") else None
     type_name = _type_name(hint)
-    return f"a {type_name} in {rule}" if rule else f"a {type_name}"
+    article = "an" if type_name[:1] in "aeiou" else "a"
+    return f"{article} {type_name} in {rule}" if rule else f"{article} {type_name}"
 
 
-def validate_values(cls: type, values: dict[str, Any], path: str) -> None:
-    """Raise ConfigError naming ``path.key`` for the first value outside its rule or choices."""
+def validate_values(cls: type, values: dict[str, Any], path: str,
+                    shown: dict[str, Any] | None = None) -> None:
+    """Raise ConfigError naming ``path.key`` for the first value outside its rule or choices.
+
+    ``shown`` holds the values as the user wrote them (before type conversion) for messages.
+    """
     hints = _hints(cls)
+    shown = shown or {}
     for name, value in values.items():
         choices = _literal_choices(hints.get(name, Any))
         rule = getattr(cls, "rules", {}).get(name)
         bad = (choices and value not in choices) or (rule and not check_rule(value, rule))
         if bad:
-            raise ConfigError(f"{path}.{name}={value!r} is not allowed: expected "
+            raise ConfigError(f"{path}.{name}={shown.get(name, value)!r} is not allowed: expected "
                               f"{allowed_text(cls, name)}")
 
 
@@ -180,6 +186,10 @@ def suggest(name: str, options: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _allowed_names(names: list[str]) -> str:
+    return f"allowed: {', '.join(names)}" if names else "it takes no parameters"
+
+
 def build(node: Any, path: str, expected: type | None = None, **extra: Any) -> Any:
     """Validate a config node against its class's schema and rules, then instantiate it.
 
@@ -205,8 +215,8 @@ def build(node: Any, path: str, expected: type | None = None, **extra: Any) -> A
     except ConfigKeyError as exc:
         key = str(exc.key)
         names = cls.param_names()
-        raise ConfigError(f"{path}.{key} is not a parameter of {cls.__name__}; allowed: "
-                          f"{', '.join(names) or '(none)'}{suggest(key, names)}") from None
+        raise ConfigError(f"{path}.{key} is not a parameter of {cls.__name__}; "
+                          f"{_allowed_names(names)}{suggest(key, names)}") from None
     except ValidationError as exc:
         key = str(exc.key)
         raise ConfigError(f"{path}.{key}={user.get(key)!r} is not allowed: expected "
@@ -216,7 +226,8 @@ def build(node: Any, path: str, expected: type | None = None, **extra: Any) -> A
         raise ConfigError(f"{path}.{missing[0]} is required by {cls.__name__}; set it in the "
                           f"config file or on the command line ({path}.{missing[0]}=...)")
     values = {k: merged[k] for k in cls.param_names()}
-    validate_values(cls, {k: (v if not OmegaConf.is_config(v) else None) for k, v in values.items()}, path)
+    validate_values(cls, {k: (v if not OmegaConf.is_config(v) else None) for k, v in values.items()},
+                    path, shown={k: v for k, v in user.items() if not OmegaConf.is_config(v)})
     accepted = set(cls.param_names())
     kwargs = {k: v for k, v in extra.items() if k in accepted and k not in user}
     try:

@@ -21,6 +21,9 @@ import pandas as pd
 from pipeline.engine import Ledger
 from pipeline.metrics import summarize
 
+# settings that say where and how a run reports, not what it computes: kept out of provenance
+# so that the same run written to two folders has identical files
+WHERE_NOT_WHAT = ("out_dir", "progress", "hydra.run.", "hydra.sweep.")
 PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
             "hydra-core", "omegaconf", "skfolio", "ib_async")
 
@@ -97,8 +100,9 @@ def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
                  "bars": ledger.data.n_bars, "symbols": list(ledger.data.symbols),
                  "first": str(ledger.data.index[0]), "last": str(ledger.data.index[-1])},
         "seed": int(cfg.seed),
-        "overrides": overrides(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "overrides": [o for o in overrides() if not o.lstrip("+~").startswith(WHERE_NOT_WHAT)],
+        "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+                   if k not in WHERE_NOT_WHAT},
         "assumptions": assumptions(ledger, stages),
     }
 

@@ -58,8 +58,9 @@ def test_every_stage_swaps_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("args, names", [
-    (["allocation.lookbak=60"], ["allocation.lookbak", "lookback"]),
-    (["+allocation.lookbak=60"], ["allocation.lookbak", "lookback"]),
+    (["allocation=inverse_vol", "allocation.lookbak=60"], ["allocation.lookbak", "lookback"]),
+    (["allocation=inverse_vol", "+allocation.lookbak=60"], ["allocation.lookbak", "lookback"]),
+    (["allocation.lookback=60"], ["allocation.lookback", "nothing can be set here"]),
     (["risk.max_weight=-1"], ["risk.max_weight=-1", "(0, 1]"]),
     (["risk.max_wieght=0.2"], ["risk.max_wieght", "max_weight"]),
     (["allocation=foo"], ["allocation=foo", "equal_weight", "inverse_vol"]),
@@ -100,9 +101,12 @@ def test_a_strategy_added_by_yaml_and_target_alone(tmp_path):
     run(search, "strategy=fast_momentum", f"out_dir={tmp_path / 'a'}")
     weights = pd.read_csv(tmp_path / "a" / "weights.csv", index_col=0)
     assert ((weights > 0).sum(axis=1) == 3).all()
-    run(search, "strategy=mine", "strategy.mine.lookback=10", f"out_dir={tmp_path / 'b'}",
+    run(search, "strategy=mine", "+strategy.mine.lookback=10", f"out_dir={tmp_path / 'b'}",
         env={"PYTHONPATH": str(tmp_path)})
     assert (tmp_path / "b" / "metrics.json").is_file()
+    hint = run(search, "strategy=mine", "strategy.mine.lookback=10", f"out_dir={tmp_path / 'c'}",
+               env={"PYTHONPATH": str(tmp_path)}, check=False)
+    assert hint.returncode == 2 and "+strategy.mine.lookback=" in hint.stderr
 
 
 def test_multirun_sweeps_into_its_folder(tmp_path):
