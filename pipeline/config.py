@@ -39,6 +39,7 @@ def run_schema() -> type:
         ("data", Any, dataclasses.field(default="???")),
         ("strategy", Any, dataclasses.field(default="???")),
         ("allocation", Any, dataclasses.field(default="???")),
+        ("portfolio", Any, dataclasses.field(default=None)),
         ("risk", risk, dataclasses.field(default_factory=risk)),
         ("execution", Any, dataclasses.field(default="???")),
         ("broker", Any, dataclasses.field(default="???")),

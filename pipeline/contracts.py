@@ -78,22 +78,41 @@ class RiskContext:
 
     returns: np.ndarray
     at: np.ndarray
+    symbols: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class Book:
+    """The book at a decision, for constraints that depend on the path of the portfolio."""
+
+    bar: int
+    equity: float
+    peak_equity: float         # highest equity marked so far (for drawdown control)
+    weights: np.ndarray        # current weights (position value / equity), before trading
+    prices: np.ndarray         # decision prices (last close)
 
 
 class Constraint(Component):
-    """One risk constraint: weights -> weights, vectorised over decision rows.
+    """One risk constraint: weights -> weights.
 
-    ``apply`` returns the constrained ``K x N`` weights and a boolean per row that is True
-    where the constraint bound (changed the weights). A constraint that cannot be met raises
-    ``pipeline.errors.ConfigError``; it never passes weights through silently. ``order``
-    fixes where it runs in the risk stage (lower first); ``primary`` names the parameter a
-    scalar in config sets (``risk.max_weight=0.2``).
+    Stateless constraints implement ``apply``: the constrained ``K x N`` weights for all
+    decisions at once, and a boolean per row, True where the constraint bound (changed the
+    weights). Path-dependent constraints (``stateful = True``: drawdown control, turnover cap,
+    minimum trade size) implement ``apply_step`` instead, called at each decision with the
+    current ``Book``; they run after every stateless one. A constraint that cannot be met
+    raises ``pipeline.errors.ConfigError``; it never passes weights through silently.
+    ``order`` fixes where it runs (lower first); ``primary`` names the parameter a scalar in
+    config sets (``risk.max_weight=0.2``).
     """
 
     order: ClassVar[float] = 50.0
     primary: ClassVar[Optional[str]] = None
+    stateful: ClassVar[bool] = False
 
     def apply(self, weights: np.ndarray, ctx: RiskContext) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def apply_step(self, target: np.ndarray, book: Book) -> tuple[np.ndarray, bool]:
         raise NotImplementedError
 
 

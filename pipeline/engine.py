@@ -9,14 +9,15 @@ marked to market with matrix products, never bar by bar in Python.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipeline.contracts import (Allocator, Broker, ChildOrders, Constraint, ExecutionAlgo, Fills,
-                                Orders, RiskContext, Session, Strategy)
+from pipeline.contracts import (Allocator, Book, Broker, ChildOrders, Constraint, ExecutionAlgo,
+                                Fills, Orders, RiskContext, Session, Strategy)
 from pipeline.errors import DataError
-from pipeline.market import MarketData
+from pipeline.market import MarketData, forward_filled
+from pipeline.portfolio import Targets, first_decision, targets
 
 # orders smaller than this fraction of equity are not worth a commission: they are skipped
 MIN_ORDER_FRACTION = 1e-7
@@ -37,12 +38,14 @@ class Ledger:
     orders: dict[str, np.ndarray]
     fills: dict[str, np.ndarray]
     binding: dict[str, int]         # constraint name -> decisions where it bound
+    traded: np.ndarray              # indices into plan's decisions of the traded ones
+    plan: Targets                   # sleeves' weights and return streams at every decision
     capital: float
 
 
 def backtest(
     data: MarketData,
-    strategy: Strategy,
+    strategies: Strategy | Mapping[str, Strategy],
     allocator: Allocator,
     constraints: Sequence[tuple[str, Constraint]],
     algo: ExecutionAlgo,
@@ -51,10 +54,13 @@ def backtest(
     capital: float,
     drift: Optional[float] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    portfolio: Optional[Allocator] = None,
 ) -> Ledger:
     close = data.close
     n_bars, n_sym = close.shape
-    first = max(int(strategy.warmup()), 0)
+    if isinstance(strategies, Strategy):
+        strategies = {type(strategies).__name__.lower(): strategies}
+    first = first_decision(strategies)
     at = decisions[(decisions >= first) & (decisions <= n_bars - 2)]
     if at.size == 0:
         raise DataError(f"{data.name}: no decision fits in {n_bars} bars "
@@ -62,23 +68,20 @@ def backtest(
                         f"{first} bars of warm-up and one more session to trade: use more history "
                         f"(data.start earlier) or a shorter lookback")
 
-    signals = np.asarray(strategy.signal(data, at), dtype=np.float64)
-    _expect_shape(signals, (at.size, n_sym), f"{type(strategy).__name__}.signal")
-    signals = np.where(np.isfinite(signals) & np.isfinite(close[at]), signals, 0.0)
-
+    plan = targets(data, strategies, allocator, portfolio, at)
+    weights = plan.weights
     returns = data.returns
-    weights = np.asarray(allocator.weigh(returns, signals, at), dtype=np.float64)
-    _expect_shape(weights, (at.size, n_sym), f"{type(allocator).__name__}.weigh")
-    ctx = RiskContext(returns=returns, at=at)
-    binding = {}
+    ctx = RiskContext(returns=returns, at=at, symbols=data.symbols)
+    binding = {name: 0 for name, _ in constraints}
+    path_dependent = [(n, c) for n, c in constraints if c.stateful]
     for name, constraint in constraints:
-        weights, bound = constraint.apply(weights, ctx)
-        binding[name] = int(np.count_nonzero(bound))
+        if not constraint.stateful:
+            weights, bound = constraint.apply(weights, ctx)
+            binding[name] = int(np.count_nonzero(bound))
     if not np.isfinite(weights).all():
-        raise RuntimeError(f"the allocation and risk stages produced non-finite weights "
-                           f"({type(allocator).__name__}, {[n for n, _ in constraints]}): a plugin bug")
-
-    mark = _forward_filled(close)
+        raise RuntimeError(f"the risk stage produced non-finite weights "
+                           f"({[n for n, _ in constraints]}): a plugin bug")
+    mark = forward_filled(close)
     per_share = np.where(mark > 0, 1.0 / np.where(mark > 0, mark, 1.0), 0.0)  # 0 before listing
     reference = data.open if data.open is not None else close
     lot = broker.lot_size
@@ -95,6 +98,7 @@ def backtest(
     order_parts: list[tuple[int, Orders]] = []
     fill_parts: list[tuple[int, int, Fills]] = []
     n_orders = 0
+    peak, last = cash, start - 1
     total = at.size
     with np.errstate(invalid="ignore", divide="ignore"):
         for k in range(total):
@@ -104,6 +108,18 @@ def backtest(
             if equity <= 0.0:
                 break  # ruined: nothing left to trade with; the record shows it
             target = weights[k]
+            if path_dependent:
+                # the peak over every close since the last decision, not only decision closes
+                peak = max(peak, float((cash + mark[last + 1: t + 1] @ pos).max()))
+                last = t
+                book = Book(bar=t, equity=equity, peak_equity=peak, weights=pos * price / equity,
+                            prices=price)
+                for name, constraint in path_dependent:
+                    target, bound = constraint.apply_step(target, book)
+                    binding[name] += bool(bound)
+                if not np.isfinite(target).all():
+                    raise RuntimeError(f"risk constraints {[n for n, _ in path_dependent]} produced "
+                                       f"non-finite weights: a plugin bug")
             if drift is not None and k > 0 and np.abs(pos * price / equity - target).max() <= drift:
                 continue
             qty = target * equity * per_share[t] - pos
@@ -128,7 +144,7 @@ def backtest(
             order_parts.append((t, orders))
             fill_parts.append((t + 1, n_orders, fills))
             n_orders += sym.size
-            traded.append(t)
+            traded.append(k)
             traded_weights.append(target)
             if progress is not None and k % 64 == 0:
                 progress(k, total)
@@ -143,26 +159,11 @@ def backtest(
     return Ledger(
         data=data, start=start, equity=equity_path, cash=cash_path, positions=positions,
         gross_exposure=np.abs(held).sum(axis=1) / equity_path,
-        decisions=np.asarray(traded, dtype=np.int64),
+        decisions=at[np.asarray(traded, dtype=np.int64)], traded=np.asarray(traded, dtype=np.int64),
+        plan=plan,
         weights=np.array(traded_weights).reshape(len(traded), n_sym),
         orders=_concat_orders(order_parts, fills_table), fills=fills_table,
         binding=binding, capital=float(capital))
-
-
-def _forward_filled(close: np.ndarray) -> np.ndarray:
-    """Last known price per symbol for marking; 0 before a symbol's first price (no holding)."""
-    valid = np.isfinite(close)
-    if valid.all():
-        return close
-    idx = np.where(valid, np.arange(close.shape[0])[:, None], 0)
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    filled = close[idx, np.arange(close.shape[1])]
-    return np.where(np.isfinite(filled), filled, 0.0)
-
-
-def _expect_shape(arr: np.ndarray, shape: tuple, who: str) -> None:
-    if arr.shape != shape:
-        raise RuntimeError(f"{who} returned shape {arr.shape}, expected {shape}: a plugin bug")
 
 
 def _check_children(children: ChildOrders, orders: Orders) -> None:

@@ -115,3 +115,14 @@ def _end_position(index: pd.DatetimeIndex, end) -> int:
     if ts == ts.normalize():
         return int(index.searchsorted(ts + pd.Timedelta(days=1), "left"))
     return int(index.searchsorted(ts, "right"))
+
+
+def forward_filled(close: np.ndarray) -> np.ndarray:
+    """Last known price per symbol for marking; 0 before a symbol's first price (no holding)."""
+    valid = np.isfinite(close)
+    if valid.all():
+        return close
+    idx = np.where(valid, np.arange(close.shape[0])[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    filled = close[idx, np.arange(close.shape[1])]
+    return np.where(np.isfinite(filled), filled, 0.0)

@@ -68,7 +68,10 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "spread_cost": f["spread_cost"],
         "impact_cost": f["impact_cost"],
     })
-    return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills}
+    from pipeline.attribution import attribution, sleeves
+
+    return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
+            "attribution": attribution(ledger), "sleeves": sleeves(ledger)}
 
 
 def metrics_of(ledger: Ledger) -> dict[str, Any]:
@@ -140,7 +143,7 @@ def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
     for name, frame in frames.items():
-        _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name: fr.to_csv(p, index=n in ("equity", "returns", "weights")))
+        _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name: fr.to_csv(p, index=n not in ("orders", "fills")))
     metrics = metrics_of(ledger)
     _atomic(out / "provenance.json", lambda p: _dump(provenance(ledger, cfg, stages), p))
     (out / "error.txt").unlink(missing_ok=True)

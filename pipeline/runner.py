@@ -25,6 +25,7 @@ class Stages:
     data: DataSource
     strategies: dict[str, Strategy]
     allocator: Allocator
+    portfolio: Allocator | None
     constraints: list[tuple[str, Constraint]]
     algo: ExecutionAlgo
     broker: Broker
@@ -38,14 +39,16 @@ def build_stages(cfg: DictConfig) -> Stages:
     if not isinstance(strategies, DictConfig) or not strategies:
         raise ConfigError("strategy: expected one or more strategies keyed by name "
                           "(strategy=momentum or strategy=[momentum,buy_and_hold])")
-    if len(strategies) > 1:
-        raise ConfigError(f"strategy: {len(strategies)} strategies given "
-                          f"({', '.join(strategies)}); this version runs one sleeve at a time")
+    portfolio = cfg.get("portfolio")
+    if len(strategies) > 1 and portfolio is None:
+        raise ConfigError(f"strategy: {len(strategies)} sleeves ({', '.join(strategies)}) need "
+                          f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
     return Stages(
         data=build(cfg.data, "data", DataSource, seed=seed),
         strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
                     for name, node in strategies.items()},
         allocator=build(cfg.allocation, "allocation", Allocator, seed=seed),
+        portfolio=None if portfolio is None else build(portfolio, "portfolio", Allocator, seed=seed),
         constraints=build_risk(cfg.risk),
         algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
         broker=build(cfg.broker, "broker", Broker, seed=seed),
@@ -105,11 +108,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         started = time.perf_counter()
         data = stages.data.load()
         decisions = decision_bars(data.index, cfg.schedule.rebalance)
-        (name, strategy), = stages.strategies.items()
         bar = console.Progress("backtest", enabled=bool(cfg.progress))
-        ledger = backtest(data, strategy, stages.allocator, stages.constraints, stages.algo,
+        ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
                           stages.broker, decisions, float(cfg.capital), drift=drift,
-                          progress=bar.update)
+                          progress=bar.update, portfolio=stages.portfolio)
         bar.close()
         elapsed = time.perf_counter() - started
         metrics = recorder.record(ledger, out, cfg, stages)

@@ -46,7 +46,7 @@ def test_build_fills_defaults_and_converts():
 
 @pytest.mark.parametrize("node, message", [
     ({"lookbak": 5}, "g.lookbak is not a parameter of Toy; allowed: lookback, weight, mode, name, tags, need; did you mean 'lookback'?"),
-    ({"lookback": 0}, "g.lookback=0 is not allowed: expected a int in [1, inf)"),
+    ({"lookback": 0}, "g.lookback=0 is not allowed: expected an int in [1, inf)"),
     ({"weight": 2.0}, "g.weight=2.0 is not allowed: expected a float in (0, 1]"),
     ({"mode": "c"}, "g.mode='c' is not allowed: expected one of a, b"),
     ({"lookback": "abc"}, "g.lookback='abc' is not allowed"),
