@@ -126,6 +126,9 @@ def positive_definite(cov: np.ndarray) -> np.ndarray:
     sample estimator) then has a unique inverse and minimum; the ridge is far below any
     real variance, so it only splits exactly-redundant columns evenly.
     """
+    if not np.isfinite(cov).all():
+        raise ValueError("covariance has NaN or infinite entries; check the returns for "
+                         "infinities (a price of zero) and drop incomplete rows first")
     try:
         np.linalg.cholesky(cov)
         return cov
@@ -141,8 +144,8 @@ def positive_definite(cov: np.ndarray) -> np.ndarray:
             return ridged
         except np.linalg.LinAlgError:
             continue
-    raise ValueError("covariance is not finite or far from positive semi-definite; "
-                     "check the returns for infinities")
+    raise ValueError("covariance is far from positive semi-definite: it was not estimated "
+                     "from one set of complete rows")
 
 
 def correlation(cov: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("metrics.json", "equity.csv", "returns.csv", "weights.csv", "orders.csv", "fills.csv",
-         "provenance.json")
+         "attribution.csv", "sleeves.csv", "provenance.json")
 pytestmark = pytest.mark.slow
 
 
@@ -46,6 +46,14 @@ def test_same_config_and_seed_give_byte_identical_files(tmp_path):
     run(*args, f"out_dir={tmp_path / 'b'}")
     for name in FILES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_several_strategies_run_as_sleeves(tmp_path):
+    run("strategy=[momentum,buy_and_hold]", "portfolio=inverse_vol", f"out_dir={tmp_path}")
+    table = pd.read_csv(tmp_path / "attribution.csv", index_col=0)
+    assert {"sleeve:momentum", "sleeve:buy_and_hold"} <= set(table.columns)
+    total = table.filter(like="sleeve:").sum(axis=1) + table["commission"]
+    assert (total - table["portfolio"]).abs().max() < 1e-12
 
 
 def test_every_stage_swaps_from_the_command_line(tmp_path):
