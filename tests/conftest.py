@@ -1,6 +1,7 @@
 """Shared fixtures: the bundled data, loaded once per session."""
 
 import pytest
+from hypothesis import settings
 
 from plugins.data.sp500 import SP500
 
@@ -11,10 +12,5 @@ def sp500():
 
 
 # Property tests draw from a fixed sequence so CI is reproducible: the same examples every run.
-try:
-    from hypothesis import settings
-
-    settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
-    settings.load_profile("repeatable")
-except ImportError:  # hypothesis comes with the [test] extra
-    pass
+settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("repeatable")
