@@ -79,7 +79,12 @@ def build_risk(node: Any) -> list[tuple[str, Constraint]]:
                 raise
             # name the key the user wrote (risk.max_weight), not the hidden parameter
             raise ConfigError(str(exc).replace(f"{path}.{cls.primary}=", f"{path}=")) from None
-    return sorted(built, key=lambda item: type(item[1]).order)
+    built.sort(key=lambda item: type(item[1]).order)
+    for _, constraint in built:  # constraints that can only be judged as a set say so now
+        check = getattr(constraint, "check_with", None)
+        if check is not None:
+            check(built)
+    return built
 
 
 def output_dir(cfg: DictConfig) -> Path:

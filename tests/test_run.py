@@ -80,6 +80,7 @@ def test_every_stage_swaps_from_the_command_line(tmp_path):
     (["data.symbols=[AAPL,NOPE]"], ["NOPE", "AAPL"]),
     (["data=csv", "data.path=/nonexistent/prices.csv"], ["/nonexistent/prices.csv"]),
     (["data.start=2022-12-01"], ["warm-up"]),
+    (["risk.min_weight=0.3", "risk.max_weight=0.2"], ["risk.min_weight", "risk.max_weight"]),
 ])
 def test_user_mistakes_give_one_clear_line(tmp_path, args, names):
     proc = run(*args, f"out_dir={tmp_path}", check=False)
