@@ -14,7 +14,7 @@ import numpy as np
 from pipeline import estimators
 from pipeline.contracts import Allocator
 
-WINDOW_RULES = {"lookback": "[2, inf)", "min_history": "[2, inf)", "halflife": "[1, inf)"}
+WINDOW_RULES = {"lookback": "[2, inf)", "min_history": "[2, inf)", "halflife": "(0, inf)"}
 
 
 def check_history(lookback: int, min_history: int) -> None:
@@ -39,6 +39,15 @@ def weight_bounds(min_weight: Optional[float], max_weight: Optional[float],
     lo = -np.inf if min_weight is None else min(min_weight, 1.0 / m)
     hi = np.inf if max_weight is None else max(max_weight, 1.0 / m)
     return np.full(m, lo), np.full(m, hi)
+
+
+def budget_start(prev: Optional[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A feasible start for ``box_qp`` with ``sum(w) = 1``: the previous decision's weights
+    when they are feasible (their active set is then a good guess), else equal weight."""
+    m = lo.size
+    if prev is not None and np.all(prev >= lo) and np.all(prev <= hi) and abs(prev.sum() - 1.0) < 1e-9:
+        return prev
+    return np.full(m, 1.0 / m)
 
 
 class WindowAllocator(Allocator):

@@ -69,11 +69,13 @@ def risk_budget_weights(cov: np.ndarray, budgets: np.ndarray, x0: Optional[np.nd
     sc = 1.0 / b.min()
     tol_b = tol * b
     for _ in range(max_iter):
-        if (np.abs(y * Cy - b) <= tol_b).all():
+        q = b / y
+        g = Cy - q
+        # y_i |g_i| = |y_i (C y)_i - b_i|: the budget residual, from the gradient
+        if (np.abs(g) * y <= tol_b).all():
             break
-        g = Cy - b / y
         H = C.copy()
-        H.ravel()[:: m + 1] += b / (y * y)
+        H.ravel()[:: m + 1] += q / y
         dy = solve_pd(H, g)
         dec = g @ dy  # squared Newton decrement
         if dec <= 1e-32:  # nothing left to gain at double precision

@@ -14,24 +14,27 @@ def recursive_bisection(cov: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Split ``order`` in halves, top-down; each half's inverse-variance portfolio has
     variance ``V``, and the halves get ``1 - V_left / (V_left + V_right)`` and the rest of
     their parent's weight (Lopez de Prado 2016, "Recursive bisection")."""
-    inv_var = 1.0 / np.diag(cov)
+    # in leaf order every cluster is a contiguous block: slices instead of fancy indexing
+    C = cov[np.ix_(order, order)]
+    inv_var = 1.0 / np.diag(C)
     w = np.ones(order.size)
-    stack = [order]
+    stack = [(0, order.size)]
     while stack:
-        items = stack.pop()
-        if items.size < 2:
+        lo, hi = stack.pop()
+        if hi - lo < 2:
             continue
-        half = items.size // 2
-        left, right = items[:half], items[half:]
+        mid = (lo + hi) // 2
         v = []
-        for part in (left, right):
-            ivp = inv_var[part] / inv_var[part].sum()
-            v.append(ivp @ cov[np.ix_(part, part)] @ ivp)
+        for a, b in ((lo, mid), (mid, hi)):
+            ivp = inv_var[a:b] / inv_var[a:b].sum()
+            v.append(ivp @ C[a:b, a:b] @ ivp)
         alpha = 1.0 - v[0] / (v[0] + v[1])
-        w[left] *= alpha
-        w[right] *= 1.0 - alpha
-        stack += [left, right]
-    return w
+        w[lo:mid] *= alpha
+        w[mid:hi] *= 1.0 - alpha
+        stack += [(lo, mid), (mid, hi)]
+    out = np.empty_like(w)
+    out[order] = w
+    return out
 
 
 class HRP(WindowAllocator):

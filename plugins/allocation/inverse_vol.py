@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.contracts import Allocator
+from pipeline.estimators import window_sums
 from plugins.allocation._common import WINDOW_RULES, check_history
 
 # windowed sums lose a few eps of the mean square to cancellation: a variance below this
@@ -31,36 +32,6 @@ def _window_moments(X: np.ndarray, decay: float) -> tuple[np.ndarray, np.ndarray
     return var, constant, valid.sum(axis=0)
 
 
-def _window_sums(Y: np.ndarray, at: np.ndarray, L: int, decay: float,
-                 decays: tuple[float, float] | None = None) -> np.ndarray:
-    """``sum_{s = max(0, t-L+1)}^{t} decay^(t-s) Y[s]`` for each ``t`` in ``at`` (all columns).
-
-    Decisions are grouped by block ``b = (t // B) B``; one cumulative sum of
-    ``Y[s] decay^(b-s)`` over rows ``[b - L, b + B)`` serves the whole block, and a window's
-    sum is a difference of two entries rescaled by ``decay^(t-b)``. Rescaling around each
-    block keeps the factors within ``2^500`` (``B <= 500 halflives``) and the differences
-    free of the cancellation a cumulative sum over the whole history would suffer. With
-    ``decays``, the first and second halves of ``Y``'s columns use those two decays instead.
-    """
-    T, n = Y.shape
-    rates = np.full(n, decay) if decays is None else np.repeat(decays, n // 2)
-    slowest = rates[rates < 1.0].max(initial=0.0)
-    B = L if slowest == 0.0 else max(1, min(L, int(500.0 / -np.log2(slowest))))
-    out = np.empty((at.size, n))
-    block = at // B
-    for j in np.unique(block):
-        b = int(j) * B
-        lo, hi = max(0, b - L), min(T, b + B)
-        scale = rates[None, :] ** (b - np.arange(lo, hi))[:, None]
-        C = np.zeros((hi - lo + 1, n))
-        np.cumsum(Y[lo:hi] * scale, axis=0, out=C[1:])
-        sel = block == j
-        t = at[sel]
-        s0 = np.maximum(t - L + 1, 0)
-        out[sel] = rates[None, :] ** (t - b)[:, None] * (C[t - lo + 1] - C[s0 - lo])
-    return out
-
-
 class InverseVol(Allocator):
     """``w_i = side_i (1/sigma_i) / sum_j (1/sigma_j)`` over the eligible columns.
 
@@ -76,8 +47,8 @@ class InverseVol(Allocator):
     weight 0 (all constant: equal weight).
 
     ``weigh`` is vectorised: the windowed (decayed) sums of ``1, r, r^2`` at every decision
-    come from block-wise cumulative sums (``_window_sums``), a few numpy passes over the
-    history whatever the number of decisions.
+    come from block-wise cumulative sums (``pipeline.estimators.window_sums``), a few numpy
+    passes over the history whatever the number of decisions.
     """
 
     rules = WINDOW_RULES
@@ -99,14 +70,10 @@ class InverseVol(Allocator):
         valid = ~np.isnan(returns)
         X0 = np.where(valid, returns, 0.0)
         n_sym = returns.shape[1]
-        sums = _window_sums(np.hstack([valid, X0, X0 * X0]), at, L, decay)
-        W, S1, S2 = (sums[:, j * n_sym:(j + 1) * n_sym] for j in range(3))
-        if decay == 1.0:
-            count, W2 = W, W
-        else:
-            more = _window_sums(np.hstack([valid, valid]).astype(np.float64), at, L, decay,
-                                (1.0, decay * decay))
-            count, W2 = more[:, :n_sym], more[:, n_sym:]
+        # decayed sums of 1, r, r^2, the squared weights' sum (decay^2) and plain counts (1)
+        rates = np.repeat([decay, decay, decay, decay * decay, 1.0], n_sym)
+        sums = window_sums(np.hstack([valid, X0, X0 * X0, valid, valid]), at, L, rates)
+        W, S1, S2, W2, count = (sums[:, j * n_sym:(j + 1) * n_sym] for j in range(5))
         with np.errstate(divide="ignore", invalid="ignore"):
             var = (S2 - S1 * S1 / W) / (W - W2 / W)
             mean_square = S2 / W

@@ -60,7 +60,9 @@ class Kelly(WindowAllocator):
         mu = self._expected_returns(P, cov)
         m = mu.size
         if self.long_only:
-            f = box_qp(cov, mu, np.zeros(m), np.full(m, np.inf), np.zeros(m))
+            # the previous weights (any non-negative point is feasible) guess which are zero
+            start = np.zeros(m) if prev is None else prev
+            f = box_qp(cov, mu, np.zeros(m), np.full(m, np.inf), start)
         else:
             f = solve_pd(cov, mu)
         f = f * self.fraction

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 
@@ -44,8 +44,8 @@ class MeanVariance(WindowAllocator):
     point a ``box_qp`` warm-started from the previous one): the target portfolio is the
     ``w(lam)`` whose return equals the target, and the maximum Sharpe portfolio is the one
     where ``lam (mu - r_f)'w = w'Sigma w`` -- the KKT conditions of the Sharpe ratio, which
-    is unimodal along the line -- both found by Illinois regula falsi, exact within a
-    segment of the piecewise-linear line.
+    is unimodal along the line. Both conditions are linear in ``lam`` on each face of the
+    line, so safeguarded Newton steps find them exactly, usually in two or three QPs.
 
     Documented fallbacks (never NaN): when no portfolio in the bounds has a positive excess
     return, max Sharpe returns the minimum-variance portfolio; when the target exceeds the
@@ -102,73 +102,72 @@ class MeanVariance(WindowAllocator):
         return ((C - t * B) * inv1 + (t * A - B) * invmu) / D
 
     @staticmethod
-    def _line(cov: np.ndarray, mu: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-        """``lam -> w(lam)`` on the critical line, each solve warm-started by the last."""
-        last = [np.full(mu.size, 1.0 / mu.size)]
+    def _walk_line(cov: np.ndarray, mu: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   measure: Callable[[float, np.ndarray, np.ndarray], tuple[float, float]],
+                   w: np.ndarray, tol: float) -> np.ndarray:
+        """``w(lam)`` at the sign change of ``measure`` along the critical line.
 
-        def w(lam: float) -> np.ndarray:
-            last[0] = box_qp(cov, lam * mu, lo, hi, last[0], total=1.0)
-            return last[0]
-        return w
-
-    @staticmethod
-    def _bracket_and_root(g, lam: float, g0: float) -> np.ndarray:
-        """``w`` at the sign change of ``g`` (negative at ``lam = 0`` with value ``g0``, positive
-        for large ``lam``; ``g(lam)`` returns ``(value, w)``): ``lam`` grows fourfold until
-        ``g > 0``, then Illinois regula falsi, exact once the bracket is inside one segment."""
-        lam_lo, g_lo = 0.0, g0
-        for _ in range(200):  # 4^200: far past any scale, a guard against a flat g
-            g_hi, w = g(lam)
-            if g_hi > 0:
+        ``w(lam) = argmin 1/2 w'Sigma w - lam mu'w`` (``box_qp``, warm-started by the last
+        point) is linear in ``lam`` on each face (set of variables at a bound):
+        ``w = u + lam v`` with ``v_F = Sigma_FF^-1 (mu_F - nu 1)``, ``sum(v_F) = 0``.
+        ``measure(lam, w, v) -> (value, slope)`` gives the quantity whose root is sought
+        (negative at ``lam = 0``) and its exact slope on that face, so a Newton step lands on
+        the root whenever the root lies on the current face; steps that leave the bracket
+        fall back to growing ``lam`` or bisecting.
+        """
+        lam, lam_lo, lam_hi = 0.0, 0.0, np.inf
+        for _ in range(200):
+            w = box_qp(cov, lam * mu, lo, hi, w, total=1.0)
+            free = (w > lo) & (w < hi)
+            v = np.zeros_like(w)
+            if free.any():
+                sol = solve_pd(cov[np.ix_(free, free)], np.column_stack((mu[free], np.ones(free.sum()))))
+                v[free] = sol[:, 0] - sol[:, 0].sum() / sol[:, 1].sum() * sol[:, 1]
+            value, slope = measure(lam, w, v)
+            if abs(value) <= tol:
                 break
-            lam_lo, g_lo = lam, g_hi
-            lam *= 4.0
-        else:
-            return w
-        lam_hi = lam
-        for _ in range(100):
-            lam = lam_hi - g_hi * (lam_hi - lam_lo) / (g_hi - g_lo)
-            val, w = g(lam)
-            if val == 0.0 or lam_hi - lam_lo <= 1e-13 * lam_hi:
-                break
-            if val > 0:
-                lam_hi, g_hi = lam, val
-                g_lo *= 0.5
+            if value > 0:
+                lam_hi = lam
             else:
-                lam_lo, g_lo = lam, val
-                g_hi *= 0.5
-            if abs(val) <= 1e-15 * abs(g_hi - g_lo):
+                lam_lo = lam
+            if np.isfinite(lam_hi) and lam_hi - lam_lo <= 1e-13 * lam_hi:
                 break
+            step = lam - value / slope if slope > 0 else np.nan
+            if lam_lo < step < lam_hi:
+                lam = step
+            elif np.isfinite(lam_hi):
+                lam = 0.5 * (lam_lo + lam_hi)
+            else:  # no usable step and no upper end yet: look further out
+                lam = 4.0 * max(lam, tol)
         return w
 
     def _max_sharpe(self, cov: np.ndarray, excess: np.ndarray, lo: np.ndarray,
                     hi: np.ndarray) -> np.ndarray:
-        line = self._line(cov, excess, lo, hi)
-        w_mv = line(0.0)
+        m = excess.size
         if excess @ _max_return(excess, lo[0], hi[0]) <= 0:
-            return w_mv  # no portfolio earns more than the risk-free rate
+            # no portfolio earns more than the risk-free rate: minimum variance
+            return box_qp(cov, np.zeros(m), lo, hi, np.full(m, 1.0 / m), total=1.0)
 
-        def phi(lam: float) -> tuple[float, np.ndarray]:
-            w = line(lam)
-            return lam * (excess @ w) - w @ cov @ w, w
+        def measure(lam: float, w: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+            # phi = lam mu'w - w'Sigma w; on a face d(phi)/d(lam) = mu'w - lam mu'v
+            ret = excess @ w
+            return lam * ret - w @ cov @ w, ret - lam * (excess @ v)
 
-        var_mv = w_mv @ cov @ w_mv
-        lam = var_mv / np.max(np.abs(excess))
-        return self._bracket_and_root(phi, lam, -var_mv)
+        scale = float(np.mean(np.diag(cov)))
+        return self._walk_line(cov, excess, lo, hi, measure, np.full(m, 1.0 / m), 1e-14 * scale)
 
     def _target(self, cov: np.ndarray, mu: np.ndarray, lo: np.ndarray,
                 hi: np.ndarray) -> np.ndarray:
         t = self.target_return
-        line = self._line(cov, mu, lo, hi)
-        w_mv = line(0.0)
-        if mu @ w_mv >= t:
-            return w_mv
+        m = mu.size
         best = _max_return(mu, lo[0], hi[0])
         if mu @ best <= t:
             return best
 
-        def gap(lam: float) -> tuple[float, np.ndarray]:
-            w = line(lam)
-            return mu @ w - t, w
+        def measure(lam: float, w: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+            gap = mu @ w - t
+            # the minimum-variance portfolio already beats the target: stop there
+            return (0.0 if lam == 0.0 and gap >= 0 else gap), mu @ v
 
-        return self._bracket_and_root(gap, (w_mv @ cov @ w_mv) / np.max(np.abs(mu)), mu @ w_mv - t)
+        return self._walk_line(cov, mu, lo, hi, measure, np.full(m, 1.0 / m),
+                               1e-13 * float(np.max(np.abs(mu))))

@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 
 from pipeline.estimators import CovarianceMethod
-from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, check_bounds,
-                                        check_history, weight_bounds)
+from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, budget_start,
+                                        check_bounds, check_history, weight_bounds)
 from plugins.allocation._solvers import box_qp, solve_pd
 
 
@@ -51,4 +51,4 @@ class MinVariance(WindowAllocator):
             x = solve_pd(cov, np.ones(m))
             return x / x.sum()
         lo, hi = weight_bounds(self.min_weight, self.max_weight, m)
-        return box_qp(cov, np.zeros(m), lo, hi, np.full(m, 1.0 / m), total=1.0)
+        return box_qp(cov, np.zeros(m), lo, hi, budget_start(prev, lo, hi), total=1.0)

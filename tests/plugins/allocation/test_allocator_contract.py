@@ -164,6 +164,7 @@ def degenerate_windows(random_returns):
     }
 
 
+@pytest.mark.filterwarnings("ignore:The covariance matrix is not positive definite:UserWarning")
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_degenerate_windows(cls, case, random_returns):

@@ -76,3 +76,17 @@ def test_random_windows_bounds_and_optimality(random_returns, seed):
     assert np.all(w >= lo_ - 1e-14) and np.all(w <= hi_ + 1e-14)
     assert w.sum() == pytest.approx(1.0, abs=1e-12)
     assert kkt_residual(estimators.positive_definite(estimators.sample_covariance(X)), w, lo_, hi_) < 1e-8
+
+
+@pytest.mark.parametrize("covariance", ["sample", "ewma", "ledoit_wolf"])
+def test_duplicated_columns_split_evenly(covariance):
+    """A singular covariance is ridged: the closed form splits a duplicated column's weight
+    in two equal halves instead of returning rounding noise."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((200, 5)) * 0.01
+    X[:, 3] = X[:, 1]
+    w = MinVariance(covariance=covariance, min_weight=None, max_weight=None).weigh_one(X, np.ones(5))
+    assert w[1] == pytest.approx(w[3], rel=1e-4)
+    reduced = MinVariance(covariance="sample", min_weight=None, max_weight=None).weigh_one(X[:, [0, 1, 2, 4]], np.ones(4))
+    if covariance == "sample":
+        np.testing.assert_allclose([w[0], w[1] + w[3], w[2], w[4]], reduced, atol=1e-8)

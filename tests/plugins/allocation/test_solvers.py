@@ -8,7 +8,7 @@ from plugins.allocation._solvers import box_qp
 
 
 def kkt_violation(Q, c, x, lo, hi, total):
-    """Largest violation of stationarity + multiplier signs, relative to the gradient's size."""
+    """Largest violation of stationarity + multiplier signs, relative to the problem's scale."""
     g = Q @ x - c
     at_lo, at_hi = x <= lo, x >= hi
     free = ~(at_lo | at_hi)
@@ -19,7 +19,7 @@ def kkt_violation(Q, c, x, lo, hi, total):
     else:  # any nu in [max(-g) at lo, min(-g) at hi] will do: take the best
         nu = 0.5 * (np.max(-g[at_lo], initial=-1e300) + np.min(-g[at_hi], initial=1e300))
     lam = g + nu
-    scale = np.abs(g).max() + np.abs(c).max() + 1e-300
+    scale = max(np.diag(Q).mean(), np.abs(g).max(), np.abs(c).max())
     return max(np.abs(lam[free]).max(initial=0.0), np.max(-lam[at_lo], initial=0.0),
                np.max(lam[at_hi], initial=0.0)) / scale
 
