@@ -10,11 +10,22 @@ from pipeline.schedule import decision_bars
 STRATEGIES = sorted(registry.registered()["strategy"])
 
 
+# Per-strategy settings that keep the test fast and exercise the strategy's moving parts on
+# four years of data (re-formation / refits every month, enough pairs to trade).
+OVERRIDES = {
+    "pairs": {"formation": 120, "reform": "monthly", "correction": "none"},
+    "ml": {"lookbacks": [5, 21, 60], "vol_windows": [21], "min_train": 250, "top_k": None},
+    "regime": {"min_history": 126},
+}
+
+
 def make(name: str) -> Strategy:
     cls = registry.load("strategy", name)
     # small windows keep the test fast and leave many decisions after warm-up
     small = {"lookback": 60, "skip": 5, "top_k": 3}
-    return cls(**{k: v for k, v in small.items() if k in cls.param_names()})
+    params = {k: v for k, v in small.items() if k in cls.param_names()}
+    params.update(OVERRIDES.get(name, {}))
+    return cls(**params)
 
 
 @pytest.fixture(scope="module")
