@@ -57,7 +57,7 @@ def attribution(ledger: Ledger) -> pd.DataFrame:
 def sleeves(ledger: Ledger) -> pd.DataFrame:
     """Each sleeve's frictionless equity (from 1 at the first decision) and portfolio weight."""
     plan, start = ledger.plan, ledger.start
-    growth = np.cumprod(1.0 + plan.sleeve_returns[start:], axis=0)
+    growth = np.cumprod(1.0 + np.nan_to_num(plan.sleeve_returns[start:]), axis=0)
     held = np.searchsorted(ledger.decisions, np.arange(start, ledger.data.n_bars), side="right") - 1
     weights = np.where(held[:, None] >= 0, plan.sleeve_weights[ledger.traded][np.maximum(held, 0)], 0.0)
     frame = {f"equity:{n}": growth[:, j] for j, n in enumerate(plan.names)}

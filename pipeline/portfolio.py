@@ -4,20 +4,26 @@ For each sleeve ``s`` the strategy's signals become asset weights ``w_s`` throug
 allocation stage. Each sleeve's return stream is what its weights earned, frictionless:
 ``r_s[t] = sum_i w_s[k, i] * r_i[t]`` for bars ``t`` in ``(at[k], at[k+1]]`` (the weights
 decided at the close of ``at[k]``, held at constant weight until the next decision). At
-decision ``k`` the portfolio allocator sees sleeve returns up to ``at[k]`` only and returns
-the sleeves' weights ``u[k]``; the book's target is ``sum_s u[k, s] * w_s[k]``. With a single
-sleeve ``u = 1`` and the target is that sleeve's weights.
+decision ``k`` the portfolio allocator sees sleeve returns up to ``at[k]`` only (NaN before
+the first decision, so its ``min_history`` fallback applies) and returns the sleeves' weights
+``u[k]`` (``Capped`` adds per-sleeve caps to any allocator); the book's target is ``sum_s u[k, s] * w_s[k]``. With a single sleeve ``u = 1``.
+
+Allocators whose ``weigh`` accepts a ``columns`` keyword (risk budgets by name) receive the
+column names: symbols at the asset level, sleeve names at the sleeve level.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional
+import inspect
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from pipeline.contracts import Allocator, Strategy
+from pipeline.errors import ConfigError
 from pipeline.market import MarketData
+from pipeline.weights import cap
 
 
 @dataclasses.dataclass
@@ -43,7 +49,7 @@ def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: All
         signals = np.asarray(strategies[name].signal(data, at), dtype=np.float64)
         _expect_shape(signals, (at.size, n_sym), f"strategy.{name} ({type(strategies[name]).__name__}.signal)")
         signals = np.where(np.isfinite(signals) & np.isfinite(data.close[at]), signals, 0.0)
-        weights = np.asarray(allocator.weigh(returns, signals, at), dtype=np.float64)
+        weights = np.asarray(_weigh(allocator, returns, signals, at, data.symbols), dtype=np.float64)
         _expect_shape(weights, (at.size, n_sym), f"allocation ({type(allocator).__name__}.weigh)")
         asset_weights[s] = weights
     sleeve_returns = _sleeve_returns(np.nan_to_num(returns), asset_weights, at)
@@ -52,8 +58,8 @@ def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: All
     else:
         if portfolio is None:
             raise ValueError("several strategies need a portfolio allocator to weigh the sleeves")
-        sleeve_weights = np.asarray(portfolio.weigh(sleeve_returns, np.ones((at.size, len(names))), at),
-                                    dtype=np.float64)
+        sleeve_weights = np.asarray(_weigh(portfolio, sleeve_returns, np.ones((at.size, len(names))),
+                                           at, names), dtype=np.float64)
         _expect_shape(sleeve_weights, (at.size, len(names)), f"portfolio ({type(portfolio).__name__}.weigh)")
     combined = np.einsum("ks,skn->kn", sleeve_weights, asset_weights)
     if not (np.isfinite(combined).all() and np.isfinite(sleeve_weights).all()):
@@ -62,11 +68,39 @@ def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: All
                    sleeve_returns=sleeve_returns, weights=combined)
 
 
+class Capped(Allocator):
+    """Any allocator with per-column caps by name (``sleeve_caps`` in config): the excess of a
+    capped column goes to the others in proportion to their weights (``pipeline.weights.cap``)."""
+
+    def __init__(self, inner: Allocator, caps: Mapping[str, float]) -> None:
+        self.inner = inner
+        self.caps = dict(caps)
+
+    def weigh(self, returns: np.ndarray, signals: np.ndarray, at: np.ndarray,
+              columns: Sequence[str] = ()) -> np.ndarray:
+        unknown = sorted(set(self.caps) - set(columns))
+        if unknown:
+            raise ConfigError(f"sleeve_caps names {unknown}, which are not sleeves; sleeves here: "
+                              f"{', '.join(columns)}")
+        limits = np.array([float(self.caps.get(c, np.inf)) for c in columns])
+        if limits.sum() < 1 - 1e-12:
+            raise ConfigError(f"sleeve_caps add up to {limits.sum():g} < 1: the sleeves cannot hold "
+                              f"the whole book; raise a cap or add a sleeve")
+        return cap(_weigh(self.inner, returns, signals, at, columns), limits)
+
+
+def _weigh(allocator: Allocator, returns: np.ndarray, signals: np.ndarray, at: np.ndarray,
+           columns: Sequence[str]) -> np.ndarray:
+    if "columns" in inspect.signature(allocator.weigh).parameters:
+        return allocator.weigh(returns, signals, at, columns=list(columns))
+    return allocator.weigh(returns, signals, at)
+
+
 def _sleeve_returns(returns: np.ndarray, asset_weights: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """T x S returns of each sleeve holding its latest decided weights (zero before the first)."""
+    """T x S returns of each sleeve holding its latest decided weights (NaN before the first)."""
     n_bars = returns.shape[0]
     held = np.searchsorted(at, np.arange(n_bars), side="left") - 1  # last decision before bar t
-    out = np.zeros((n_bars, asset_weights.shape[0]))
+    out = np.full((n_bars, asset_weights.shape[0]), np.nan)
     live = held >= 0
     for s in range(asset_weights.shape[0]):
         out[live, s] = np.einsum("tn,tn->t", asset_weights[s][held[live]], returns[live])

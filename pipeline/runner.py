@@ -48,11 +48,23 @@ def build_stages(cfg: DictConfig) -> Stages:
         strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
                     for name, node in strategies.items()},
         allocator=build(cfg.allocation, "allocation", Allocator, seed=seed),
-        portfolio=None if portfolio is None else build(portfolio, "portfolio", Allocator, seed=seed),
+        portfolio=None if portfolio is None else _capped(build(portfolio, "portfolio", Allocator, seed=seed),
+                                                         cfg.get("sleeve_caps")),
         constraints=build_risk(cfg.risk),
         algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
         broker=build(cfg.broker, "broker", Broker, seed=seed),
     )
+
+
+def _capped(portfolio: Allocator, caps: Any) -> Allocator:
+    if not caps:
+        return portfolio
+    from pipeline.portfolio import Capped
+
+    for name, limit in caps.items():
+        if not isinstance(limit, (int, float)) or not 0 < limit <= 1:
+            raise ConfigError(f"sleeve_caps.{name}={limit!r} is not allowed: expected a weight in (0, 1]")
+    return Capped(portfolio, dict(caps))
 
 
 def build_risk(node: Any) -> list[tuple[str, Constraint]]:

@@ -5,7 +5,10 @@ import pytest
 
 from pipeline.engine import backtest
 from pipeline.attribution import attribution, sleeves
-from pipeline.portfolio import _sleeve_returns, targets
+from pipeline.errors import ConfigError
+from pipeline.portfolio import Capped, _sleeve_returns, targets
+from pipeline.weights import cap
+from plugins.allocation.risk_budgeting import RiskBudgeting
 from pipeline.schedule import decision_bars
 from plugins.allocation.equal_weight import EqualWeight
 from plugins.allocation.inverse_vol import InverseVol
@@ -19,7 +22,7 @@ def test_sleeve_returns_hold_the_last_decided_weights():
     returns = np.array([[0.0, 0.0], [0.1, -0.1], [0.2, 0.0], [0.0, 0.3], [0.1, 0.1]])
     weights = np.array([[[1.0, 0.0], [0.5, 0.5]]])  # decisions at bars 1 and 3
     out = _sleeve_returns(returns, weights, np.array([1, 3]))
-    np.testing.assert_allclose(out[:, 0], [0.0, 0.0, 0.2, 0.0, 0.1])
+    np.testing.assert_allclose(out[:, 0], [np.nan, np.nan, 0.2, 0.0, 0.1])
 
 
 def test_single_sleeve_is_its_own_target(sp500):
@@ -57,3 +60,27 @@ def test_attribution_sums_to_the_portfolio_return(sp500, rule):
     curves = sleeves(ledger)
     assert curves.filter(like="equity:").iloc[0].tolist() == [1.0, 1.0]
     np.testing.assert_allclose(curves.filter(like="weight:").iloc[-1].sum(), 1.0)
+
+
+def test_cap_redistributes_by_column_limits():
+    out = cap(np.array([[0.7, 0.2, 0.1]]), np.array([0.5, np.inf, 0.12]))
+    np.testing.assert_allclose(out, [[0.5, 0.38, 0.12]])
+
+
+def test_sleeve_caps_and_budgets_by_sleeve_name(sp500):
+    at = decision_bars(sp500.index, "monthly", first=300)
+    sleeves_ = {"m": Momentum(), "b": BuyAndHold()}
+    capped = targets(sp500, sleeves_, EqualWeight(), Capped(InverseVol(), {"b": 0.3}), at)
+    assert capped.sleeve_weights[:, 1].max() <= 0.3 + 1e-12
+    np.testing.assert_allclose(capped.sleeve_weights.sum(axis=1), 1.0)
+    budget = targets(sp500, sleeves_, EqualWeight(), RiskBudgeting(budgets={"m": 3.0, "b": 1.0}), at)
+    # the momentum sleeve carries three times the buy-and-hold sleeve's share of variance
+    k = 200
+    window = budget.sleeve_returns[at[k] - 251: at[k] + 1]
+    from sklearn.covariance import LedoitWolf
+    cov = LedoitWolf().fit(window).covariance_
+    u = budget.sleeve_weights[k]
+    rc = u * (cov @ u)
+    assert rc[0] / rc[1] == pytest.approx(3.0, rel=1e-6)
+    with pytest.raises(ConfigError, match="not sleeves"):
+        targets(sp500, sleeves_, EqualWeight(), Capped(InverseVol(), {"x": 0.3}), at)
