@@ -40,7 +40,7 @@ def run_schema() -> type:
         ("strategy", Any, dataclasses.field(default="???")),
         ("allocation", Any, dataclasses.field(default="???")),
         ("portfolio", Any, dataclasses.field(default=None)),
-        ("sleeve_caps", dict[str, Any], dataclasses.field(default_factory=dict)),
+        ("sleeve_caps", Any, dataclasses.field(default=None)),
         ("risk", risk, dataclasses.field(default_factory=risk)),
         ("execution", Any, dataclasses.field(default="???")),
         ("broker", Any, dataclasses.field(default="???")),

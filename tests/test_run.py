@@ -49,7 +49,7 @@ def test_same_config_and_seed_give_byte_identical_files(tmp_path):
 
 
 def test_several_strategies_run_as_sleeves(tmp_path):
-    run("strategy=[momentum,buy_and_hold]", "portfolio=inverse_vol", "+sleeve_caps.buy_and_hold=0.4",
+    run("strategy=[momentum,buy_and_hold]", "portfolio=inverse_vol", "sleeve_caps={buy_and_hold:0.4}",
         f"out_dir={tmp_path}")
     assert pd.read_csv(tmp_path / "sleeves.csv")["weight:buy_and_hold"].max() <= 0.4 + 1e-12
     table = pd.read_csv(tmp_path / "attribution.csv", index_col=0)
@@ -83,7 +83,7 @@ def test_every_stage_swaps_from_the_command_line(tmp_path):
     (["data=csv", "data.path=/nonexistent/prices.csv"], ["/nonexistent/prices.csv"]),
     (["data.start=2022-12-01"], ["warm-up"]),
     (["risk.min_weight=0.3", "risk.max_weight=0.2"], ["risk.min_weight", "risk.max_weight"]),
-    (["strategy=[momentum,buy_and_hold]", "+sleeve_caps.momentum=1.5"], ["sleeve_caps.momentum=1.5"]),
+    (["strategy=[momentum,buy_and_hold]", "sleeve_caps={momentum:1.5}"], ["sleeve_caps.momentum=1.5"]),
 ])
 def test_user_mistakes_give_one_clear_line(tmp_path, args, names):
     proc = run(*args, f"out_dir={tmp_path}", check=False)

@@ -61,8 +61,9 @@ class RiskBudgeting(WindowAllocator):
                                   "order instead")
             unknown = sorted(set(self.budgets) - set(map(str, columns)))
             if unknown:
-                raise ConfigError(f"allocation.budgets names {unknown} that are not columns "
-                                  f"here ({', '.join(map(str, columns))})")
+                raise ConfigError(f"budgets names {unknown}, which are not columns here "
+                                  f"({', '.join(map(str, columns))}); fix allocation.budgets or "
+                                  f"portfolio.budgets")
             return np.array([float(self.budgets.get(str(c), 1.0)) for c in columns])
         if len(self.budgets) != n:
             raise ConfigError(f"allocation.budgets has {len(self.budgets)} entries for {n} "
