@@ -8,9 +8,9 @@ from pipeline.cli import guarded, report_user_errors
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 @report_user_errors
 def main(cfg):
-    from pipeline.runner import run
+    from pipeline.runner import main as task
 
-    return run(cfg)
+    return task(cfg)
 
 
 if __name__ == "__main__":

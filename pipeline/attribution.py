@@ -51,7 +51,7 @@ def attribution(ledger: Ledger) -> pd.DataFrame:
              "commission": -commission / before}
     frame.update({f"asset:{s}": asset[:, j] for j, s in enumerate(data.symbols)})
     frame.update({f"sleeve:{n}": sleeve_pnl[:, j] / before for j, n in enumerate(plan.names)})
-    return pd.DataFrame(frame, index=pd.Index(data.index[start:], name="time"))
+    return pd.DataFrame(frame, index=pd.Index(data.labels[start:], name="time"))
 
 
 def sleeves(ledger: Ledger) -> pd.DataFrame:
@@ -62,4 +62,4 @@ def sleeves(ledger: Ledger) -> pd.DataFrame:
     weights = np.where(held[:, None] >= 0, plan.sleeve_weights[ledger.traded][np.maximum(held, 0)], 0.0)
     frame = {f"equity:{n}": growth[:, j] for j, n in enumerate(plan.names)}
     frame.update({f"weight:{n}": weights[:, j] for j, n in enumerate(plan.names)})
-    return pd.DataFrame(frame, index=pd.Index(ledger.data.index[start:], name="time"))
+    return pd.DataFrame(frame, index=pd.Index(ledger.data.labels[start:], name="time"))

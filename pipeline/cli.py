@@ -37,10 +37,14 @@ def guarded(main: Callable[[], Any]) -> None:
 
 
 def report_user_errors(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Wrap the Hydra task so a user error in a single run prints one line and exits 2.
+    """Wrap the Hydra task so that a failure is reported the way the mode needs.
 
-    Hydra would otherwise add "Error executing job with overrides ..." to stderr. In a
-    multirun the error is raised as usual so the sweep records that job as failed.
+    A single run: a user error prints one line and exits 2 (Hydra would otherwise add "Error
+    executing job with overrides ..."). A multirun: any failure is written to the job's
+    ``error.txt``. Under Hydra's basic sweeper the job then returns NaN, so the sweep goes on
+    and its summary lists the job as failed (that sweeper stops at the first exception and
+    skips the end-of-sweep callbacks); other sweepers (Optuna) get the exception, which they
+    record as a failed trial.
     """
     import functools
 
@@ -49,15 +53,37 @@ def report_user_errors(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
         try:
             return task(cfg)
         except UserError as exc:
-            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise
+            if sweeping:
+                return _failed_job(exc)
             sys.stderr.write(f"robo-trader: {exc.kind}: {exc}\n")
             sys.exit(EXIT_USER_ERROR)
+        except Exception as exc:
+            if not sweeping:
+                raise
+            return _failed_job(exc)
 
     return wrapper
+
+
+def _failed_job(exc: BaseException) -> float:
+    import traceback
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    out = Path(hydra.runtime.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    detail = "" if isinstance(exc, UserError) else "".join(traceback.format_exception(exc))
+    (out / "error.txt").write_text(f"{type(exc).__name__}: {' '.join(str(exc).split())}\n{detail}")
+    sys.stderr.write(f"robo-trader: job {hydra.job.num} failed: {' '.join(str(exc).split())}\n")
+    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        raise exc
+    return float("nan")
 
 
 def user_message(exc: BaseException) -> str | None:

@@ -48,6 +48,8 @@ def run_schema() -> type:
         ("seed", int, dataclasses.field(default=7)),
         ("capital", float, dataclasses.field(default=1_000_000.0)),
         ("progress", bool, dataclasses.field(default=True)),
+        ("objective", str, dataclasses.field(default="sharpe")),
+        ("walkforward", Any, dataclasses.field(default=None)),
         ("out_dir", Optional[str], dataclasses.field(default=None)),
     ])
 

@@ -47,7 +47,15 @@ def _num(x: Any) -> str:
 
 
 def summary(metrics: dict[str, Any], cfg: Any, stages: Any, out: Path, elapsed: float) -> None:
-    """Print the headline numbers as a small two-column table."""
+    """Print the headline numbers: a two-column table, or one line per job in a sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        overrides = " ".join(HydraConfig.get().overrides.task)
+        print(f"job {HydraConfig.get().job.num}: sharpe {_num(metrics['sharpe'])}  cagr "
+              f"{_pct(metrics['cagr'])}  max dd {_pct(metrics['max_drawdown'])}  [{overrides}]")
+        return
     names = " | ".join([type(stages.data).__name__] +
                        [type(s).__name__ for s in stages.strategies.values()] +
                        [type(stages.allocator).__name__, type(stages.algo).__name__,

@@ -7,7 +7,8 @@ at bar ``t`` sees rows ``[0, t]`` only and trades in the next session, bar ``t +
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Optional
+import functools
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
@@ -130,19 +131,73 @@ class Orders:
         return len(self.symbol)
 
 
+# A child order in this bin is sent to the session's reference auction: it fills whole at
+# ``Session.reference`` (the open, or the close when the data has no opens), as ``market`` does.
+AUCTION = -1
+
+
 @dataclasses.dataclass
 class ChildOrders:
-    """A schedule of child orders: which parent, which intraday bin, how much, at what limit."""
+    """A schedule of child orders, one row per child (struct of arrays, no objects).
+
+    ``bin`` is the intraday bin the child is released in (``AUCTION``: the reference auction).
+    The children of a parent are worked first in, first out: a child released in bin ``b``
+    keeps working in the bins after it until it is filled or its parent's horizon passes, so
+    an iceberg's slices released together show one at a time, and what a capped bin could not
+    fill rolls into the next. A parent's horizon is the last ``expire`` (or ``bin``) of its
+    children; what is still unfilled there is cancelled or swept (the broker's ``unfilled``).
+    ``limit`` is a price (NaN: a market order); ``participation`` the most the parent may
+    take of a bin's volume while this child is its newest (NaN: the broker's cap only).
+    """
 
     parent: np.ndarray
     bin: np.ndarray
     quantity: np.ndarray
-    limit: np.ndarray  # NaN for a market order
+    limit: np.ndarray
+    participation: Optional[np.ndarray] = None
+    expire: Optional[np.ndarray] = None
+    whole: bool = False  # set only by ``whole_orders``: child i is all of parent i, in one bin
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    @classmethod
+    def whole_orders(cls, orders: "Orders", bin: int = AUCTION) -> "ChildOrders":
+        """Each parent sent whole as one market child in ``bin``; the engine's quantity checks
+        and the broker's bookkeeping can trust this shape without re-deriving it."""
+        n = orders.symbol.size
+        bins = np.empty(n, dtype=np.int64)
+        bins.fill(bin)
+        no_limit = np.empty(n)
+        no_limit.fill(np.nan)
+        return cls(parent=np.arange(n), bin=bins, quantity=orders.quantity, limit=no_limit, whole=True)
+
+
+@dataclasses.dataclass
+class ParentReport:
+    """What the broker reports for each parent order of a session (row = ``Orders`` row).
+
+    ``first_bin``/``last_bin`` bound the parent's interval (its first child's bin to its
+    horizon; ``AUCTION`` for an auction order), over which ``vwap``, ``twap`` and ``volume``
+    describe the market: its volume-weighted and time-weighted price and the shares it traded
+    (for an auction, the reference price and the session's volume). NaN where unknown (no
+    volume traded). ``cancelled`` and ``swept`` are signed quantities: what was left at the
+    horizon and cancelled, and what the horizon sweep filled.
+    """
+
+    first_bin: np.ndarray
+    last_bin: np.ndarray
+    vwap: np.ndarray
+    twap: np.ndarray
+    volume: np.ndarray
+    cancelled: np.ndarray
+    swept: np.ndarray
 
 
 @dataclasses.dataclass
 class Fills:
-    """Executions. ``price`` is per share including spread and impact; commission is apart."""
+    """Executions, one row per parent and bin. ``price`` is per share including spread and
+    impact; commission is apart. ``report`` describes every parent order, filled or not."""
 
     parent: np.ndarray
     symbol: np.ndarray
@@ -151,9 +206,32 @@ class Fills:
     commission: np.ndarray
     spread_cost: np.ndarray
     impact_cost: np.ndarray
+    bin: np.ndarray
+    report: ParentReport
 
     def __len__(self) -> int:
         return len(self.symbol)
+
+
+@dataclasses.dataclass
+class Bins:
+    """A session's intraday bins for the symbols of its orders: ``B x M`` arrays whose column
+    ``j`` is the symbol of parent order ``j``.
+
+    ``forecast``, ``sigma`` and ``half_spread`` are known before the session. The rest is
+    what the session did; an algorithm deciding bin ``b`` may read it for bins before ``b``
+    only, except that it may size bin ``b``'s child by bin ``b``'s volume as it prints
+    (``pov``). ``vwap`` never reads ``volume``.
+    """
+
+    elapsed: np.ndarray      # B: share of the session elapsed at each bin's end (the last is 1)
+    price: np.ndarray        # the bin's average traded price (volume-weighted)
+    low: np.ndarray          # lowest and highest traded price in the bin
+    high: np.ndarray
+    volume: np.ndarray       # shares traded in the bin (0: nothing traded, or halted)
+    forecast: np.ndarray     # shares expected in the bin, from data before the session only
+    sigma: np.ndarray        # M: daily volatility of log returns known at the decision
+    half_spread: np.ndarray  # M: half the quoted spread, a fraction of the price
 
 
 @dataclasses.dataclass
@@ -162,17 +240,33 @@ class Session:
 
     ``reference`` is the price a market order at the session's start meets: the open when
     the data has opens, otherwise that session's close (a market-on-close order: the next
-    price that exists after the decision).
+    price that exists after the decision). ``bins`` are the session's intraday bins for
+    ``symbols`` (the ordered symbols, in the orders' order), built by ``source`` the first
+    time anything reads them: a session traded whole in the auction never builds them.
+    ``lot`` is the broker's lot size (children should be whole lots).
     """
 
     bar: int
     reference: np.ndarray
     close: np.ndarray
     volume: Optional[np.ndarray]
+    symbols: Optional[np.ndarray] = None
+    lot: Optional[float] = None
+    source: Optional[Callable[[int, np.ndarray], Bins]] = None
+
+    @functools.cached_property
+    def bins(self) -> Bins:
+        if self.source is None:
+            raise RuntimeError("this session has no intraday market: the broker must provide one")
+        return self.source(self.bar, self.symbols)
 
 
 class ExecutionAlgo(Component):
-    """A parent order becomes child orders over the session's bins."""
+    """Parent orders become child orders over the session's bins (see ``ChildOrders``).
+
+    ``slice`` must never create a child with a NaN, infinite, zero or wrong-side quantity, nor
+    schedule more than a parent's quantity (the engine checks).
+    """
 
     def prepare(self, data: MarketData) -> None:
         """Called once before a run with the whole market (estimate only from the past)."""
@@ -188,6 +282,11 @@ class Broker(Component):
 
     def prepare(self, data: MarketData) -> None:
         """Called once before a run with the whole market (estimate only from the past)."""
+
+    def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
+        """The intraday bins of session ``bar`` for ``symbols`` (a ``Session.source``)."""
+        raise NotImplementedError(f"{type(self).__name__} simulates no intraday bins; use an "
+                                  f"execution algorithm that trades in the auction (execution=market)")
 
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
         raise NotImplementedError

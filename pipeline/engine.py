@@ -13,8 +13,8 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipeline.contracts import (Allocator, Book, Broker, ChildOrders, Constraint, ExecutionAlgo,
-                                Fills, Orders, RiskContext, Session, Strategy)
+from pipeline.contracts import (AUCTION, Allocator, Book, Broker, ChildOrders, Constraint,
+                                ExecutionAlgo, Fills, Orders, RiskContext, Session, Strategy)
 from pipeline.errors import DataError
 from pipeline.market import MarketData, forward_filled
 from pipeline.portfolio import Targets, first_decision, targets
@@ -130,7 +130,8 @@ def backtest(
                 continue
             orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
             session = Session(bar=t + 1, reference=reference[t + 1], close=close[t + 1],
-                              volume=None if data.volume is None else data.volume[t + 1])
+                              volume=None if data.volume is None else data.volume[t + 1],
+                              symbols=sym, lot=lot, source=broker.session_bins)
             children = algo.slice(orders, session)
             _check_children(children, orders)
             fills = broker.execute(orders, children, session)
@@ -154,6 +155,7 @@ def backtest(
     positions = np.cumsum(d_pos[start:], axis=0)
     cash_path = np.cumsum(d_cash[start:])
     fills_table = _concat_fills(fill_parts)
+    reports = _concat_reports(fill_parts)
     held = positions * mark[start:]
     equity_path = cash_path + held.sum(axis=1)
     return Ledger(
@@ -162,13 +164,13 @@ def backtest(
         decisions=at[np.asarray(traded, dtype=np.int64)], traded=np.asarray(traded, dtype=np.int64),
         plan=plan,
         weights=np.array(traded_weights).reshape(len(traded), n_sym),
-        orders=_concat_orders(order_parts, fills_table), fills=fills_table,
+        orders={**_concat_orders(order_parts, fills_table), **reports}, fills=fills_table,
         binding=binding, capital=float(capital))
 
 
 def _check_children(children: ChildOrders, orders: Orders) -> None:
     """No child order may carry a NaN, infinite, zero, flipped or oversized quantity."""
-    if children.quantity.size == 0:
+    if children.quantity.size == 0 or children.whole:  # whole parents, which the engine checked
         return
     # the ratio to the parent is NaN, infinite, <= 0 or > 1 for every kind of bad quantity,
     # and a parent's ratios summing above 1 means more was scheduled than ordered
@@ -176,12 +178,18 @@ def _check_children(children: ChildOrders, orders: Orders) -> None:
     if not ratio.min() > 0:
         raise RuntimeError("execution produced a child order with a NaN, zero or wrong-side "
                            "quantity: a plugin bug")
+    if children.bin.min() < AUCTION:
+        raise RuntimeError("execution produced a child order in a negative bin: a plugin bug")
     if not np.bincount(children.parent, weights=ratio).max() <= 1 + 1e-9:
         raise RuntimeError("execution produced an infinite child order or scheduled more than a "
                            "parent order's quantity: a plugin bug")
 
 
-FILL_FIELDS = ("symbol", "quantity", "price", "commission", "spread_cost", "impact_cost")
+FILL_FIELDS = ("symbol", "quantity", "price", "commission", "spread_cost", "impact_cost", "bin")
+# ParentReport field -> orders key
+REPORT_FIELDS = {"first_bin": "first_bin", "last_bin": "last_bin", "vwap": "market_vwap",
+                 "twap": "market_twap", "volume": "market_volume", "cancelled": "cancelled",
+                 "swept": "swept"}
 
 
 def _concat_fills(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
@@ -193,6 +201,13 @@ def _concat_fills(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
     for key in FILL_FIELDS:
         out[key] = np.concatenate([getattr(p[2], key) for p in parts]) if parts else np.array([])
     return out
+
+
+def _concat_reports(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
+    """The broker's report on every parent order of the run (see ``ParentReport``)."""
+    return {name: (np.concatenate([getattr(p[2].report, key) for p in parts]) if parts
+                   else np.array([]))
+            for key, name in REPORT_FIELDS.items()}
 
 
 def _concat_orders(parts: list[tuple[int, Orders]], fills: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ delisted or halted); loaders reject NaN inside a series unless a fill policy say
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from typing import Optional
 
@@ -90,6 +91,23 @@ class MarketData:
         with np.errstate(invalid="ignore", divide="ignore"):
             out[1:] = self.close[1:] / self.close[:-1] - 1.0
         return out
+
+    @functools.cached_property
+    def labels(self) -> np.ndarray:
+        """The bar stamps as text, as pandas writes them (``1990-01-02 16:00:00-05:00``),
+        formatted once: every output table labels its rows with them, and pandas' own
+        tz-aware formatting costs more than the whole backtest."""
+        index = self.index
+        local = index.tz_localize(None).values
+        if (local.astype("datetime64[s]") != local).any():  # sub-second stamps: pandas' format
+            return np.asarray(index.astype(str), dtype=object)
+        utc = index.tz_convert("UTC").tz_localize(None).values
+        minutes = ((local - utc) // np.timedelta64(1, "m")).astype(np.int64)
+        offsets, which = np.unique(minutes, return_inverse=True)
+        suffix = np.array([f"{'+' if o >= 0 else '-'}{abs(o) // 60:02d}:{abs(o) % 60:02d}" for o in offsets],
+                          dtype=object)[which]
+        body = np.char.replace(np.datetime_as_string(local, unit="s"), "T", " ").astype(object)
+        return body + suffix
 
     def digest(self) -> str:
         """sha256 of the index, symbols and every field: the data's identity in provenance."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline import tca
 from pipeline.engine import Ledger
 from pipeline.metrics import summarize
 
@@ -31,22 +32,20 @@ PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmod
 def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
     data = ledger.data
     symbols = np.array(data.symbols, dtype=object)
-    times = data.index[ledger.start:]
+    times = pd.Index(data.labels[ledger.start:], name="time")
     equity = pd.DataFrame({"equity": ledger.equity, "cash": ledger.cash,
-                           "gross_exposure": ledger.gross_exposure}, index=pd.Index(times, name="time"))
+                           "gross_exposure": ledger.gross_exposure}, index=times)
     returns = pd.DataFrame({"return": np.append(0.0, ledger.equity[1:] / ledger.equity[:-1] - 1.0)},
                            index=equity.index)
     weights = pd.DataFrame(ledger.weights, columns=list(data.symbols),
-                           index=pd.Index(data.index[ledger.decisions], name="time"))
+                           index=pd.Index(data.labels[ledger.decisions], name="time"))
     o = ledger.orders
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(o["filled"] != 0, o["filled_value"] / o["filled"], np.nan)
-    remaining = np.abs(o["quantity"]) - np.abs(o["filled"])
-    status = np.where(np.abs(o["filled"]) == 0, "unfilled",
-                      np.where(remaining > 1e-9 * np.abs(o["quantity"]), "partial", "filled"))
+    status = tca.fill_status(o["quantity"], o["filled"])
     orders = pd.DataFrame({
         "order_id": o["id"].astype(np.int64),
-        "decision_time": data.index[o["decision"].astype(np.int64)],
+        "decision_time": data.labels[o["decision"].astype(np.int64)],
         "symbol": symbols[o["symbol"].astype(np.int64)],
         "side": np.where(o["quantity"] > 0, "buy", "sell"),
         "quantity": np.abs(o["quantity"]),
@@ -58,7 +57,7 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
     f = ledger.fills
     fills = pd.DataFrame({
         "order_id": f["order"].astype(np.int64),
-        "time": data.index[f["bar"].astype(np.int64)],
+        "time": data.labels[f["bar"].astype(np.int64)],
         "symbol": symbols[f["symbol"].astype(np.int64)],
         "side": np.where(f["quantity"] > 0, "buy", "sell"),
         "quantity": np.abs(f["quantity"]),
@@ -67,11 +66,13 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "commission": f["commission"],
         "spread_cost": f["spread_cost"],
         "impact_cost": f["impact_cost"],
+        "bin": f["bin"].astype(np.int64),
     })
     from pipeline.attribution import attribution, sleeves
 
     return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
-            "attribution": attribution(ledger), "sleeves": sleeves(ledger)}
+            "execution": tca.table(ledger), "attribution": attribution(ledger),
+            "sleeves": sleeves(ledger)}
 
 
 def metrics_of(ledger: Ledger) -> dict[str, Any]:
@@ -83,6 +84,7 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
                     gross_exposure=ledger.gross_exposure, costs=costs,
                     n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
     out["risk_binding"] = dict(ledger.binding)
+    out["execution"] = tca.summary(tca.table(ledger))
     return out
 
 
@@ -118,6 +120,11 @@ def assumptions(ledger: Ledger, stages: Any) -> list[str]:
     if ledger.data.volume is None and hasattr(stages.broker, "adv_usd"):
         notes.append(f"no volume: market impact assumes {stages.broker.adv_usd:,.0f} USD of "
                      f"average daily volume per symbol")
+    if (ledger.fills["bin"] >= 0).any() and not getattr(stages.broker, "intraday", None):
+        notes.append("no intraday bars: each session's bins are simulated from its daily bar "
+                     "(pipeline/intraday.py)" + ("" if ledger.data.open is not None else
+                     ", bridging the previous close to the close (the overnight gap falls "
+                     "inside the session)"))
     return notes
 
 
@@ -143,11 +150,12 @@ def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
     for name, frame in frames.items():
-        _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name: fr.to_csv(p, index=n not in ("orders", "fills")))
+        _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name:
+                fr.to_csv(p, index=n not in ("orders", "fills", "execution")))
     metrics = metrics_of(ledger)
-    _atomic(out / "provenance.json", lambda p: _dump(provenance(ledger, cfg, stages), p))
+    _atomic(out / "provenance.json", lambda p: write_json(provenance(ledger, cfg, stages), p))
     (out / "error.txt").unlink(missing_ok=True)
-    _atomic(out / "metrics.json", lambda p: _dump(metrics, p))
+    _atomic(out / "metrics.json", lambda p: write_json(metrics, p))
     return metrics
 
 
@@ -164,7 +172,8 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def _dump(obj: Any, path: Path) -> None:
+def write_json(obj: Any, path: Path) -> None:
+    """Sorted, indented JSON with NaN and infinities as null (valid JSON, stable bytes)."""
     path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 

@@ -7,6 +7,7 @@ nothing and names its key.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from pipeline.contracts import (Allocator, Broker, Constraint, DataSource, Execu
                                 Strategy)
 from pipeline.errors import ConfigError, UserError
 from pipeline.params import build
+
+
+log = logging.getLogger("robo_trader")
 
 
 @dataclasses.dataclass
@@ -109,6 +113,89 @@ def output_dir(cfg: DictConfig) -> Path:
     return Path.cwd()
 
 
+# One process may run many jobs (a sweep's basic launcher, a joblib worker): data loaded once
+# per process and identical config is reused. MarketData is frozen and stages only read it.
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def load_data(source: DataSource, node: Any) -> Any:
+    key = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else repr(node)
+    path = getattr(source, "path", None)
+    if path and Path(str(path)).is_file():  # a user's file may change between jobs
+        stat = Path(str(path)).stat()
+        key += f"|{stat.st_mtime_ns}|{stat.st_size}"
+    if key in _DATA_CACHE:
+        log.info("data: reused %s already loaded in this process", type(source).__name__)
+    else:
+        _DATA_CACHE.clear()  # keep one market in memory, not one per variant ever seen
+        _DATA_CACHE[key] = source.load()
+        log.info("data: loaded %s", type(source).__name__)
+    return _DATA_CACHE[key]
+
+
+def objective(cfg: DictConfig, metrics: dict[str, Any]) -> float:
+    """The number a sweeper optimises: ``metrics[cfg.objective]`` (NaN when undefined)."""
+    value = metrics.get(cfg.objective)
+    return float("nan") if value is None else float(value)
+
+
+def main(cfg: DictConfig) -> float:
+    """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
+    if cfg.get("walkforward") is not None:
+        summary = run_walkforward(cfg)
+        return objective(cfg, summary["out_of_sample"])
+    return objective(cfg, run(cfg))
+
+
+def run_walkforward(cfg: DictConfig) -> dict[str, Any]:
+    """Backtest every candidate of ``cfg.walkforward.grid`` once; choose per fold; record."""
+    import numpy as np
+
+    from pipeline import recorder, walkforward as wf
+    from pipeline.engine import backtest
+    from pipeline.schedule import decision_bars
+
+    out = output_dir(cfg)
+    try:
+        spec = wf.parse(cfg.walkforward, cfg, OBJECTIVES)
+        grid = wf.candidates(spec["grid"])
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain.pop("walkforward")
+        columns, starts, data = [], [], None
+        for params in grid:
+            variant = OmegaConf.create(plain)
+            for key, value in params.items():
+                OmegaConf.update(variant, key, value, merge=False)
+            stages = build_stages(variant)
+            data = load_data(stages.data, variant.data)
+            ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
+                              stages.broker, decision_bars(data.index, variant.schedule.rebalance),
+                              float(variant.capital), drift=variant.schedule.drift,
+                              portfolio=stages.portfolio)
+            r = np.zeros(data.n_bars)
+            r[ledger.start + 1:] = ledger.equity[1:] / ledger.equity[:-1] - 1.0
+            columns.append(r)
+            starts.append(ledger.start)
+        returns = np.column_stack(columns)
+        result = wf.evaluate(returns, data.index, spec, first=min(starts))
+        summary = wf.write(out, result, grid, returns, data.index, spec)
+    except UserError as exc:
+        recorder.record_failure(out, exc)
+        raise
+    oos, hind = summary["out_of_sample"], summary["in_sample_best_over_whole_history"]
+    print(f"walk-forward over {summary['folds']} folds, {summary['candidates']} candidates, by {spec['metric']}:\n"
+          f"  out of sample (stitched): sharpe {oos['sharpe']:.2f}  cagr {oos['cagr']:.2%}\n"
+          f"  best with hindsight {hind['params']}: sharpe {hind['same_period']['sharpe']:.2f} "
+          f"over the same period\n  output {out}")
+    return summary
+
+
+OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown", "annual_vol",
+              "turnover", "total_costs", "final_equity")
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Backtest the configured pipeline and write the run folder; returns the metrics."""
     from pipeline import console, recorder
@@ -123,7 +210,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
                               f"difference in (0, 2), or null to trade at every decision")
         started = time.perf_counter()
-        data = stages.data.load()
+        data = load_data(stages.data, cfg.data)
         decisions = decision_bars(data.index, cfg.schedule.rebalance)
         bar = console.Progress("backtest", enabled=bool(cfg.progress))
         ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,

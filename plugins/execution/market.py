@@ -1,21 +1,18 @@
-"""Send each parent order whole, as a market order at the start of the session."""
+"""Send each parent order whole to the session's reference auction."""
 
 from __future__ import annotations
 
-import numpy as np
 
-from pipeline.contracts import ChildOrders, ExecutionAlgo, Orders, Session
+from pipeline.contracts import AUCTION, ChildOrders, ExecutionAlgo, Orders, Session
 
 
 class Market(ExecutionAlgo):
-    """One child per parent, in the session's first bin, no limit price."""
+    """One child per parent in the ``AUCTION`` bin, no limit price: it fills whole at the
+    session's open, or at its close when the data has no opens. The session's intraday bins
+    are never built."""
 
     def __init__(self) -> None:
         pass
 
     def slice(self, orders: Orders, session: Session) -> ChildOrders:
-        n = orders.symbol.size
-        no_limit = np.empty(n)
-        no_limit.fill(np.nan)
-        return ChildOrders(parent=np.arange(n), bin=np.zeros(n, dtype=np.int64),
-                           quantity=orders.quantity, limit=no_limit)
+        return ChildOrders.whole_orders(orders, AUCTION)
