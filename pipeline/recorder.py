@@ -7,6 +7,7 @@ instead. Same config + same seed -> byte-identical files (no clock time, no abso
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -91,15 +92,9 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
 def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     return {
         "code_version": code_version(),
-        "packages": versions,
+        "packages": package_versions(),
         "python": ".".join(map(str, __import__("sys").version_info[:3])),
         "data": {"name": ledger.data.name, "sha256": ledger.data.digest(),
                  "bars": ledger.data.n_bars, "symbols": list(ledger.data.symbols),
@@ -128,6 +123,18 @@ def assumptions(ledger: Ledger, stages: Any) -> list[str]:
     return notes
 
 
+@functools.cache
+def package_versions() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@functools.cache  # once per process: a sweep's jobs share the code they run
 def code_version() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
@@ -151,7 +158,7 @@ def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     frames = tables(ledger)
     for name, frame in frames.items():
         _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name:
-                fr.to_csv(p, index=n not in ("orders", "fills", "execution")))
+                write_csv(fr, p, index=n not in ("orders", "fills", "execution")))
     metrics = metrics_of(ledger)
     _atomic(out / "provenance.json", lambda p: write_json(provenance(ledger, cfg, stages), p))
     (out / "error.txt").unlink(missing_ok=True)
@@ -170,6 +177,16 @@ def _atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
+    """CSV through Arrow's writer: shortest round-trip floats, NaN as an empty field, text
+    quoted; about ten times faster than pandas' writer, which dominated a run's cost."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.Table.from_pandas(frame.reset_index() if index else frame, preserve_index=False)
+    pacsv.write_csv(table, str(path), pacsv.WriteOptions(quoting_style="needed"))
 
 
 def write_json(obj: Any, path: Path) -> None:
