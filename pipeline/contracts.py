@@ -165,12 +165,18 @@ class ChildOrders:
     def whole_orders(cls, orders: "Orders", bin: int = AUCTION) -> "ChildOrders":
         """Each parent sent whole as one market child in ``bin``; the engine's quantity checks
         and the broker's bookkeeping can trust this shape without re-deriving it."""
-        n = orders.symbol.size
-        bins = np.empty(n, dtype=np.int64)
-        bins.fill(bin)
-        no_limit = np.empty(n)
-        no_limit.fill(np.nan)
-        return cls(parent=np.arange(n), bin=bins, quantity=orders.quantity, limit=no_limit, whole=True)
+        parent, bins, no_limit = _whole_layout(orders.symbol.size, bin)
+        return cls(parent=parent, bin=bins, quantity=orders.quantity, limit=no_limit, whole=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_layout(n: int, bin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The index arrays of ``whole_orders`` for ``n`` parents, built once and read-only (a
+    daily backtest asks for the same few sizes thousands of times)."""
+    arrays = (np.arange(n), np.full(n, bin, dtype=np.int64), np.full(n, np.nan))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 @dataclasses.dataclass

@@ -194,20 +194,31 @@ REPORT_FIELDS = {"first_bin": "first_bin", "last_bin": "last_bin", "vwap": "mark
 
 def _concat_fills(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
     """Fills of the whole run: ``bar`` of the session, ``order`` the run-wide parent id."""
+    if not parts:
+        return {k: np.array([]) for k in ("bar", "order") + FILL_FIELDS}
     sizes = np.array([p[2].symbol.size for p in parts], dtype=np.int64)
     out = {"bar": np.repeat(np.array([p[0] for p in parts], dtype=np.int64), sizes),
-           "order": (np.concatenate([p[2].parent + p[1] for p in parts]) if parts
-                     else np.array([], dtype=np.int64))}
+           "order": np.concatenate([p[2].parent for p in parts])
+           + np.repeat(np.array([p[1] for p in parts], dtype=np.int64), sizes)}
     for key in FILL_FIELDS:
-        out[key] = np.concatenate([getattr(p[2], key) for p in parts]) if parts else np.array([])
+        out[key] = np.concatenate([getattr(p[2], key) for p in parts])
     return out
 
 
 def _concat_reports(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
     """The broker's report on every parent order of the run (see ``ParentReport``)."""
-    return {name: (np.concatenate([getattr(p[2].report, key) for p in parts]) if parts
-                   else np.array([]))
-            for key, name in REPORT_FIELDS.items()}
+    if not parts:
+        return {name: np.array([]) for name in REPORT_FIELDS.values()}
+    reports = [p[2].report for p in parts]
+    out: dict[str, np.ndarray] = {}
+    done: dict[str, str] = {}
+    for key, name in REPORT_FIELDS.items():
+        # a field that is the very array of an earlier one in every session is that one again
+        # (an auction's twap is its vwap, its last bin its first): join it once
+        same = next((k for k in done if all(getattr(r, key) is getattr(r, k) for r in reports)), None)
+        out[name] = out[done[same]] if same else np.concatenate([getattr(r, key) for r in reports])
+        done[key] = name
+    return out
 
 
 def _concat_orders(parts: list[tuple[int, Orders]], fills: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -138,7 +138,7 @@ class SimBroker(Broker):
 
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
         m = len(orders)
-        if children.whole and children.bin[:1].tolist() == [AUCTION]:
+        if children.whole and children.bin.size and children.bin[0] == AUCTION:
             fast = self._market(orders, children, session)
             if fast is not None:
                 return fast
