@@ -59,7 +59,9 @@ def sleeves(ledger: Ledger) -> pd.DataFrame:
     plan, start = ledger.plan, ledger.start
     growth = np.cumprod(1.0 + np.nan_to_num(plan.sleeve_returns[start:]), axis=0)
     held = np.searchsorted(ledger.decisions, np.arange(start, ledger.data.n_bars), side="right") - 1
-    weights = np.where(held[:, None] >= 0, plan.sleeve_weights[ledger.traded][np.maximum(held, 0)], 0.0)
+    weights = np.zeros((held.size, len(plan.names)))
+    if ledger.traded.size:  # a run that never traded has no sleeve weights to show
+        weights = np.where(held[:, None] >= 0, plan.sleeve_weights[ledger.traded][np.maximum(held, 0)], 0.0)
     frame = {f"equity:{n}": growth[:, j] for j, n in enumerate(plan.names)}
     frame.update({f"weight:{n}": weights[:, j] for j, n in enumerate(plan.names)})
     return pd.DataFrame(frame, index=pd.Index(ledger.data.labels[start:], name="time"))

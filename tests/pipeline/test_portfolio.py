@@ -84,3 +84,20 @@ def test_sleeve_caps_and_budgets_by_sleeve_name(sp500):
     assert rc[0] / rc[1] == pytest.approx(3.0, rel=1e-6)
     with pytest.raises(ConfigError, match="not sleeves"):
         targets(sp500, sleeves_, EqualWeight(), Capped(InverseVol(), {"x": 0.3}), at)
+
+
+def test_a_run_that_never_trades_still_has_sleeve_and_attribution_tables(sp500):
+    from pipeline.contracts import Strategy
+
+    class Never(Strategy):
+        def __init__(self):
+            pass
+
+        def signal(self, data, at):
+            return np.zeros((len(at), data.n_symbols))
+
+    ledger = backtest(sp500, {"never": Never()}, EqualWeight(), [], Market(), SimBroker(),
+                      decision_bars(sp500.index, "monthly"), 1e6)
+    assert len(ledger.decisions) == 0
+    assert (sleeves(ledger).filter(like="weight:").to_numpy() == 0).all()
+    assert (attribution(ledger)["portfolio"] == 0).all()
