@@ -195,7 +195,8 @@ REPORT_FIELDS = {"first_bin": "first_bin", "last_bin": "last_bin", "vwap": "mark
 def _concat_fills(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
     """Fills of the whole run: ``bar`` of the session, ``order`` the run-wide parent id."""
     if not parts:
-        return {k: np.array([]) for k in ("bar", "order") + FILL_FIELDS}
+        return {k: np.array([], dtype=np.int64 if k in ("bar", "order", "symbol", "bin") else np.float64)
+                for k in ("bar", "order") + FILL_FIELDS}
     sizes = np.array([p[2].symbol.size for p in parts], dtype=np.int64)
     out = {"bar": np.repeat(np.array([p[0] for p in parts], dtype=np.int64), sizes),
            "order": np.concatenate([p[2].parent for p in parts])
