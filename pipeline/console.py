@@ -1,8 +1,10 @@
-"""What the terminal shows: a progress bar on long runs and a summary table at the end."""
+"""What the terminal shows: a progress bar on long runs, a counter line per sweep job, and a
+summary table at the end of a run (its headline numbers) or of a sweep (its best jobs)."""
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,8 +55,9 @@ def summary(metrics: dict[str, Any], cfg: Any, stages: Any, out: Path, elapsed: 
 
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         overrides = " ".join(HydraConfig.get().overrides.task)
-        print(f"job {HydraConfig.get().job.num}: sharpe {_num(metrics['sharpe'])}  cagr "
-              f"{_pct(metrics['cagr'])}  max dd {_pct(metrics['max_drawdown'])}  [{overrides}]")
+        print(f"{job_counter(HydraConfig.get().job.num)}job {HydraConfig.get().job.num}: sharpe "
+              f"{_num(metrics['sharpe'])}  cagr {_pct(metrics['cagr'])}  max dd "
+              f"{_pct(metrics['max_drawdown'])}  ({elapsed:.2f}s)  [{overrides}]", flush=True)
         return
     names = " | ".join([type(stages.data).__name__] +
                        [type(s).__name__ for s in stages.strategies.values()] +
@@ -80,3 +83,46 @@ def summary(metrics: dict[str, Any], cfg: Any, stages: Any, out: Path, elapsed: 
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"{'backtest'.ljust(width)}  {elapsed:.3f}s", f"{'output'.ljust(width)}  {out}"]
     print("\n".join(lines))
+
+
+def job_counter(num: int) -> str:
+    """``[3/12] `` for the job numbered 2 of a 12-job sweep (the sweep callback publishes the
+    count); empty when the count is unknown."""
+    total = os.environ.get("ROBO_TRADER_SWEEP_JOBS", "")
+    width = len(total)
+    return f"[{num + 1:>{width}}/{total}] " if total.isdigit() else ""
+
+
+def table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+    """A plain text table with aligned columns (numbers right-aligned by column index)."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def sweep_summary(frame: Any, objective: str, stats: dict[str, Any], lower_is_better: tuple,
+                  sweep_dir: Path, top: int = 10) -> None:
+    """The end of a sweep: how many jobs ran, the best ones as a table, the overfitting figures."""
+    done = frame[frame["status"] == "completed"]
+    lines = [f"sweep: {len(frame)} jobs, {len(done)} completed, {len(frame) - len(done)} failed or incomplete"]
+    if not done.empty and objective in done:
+        ranked = done.sort_values(objective, ascending=objective in lower_is_better, kind="stable").head(top)
+        cols = [c for c in dict.fromkeys([objective, "sharpe", "cagr", "max_drawdown", "turnover"]) if c in done]
+        fmt = {"cagr": _pct, "max_drawdown": _pct, "annual_vol": _pct}
+        rows = [[str(r["job"])] + [fmt.get(c, _num)(r[c]) for c in cols] + [str(r["overrides"])]
+                for r in ranked.to_dict("records")]
+        lines += ["", f"best {len(rows)} by {objective}:",
+                  table(["job", *cols, "overrides"], rows, right=set(range(1, len(cols) + 1)))]
+    if stats:
+        lines += ["", f"overfitting across {stats.get('n_trials')} trials: best job {stats.get('best')} "
+                      f"(Sharpe {_num(stats.get('sharpe_annual'))}), deflated Sharpe ratio {_num(stats.get('dsr'))}, "
+                      f"PBO {_num(stats.get('pbo'))}"]
+    failed = frame[frame["status"] != "completed"]
+    for r in failed.to_dict("records"):
+        lines.append(f"failed: job {r['job']} ({r['overrides']}): {r.get('error')}")
+    lines += ["", f"summary  {sweep_dir / 'summary.html'}  (and summary.md, sweep.csv)"]
+    print("\n".join(lines), flush=True)

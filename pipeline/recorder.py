@@ -1,5 +1,6 @@
 """Write a run folder: tables, metrics and provenance, so the run can be checked and repeated.
 
+``report.html`` (``pipeline.report``) is the run's tearsheet, drawn from the same tables.
 Files are written to a temporary name and renamed into place, ``metrics.json`` last: a folder
 with ``metrics.json`` is a finished run. A run stopped by a user error leaves ``error.txt``
 instead. Same config + same seed -> byte-identical files (no clock time, no absolute paths).
@@ -25,7 +26,8 @@ from pipeline.metrics import summarize
 
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
-WHERE_NOT_WHAT = ("out_dir", "progress", "hydra.run.", "hydra.sweep.")
+# (and the live dashboard's address and token: a secret never goes into a run's files)
+WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "hydra.run.", "hydra.sweep.")
 PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
             "hydra-core", "omegaconf", "skfolio", "ib_async")
 
@@ -160,7 +162,13 @@ def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
         _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name:
                 write_csv(fr, p, index=n not in ("orders", "fills", "execution")))
     metrics = metrics_of(ledger)
-    _atomic(out / "provenance.json", lambda p: write_json(provenance(ledger, cfg, stages), p))
+    prov = provenance(ledger, cfg, stages)
+    _atomic(out / "provenance.json", lambda p: write_json(prov, p))
+    from pipeline import report
+
+    # the tearsheet sees what the files hold (JSON's null for NaN), so a rebuild from the
+    # folder (python -m pipeline.report) gives the same bytes
+    report.write(out, frames, _jsonable(metrics), _jsonable(prov), report.benchmark(ledger.data, ledger.start))
     (out / "error.txt").unlink(missing_ok=True)
     _atomic(out / "metrics.json", lambda p: write_json(metrics, p))
     return metrics
