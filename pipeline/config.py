@@ -27,6 +27,47 @@ class ScheduleConfig:
     drift: Optional[float] = None
 
 
+@dataclasses.dataclass
+class PretradeConfig:
+    """Checks every child order passes before it is sent (pipeline/pretrade.py); null = off."""
+    max_order_notional: Optional[float] = None      # a child's size x price
+    max_position_notional: Optional[float] = None   # the position a child would leave x price
+    price_collar: Optional[float] = None            # limit or quote this far from arrival: blocked
+    max_orders_per_second: Optional[float] = None   # order rate (waits, never drops)
+    use_quotes: bool = True                         # ask the broker for a quote before each child
+
+
+@dataclasses.dataclass
+class KillSwitchConfig:
+    """pipeline/killswitch.py: engaged by a file, a command, or these limits; null = off."""
+    file: Optional[str] = None                      # default <state_dir>/KILL
+    max_daily_loss: Optional[float] = None          # fraction of the day's first equity
+    max_drawdown: Optional[float] = None            # fraction of the highest equity seen
+    max_rejects: Optional[int] = None               # rejected orders in one day
+
+
+@dataclasses.dataclass
+class ModeConfig:
+    """backtest | paper | live (conf/mode/); everything but ``name`` is for paper and live."""
+    name: str = "backtest"
+    run_once: bool = False              # one tick now, then exit
+    max_ticks: Optional[int] = None     # stop after this many ticks (null: run on)
+    at: Optional[str] = "09:35"         # daily tick time in tz, weekdays
+    every_seconds: Optional[float] = None   # or a tick every N seconds
+    tz: str = "America/New_York"
+    grace_seconds: float = 3600.0       # on start, a tick scheduled this recently runs at once
+    bins: int = 13                      # the session's bins for the execution algorithm
+    bin_seconds: float = 1800.0         # wall-clock length of one bin
+    state_dir: str = "state"            # journal.sqlite and the KILL file live here
+    run_id: Optional[str] = None        # part of every orderRef; default: made up once per journal
+    confirm: Optional[str] = None       # mode=live: the account id, to confirm
+    max_data_age_hours: Optional[float] = None  # refuse to decide on older data
+    ack_timeout: float = 10.0           # an unacknowledged order is looked up after this long
+    settle_seconds: float = 60.0        # after the horizon, wait this long for cancels and fills
+    pretrade: PretradeConfig = dataclasses.field(default_factory=PretradeConfig)
+    killswitch: KillSwitchConfig = dataclasses.field(default_factory=KillSwitchConfig)
+
+
 def risk_schema() -> type:
     names = list(registry.registered()["risk"])
     return dataclasses.make_dataclass("RiskConfig", [(n, Any, dataclasses.field(default=None))
@@ -45,6 +86,7 @@ def run_schema() -> type:
         ("execution", Any, dataclasses.field(default="???")),
         ("broker", Any, dataclasses.field(default="???")),
         ("schedule", ScheduleConfig, dataclasses.field(default_factory=ScheduleConfig)),
+        ("mode", ModeConfig, dataclasses.field(default_factory=ModeConfig)),
         ("seed", int, dataclasses.field(default=7)),
         ("capital", float, dataclasses.field(default=1_000_000.0)),
         ("progress", bool, dataclasses.field(default=True)),

@@ -143,6 +143,12 @@ def main(cfg: DictConfig) -> float:
     """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
+    mode = cfg.get("mode")
+    if mode is not None and mode.name != "backtest":
+        from pipeline.live import run_live
+
+        run_live(cfg)
+        return float("nan")
     if cfg.get("walkforward") is not None:
         summary = run_walkforward(cfg)
         return objective(cfg, summary["out_of_sample"])
@@ -205,6 +211,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = output_dir(cfg)
     try:
         stages = build_stages(cfg)
+        if getattr(stages.broker, "live_only", False):
+            raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
+                              f"mode=paper (or mode=live); backtest with broker=sim")
         drift = cfg.schedule.drift
         if drift is not None and not 0 < drift < 2:
             raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "

@@ -1,0 +1,1191 @@
+"""Paper and live trading: the backtest's stages, on a schedule, against a live broker.
+
+``python run.py mode=paper broker=ib`` runs the same config a backtest runs, on one asyncio
+event loop (no blocking call: data sources without an async loader and the signal, allocation
+and risk stages run in a worker thread, and the broker is driven by its async API only).
+
+At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
+``mode.every_seconds``; ``mode.run_once`` ticks once, now, and exits):
+
+1. The data is loaded up to now from the configured source (``data=ib`` reads IB's bars).
+   Its last bar is the decision bar; a decision is due when ``schedule.rebalance`` puts a
+   decision bar after the last one the journal has handled (calendar rules look one business
+   day ahead to know whether the last bar ends its period; the first deployment always trades).
+2. Targets: ``pipeline.portfolio.targets`` and the configured risk constraints for that bar
+   (path-dependent constraints see the account's book), converted to shares with the
+   account's net liquidation value at the decision's prices, in the broker's lots, and
+   diffed against the broker's positions (symbols outside the data are left alone).
+3. The parents go through the configured ``ExecutionAlgo.slice`` over the session's bins:
+   ``mode.bins`` bins of ``mode.bin_seconds`` each from now (a US session is 13 x 30 min; tests
+   use fractions of a second). Bins hold the forecast only (volume profile times the average
+   daily volume, the decision's price): what a bin will trade is unknown when the plan is made,
+   so algorithms that read the realised tape (``pov``) work from the forecast.
+4. The whole plan (parents and children, each with a stable orderRef
+   ``rt:<run>:<decision>:<symbol>:<n>`` and its release and expiry time) is committed to the
+   journal (``pipeline.journal``) before anything is sent.
+5. Each child is released at its bin's time: pre-trade checks (``pipeline.pretrade``), the
+   order-rate limit, ``intent`` committed, then the broker's ``place``. Market children are
+   market orders, limit children limit orders. Fills, acks, rejects and commissions update the
+   journal as they arrive. At a parent's horizon what is still working is cancelled (and, with
+   ``broker.unfilled=sweep``, the rest sent as one market order).
+6. At the end the executions are re-read from the broker, positions are snapshot and compared
+   with the targets, and the decision is closed.
+
+Crash safety: after a restart (or a reconnect) the runner reconciles the journal with the
+broker before doing anything: executions since the last one seen are added (by execution id),
+children the broker knows (open or completed, by orderRef, or by their executions) are adopted,
+and a child in ``intent`` is sent again only when the broker still does not know its orderRef
+``mode.ack_timeout`` seconds after it was handed over (an order this connection handed over and
+the gateway has not acknowledged yet is in flight, not lost). An orderRef the broker knows is
+never sent twice. After a restart or a pause the rest of the schedule resumes from now, with
+its spacing; a decision whose horizon passed more than ``mode.grace_seconds`` ago is abandoned
+(its unsent children skipped, its working orders cancelled) and the next decision starts from
+the positions. The journal is bound to one account and one client id (IB binds orders to the
+client id that placed them).
+
+What the backtest does that this loop does not: stateful risk constraints start afresh in each
+process; a child's ``participation`` is not enforced (IB would need its own algos for that);
+the sizing capital is the account's net liquidation value, not ``capital``.
+
+Safety: ``mode=live`` needs ``broker.live=true``, ``broker.account`` among the gateway's
+managed accounts and a confirmation (``mode.confirm=<account>``, or typing the account at a
+terminal); ``mode=paper`` refuses live accounts. The kill switch (``pipeline.killswitch``) stops
+everything and cancels open orders, and persists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+from pipeline.errors import ConfigError, DataError, UserError
+
+log = logging.getLogger("robo_trader.live")
+
+MODES = ("backtest", "paper", "live")
+# IB error codes that mean the order was refused, not cancelled by us
+REJECT_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 113, 114, 115, 116, 117, 118, 119, 200,
+                201, 203, 321, 322, 382, 383, 387, 388, 391, 392, 393, 394, 395, 396, 397, 398,
+                399, 404, 434, 10147, 10148}
+
+
+class BrokerError(UserError):
+    kind = "broker error"
+
+
+class SafetyError(UserError):
+    kind = "safety"
+
+
+class KillSwitchEngaged(UserError):
+    kind = "kill switch"
+
+
+class NotConnected(Exception):
+    """The broker could not take an order because it is not connected (nothing was sent)."""
+
+
+# ---------------------------------------------------------------- the live broker contract
+
+@dataclasses.dataclass
+class LiveOrder:
+    ref: str
+    symbol: str
+    quantity: float                 # signed: + buy, - sell
+    limit: Optional[float] = None   # None: a market order
+    tif: str = "DAY"
+
+
+@dataclasses.dataclass
+class OrderUpdate:
+    """An order as the broker reports it (IB's status words)."""
+
+    ref: str
+    status: str
+    filled: float = 0.0       # unsigned, cumulative
+    remaining: float = 0.0
+    avg_price: float = 0.0
+    order_id: Optional[int] = None
+    perm_id: Optional[int] = None
+    error_code: int = 0
+    message: str = ""
+
+
+@dataclasses.dataclass
+class Execution:
+    exec_id: str
+    ref: str
+    symbol: str
+    quantity: float           # signed
+    price: float
+    time: float               # epoch seconds
+    commission: Optional[float] = None
+    currency: str = ""
+    order_id: Optional[int] = None
+    perm_id: Optional[int] = None
+
+
+class Listener:
+    """What a live broker reports to the runner (callbacks on the event loop)."""
+
+    def on_order(self, update: OrderUpdate) -> None: ...
+    def on_execution(self, execution: Execution) -> None: ...
+    def on_commission(self, exec_id: str, commission: float, currency: str) -> None: ...
+    def on_connection(self, state: str, detail: str = "") -> None: ...
+
+
+class LiveBroker:
+    """A broker that trades through a gateway (``plugins/brokers/ib.py``). Mixed into a
+    ``pipeline.contracts.Broker`` so the same ``broker=`` group selects it.
+
+    Connection states reported through ``Listener.on_connection``: ``connected``,
+    ``disconnected`` (socket lost; the broker reconnects with backoff), ``reconnected``,
+    ``ib_lost`` (1100), ``restored`` (1102), ``restored_data_lost`` (1101, after resubscribing),
+    ``farm_broken`` (2103), ``farm_ok`` (2104), ``failed`` (gave up reconnecting). ``ready`` is
+    set only while orders may be sent.
+    """
+
+    live_only: ClassVar[bool] = True
+    live: bool = False
+    account: Optional[str] = None
+    unfilled: str = "cancel"
+    lot_size: Optional[float] = None
+
+    @property
+    def ready(self) -> asyncio.Event:
+        raise NotImplementedError
+
+    def where(self) -> str:
+        """host:port, for messages."""
+        raise NotImplementedError
+
+    async def start(self, listener: Listener) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    def managed_accounts(self) -> list[str]:
+        raise NotImplementedError
+
+    def use_account(self, account: str) -> None:
+        """Trade ``account`` from now on (checked to be managed by the gateway)."""
+        raise NotImplementedError
+
+    async def subscribe(self) -> None:
+        """Subscribe to the chosen account's values and positions."""
+
+    async def qualify(self, symbols: list[str]) -> None:
+        raise NotImplementedError
+
+    async def positions(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def held(self) -> dict[str, float]:
+        """Positions as last pushed by the broker (no request)."""
+        raise NotImplementedError
+
+    async def net_liquidation(self) -> float:
+        raise NotImplementedError
+
+    def equity(self) -> Optional[float]:
+        """Net liquidation value as last pushed by the broker (no request)."""
+        raise NotImplementedError
+
+    async def quotes(self, symbols: list[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+    async def known_orders(self) -> dict[str, OrderUpdate]:
+        """Every order of this client the broker knows today, open or completed, by orderRef."""
+        raise NotImplementedError
+
+    async def executions(self, since: Optional[float] = None) -> list[Execution]:
+        raise NotImplementedError
+
+    def place(self, order: LiveOrder) -> None:
+        """Hand the order over (non-blocking); raise ``NotConnected`` if nothing was sent."""
+        raise NotImplementedError
+
+    def cancel(self, ref: str) -> bool:
+        raise NotImplementedError
+
+    async def cancel_open(self) -> list[str]:
+        """Cancel every open order of this client; the refs cancelled."""
+        raise NotImplementedError
+
+    def round_price(self, symbol: str, price: float, side: float) -> float:
+        return round(price, 2)
+
+
+# ---------------------------------------------------------------- entry point
+
+def run_live(cfg: Any) -> dict[str, Any]:
+    """``mode=paper`` / ``mode=live``: check, connect, trade on schedule; returns a summary."""
+    from pipeline import recorder
+    from pipeline.runner import build_stages, output_dir
+
+    out = output_dir(cfg)
+    try:
+        mode = cfg.mode
+        _check_mode(mode)
+        stages = build_stages(cfg)
+        broker = stages.broker
+        if not isinstance(broker, LiveBroker):
+            raise ConfigError(f"mode={mode.name} trades through a broker gateway: add broker=ib "
+                              f"(broker={type(broker).__name__} only backtests)")
+        if mode.name == "live":
+            _check_live(mode, broker)
+        _quiet_ib_logs()
+        runner = LiveRunner(cfg, stages, out)
+        try:
+            summary = asyncio.run(runner.main())
+        except KeyboardInterrupt:
+            print("live: stopped; the journal keeps every order, restart to resume", flush=True)
+            raise SystemExit(130) from None
+    except UserError as exc:
+        recorder.record_failure(out, exc)
+        raise
+    return summary
+
+
+def _check_mode(mode: Any) -> None:
+    if mode.name not in MODES:
+        raise ConfigError(f"mode.name={mode.name!r} is not a mode; allowed: {', '.join(MODES)}")
+    if mode.name == "backtest":
+        return
+    if not mode.bins >= 1:
+        raise ConfigError(f"mode.bins={mode.bins} is not allowed: expected at least 1 bin")
+    if not mode.bin_seconds > 0:
+        raise ConfigError(f"mode.bin_seconds={mode.bin_seconds} is not allowed: expected seconds > 0")
+    if mode.every_seconds is not None and not mode.every_seconds > 0:
+        raise ConfigError(f"mode.every_seconds={mode.every_seconds} is not allowed: expected seconds > 0")
+    if mode.every_seconds is None and mode.at is None and not mode.run_once:
+        raise ConfigError("mode: no schedule: set mode.at (a daily time, e.g. '09:35'), "
+                          "mode.every_seconds, or mode.run_once=true")
+    if mode.at is not None:
+        _parse_at(mode.at)
+    _zone(mode.tz, "mode.tz")
+
+
+def _check_live(mode: Any, broker: LiveBroker) -> None:
+    """Before connecting: real money needs three explicit yeses."""
+    if not broker.live:
+        raise SafetyError("mode=live sends real orders: set broker.live=true to allow it "
+                          "(with broker.account=<account> and mode.confirm=<account>), or use mode=paper")
+    if not broker.account:
+        raise SafetyError("mode=live needs broker.account=<your account id> (or IB_ACCOUNT): "
+                          "the runner never guesses which account to trade")
+    if mode.confirm is not None and str(mode.confirm) == str(broker.account):
+        return
+    if mode.confirm is not None:
+        raise SafetyError(f"mode.confirm={mode.confirm} does not match broker.account={broker.account}: "
+                          f"confirm with the account id you mean to trade live")
+    if sys.stdin is not None and sys.stdin.isatty():
+        answer = input(f"robo-trader: LIVE trading on account {broker.account}: type the account id "
+                       f"to confirm: ").strip()
+        if answer == str(broker.account):
+            return
+        raise SafetyError(f"live trading not confirmed (typed {answer!r}, expected {broker.account})")
+    raise SafetyError(f"live trading on {broker.account} needs a confirmation: run at a terminal to "
+                      f"type it, or pass mode.confirm={broker.account}")
+
+
+def _quiet_ib_logs() -> None:
+    # ib_async logs every order error with the whole Trade; the journal and our own lines
+    # say what happened, so its loggers stay quiet unless asked (HYDRA verbose / logging config)
+    for name in ("ib_async", "ib_async.wrapper", "ib_async.client", "ib_async.ib"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _parse_at(text: str) -> dt.time:
+    try:
+        hour, minute = str(text).split(":")[:2]
+        return dt.time(int(hour), int(minute))
+    except (ValueError, TypeError):
+        raise ConfigError(f"mode.at={text!r} is not a time of day; write HH:MM, e.g. '09:35' "
+                          f"(quoted: YAML reads 09:35 as a number)") from None
+
+
+def _zone(name: str, key: str):
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(str(name))
+    except Exception:
+        raise ConfigError(f"{key}={name!r} is not a time zone; e.g. America/New_York") from None
+
+
+def say(text: str) -> None:
+    print(f"live: {text}", flush=True)
+    log.debug(text)
+
+
+# ---------------------------------------------------------------- the runner
+
+class LiveRunner(Listener):
+    def __init__(self, cfg: Any, stages: Any, out: Path) -> None:
+        from pipeline.journal import Journal
+        from pipeline.killswitch import FILE, KillSwitch
+        from pipeline.pretrade import Limits, Window
+
+        self.cfg = cfg
+        self.mode = cfg.mode
+        self.stages = stages
+        self.broker: LiveBroker = stages.broker
+        self.out = out
+        self.state_dir = Path(str(self.mode.state_dir))
+        self.journal = Journal(self.state_dir / "journal.sqlite")
+        ks = self.mode.killswitch
+        self.killswitch = KillSwitch(self.journal, ks.file or self.state_dir / FILE,
+                                     max_daily_loss=ks.max_daily_loss, max_drawdown=ks.max_drawdown,
+                                     max_rejects=ks.max_rejects, tz=str(self.mode.tz))
+        pt = self.mode.pretrade
+        self.limits = Limits(max_order_notional=pt.max_order_notional,
+                             max_position_notional=pt.max_position_notional,
+                             price_collar=pt.price_collar)
+        rate = pt.max_orders_per_second
+        # a window of one second holding at most ceil(rate) orders; fractional rates stretch it
+        self.rate = (None if rate is None else
+                     Window(max(int(math.ceil(rate)), 1), max(int(math.ceil(rate)), 1) / float(rate)))
+        self.changed: Optional[asyncio.Event] = None
+        self.children: dict[str, Any] = {}
+        self.cancelling: set[str] = set()
+        self.decision: Optional[str] = None
+        self.killed: Optional[str] = None
+        self.fatal: Optional[BaseException] = None
+        self.reconcile_due = False
+        self._stale_checked = 0.0
+        self.run_id = ""
+        self.account: Optional[str] = None
+        self.qualified: set[str] = set()
+        self.handled: list[str] = []
+        self.counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------ main
+    async def main(self) -> dict[str, Any]:
+        self.changed = asyncio.Event()
+        mode = self.mode
+        started = time.time()
+        try:
+            await self.broker.start(self)
+            account = self.account = self._check_account()
+            await self.broker.subscribe()
+            self.run_id = self._run_id(account)
+            say(f"connected to {self.broker.where()} as client {getattr(self.broker, 'client_id', '?')}, "
+                f"account {account} ({mode.name}), run {self.run_id}, journal {self.journal.path}")
+            await self._check_killswitch()
+            await self.reconcile(startup=True)
+            for row in self.journal.open_decisions():
+                late = time.time() - float(row["horizon"] or 0.0)
+                if late > float(mode.grace_seconds):
+                    await self._abandon(row["decision"], late)
+                    continue
+                say(f"resuming decision {row['decision']} from the journal")
+                await self.execute(row["decision"])
+            ticks = 0
+            if mode.run_once or self._tick_missed():
+                await self.tick()
+                ticks += 1
+            while not mode.run_once and (mode.max_ticks is None or ticks < mode.max_ticks):
+                when = self._next_tick()
+                say(f"next tick at {dt.datetime.fromtimestamp(when, _zone(mode.tz, 'mode.tz')):%Y-%m-%d %H:%M:%S %Z}")
+                await self._sleep_until(when)
+                await self.tick()
+                ticks += 1
+        finally:
+            try:
+                await self.broker.stop()
+            finally:
+                summary = self._summary(started)
+                self.journal.close()
+        return summary
+
+    def _check_account(self) -> str:
+        managed = self.broker.managed_accounts()
+        where = self.broker.where()
+        want = self.broker.account
+        if want:
+            if want not in managed:
+                raise SafetyError(f"broker.account={want} is not an account of the gateway at {where} "
+                                  f"(it manages {', '.join(managed) or 'none'}); check broker.account / IB_ACCOUNT")
+            account = want
+        elif len(managed) == 1:
+            account = managed[0]
+        else:
+            raise SafetyError(f"the gateway at {where} manages {len(managed)} accounts "
+                              f"({', '.join(managed)}): choose one with broker.account=<id>")
+        if self.mode.name == "paper" and not account.startswith("D"):
+            raise SafetyError(f"account {account} is a live account (paper accounts start with DU or DF): "
+                              f"mode=paper does not trade it; use an IB paper login, or mode=live")
+        self.broker.use_account(account)
+        owner = self.journal.meta("account")
+        if owner is None:
+            self.journal.set_meta("account", account)
+        elif owner != account:
+            raise SafetyError(f"the journal {self.journal.path} belongs to account {owner}, not {account}: "
+                              f"use another mode.state_dir for this account")
+        client = str(getattr(self.broker, "client_id", ""))
+        writer = self.journal.meta("client_id")
+        if writer is None:
+            self.journal.set_meta("client_id", client)
+        elif writer != client:
+            # orders are bound to the client id that placed them: another id could neither see
+            # nor cancel them after a restart
+            raise SafetyError(f"the journal {self.journal.path} was written by client id {writer}; "
+                              f"client id {client} cannot see or cancel its orders: set "
+                              f"broker.client_id={writer}, or use another mode.state_dir")
+        return account
+
+    def _run_id(self, account: str) -> str:
+        stored = self.journal.meta("run_id")
+        wanted = self.mode.run_id
+        if stored is not None:
+            if wanted is not None and str(wanted) != stored:
+                raise ConfigError(f"mode.run_id={wanted} but the journal {self.journal.path} belongs to run "
+                                  f"{stored}: use another mode.state_dir for a new run")
+            return stored
+        run = str(wanted) if wanted is not None else hashlib.sha1(
+            f"{account}|{self.state_dir.resolve()}|{time.time()}".encode()).hexdigest()[:6]
+        if ":" in run:
+            raise ConfigError(f"mode.run_id={run!r} may not contain ':' (it is part of every orderRef)")
+        self.journal.set_meta("run_id", run)
+        self.journal.set_meta("created", dt.datetime.now(dt.timezone.utc).isoformat())
+        return run
+
+    # ------------------------------------------------------------ schedule
+    def _scheduled(self, now: float) -> tuple[Optional[float], float]:
+        """The last scheduled tick at or before ``now`` (None if none) and the next one after."""
+        mode = self.mode
+        if mode.every_seconds is not None:
+            every = float(mode.every_seconds)
+            return math.floor(now / every) * every, (math.floor(now / every) + 1) * every
+        zone = _zone(mode.tz, "mode.tz")
+        at = _parse_at(mode.at)
+        local = dt.datetime.fromtimestamp(now, zone)
+        day = local.date() - dt.timedelta(days=7)
+        times = []
+        for k in range(15):
+            d = day + dt.timedelta(days=k)
+            if d.weekday() < 5:
+                times.append(dt.datetime.combine(d, at, zone).timestamp())
+        past = [t for t in times if t <= now]
+        future = [t for t in times if t > now]
+        return (past[-1] if past else None), future[0]
+
+    def _next_tick(self) -> float:
+        return self._scheduled(time.time())[1]
+
+    def _tick_missed(self) -> bool:
+        last, _ = self._scheduled(time.time())
+        return last is not None and time.time() - last <= float(self.mode.grace_seconds)
+
+    async def _sleep_until(self, when: float) -> None:
+        while True:
+            left = when - time.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 30.0))
+            self._raise_fatal()
+
+    # ------------------------------------------------------------ one tick
+    async def tick(self) -> None:
+        await self._check_killswitch()
+        await self._wait_ready()
+        equity = self.broker.equity()
+        if equity is not None:
+            reason = self.killswitch.observe_equity(equity)
+            if reason:
+                await self._kill(reason)
+        data = await self._load()
+        t = data.n_bars - 1
+        stamp = data.index[t]
+        key = stamp.isoformat()
+        self._check_age(stamp)
+        row = self.journal.decision(key)
+        if row is not None:
+            if row["status"] == "planned":
+                await self.execute(key)
+            else:
+                say(f"decision {key} already {row['status']}: nothing to do")
+            return
+        due, why = self._due(data)
+        if not due:
+            say(f"no decision due at {key}: {why}")
+            return
+        await self.plan(data, key)
+        row = self.journal.decision(key)
+        if row is not None and row["status"] == "planned":
+            await self.execute(key)
+
+    async def _load(self):
+        source = self.stages.data
+        loader = getattr(source, "load_async", None)
+        if loader is not None:
+            data = await loader()
+        else:
+            data = await asyncio.to_thread(source.load)
+        if data.n_bars < 2:
+            raise DataError(f"{data.name}: {data.n_bars} bar(s) loaded; the live loop needs history")
+        return data
+
+    def _check_age(self, stamp) -> None:
+        limit = self.mode.max_data_age_hours
+        if limit is None:
+            return
+        age = (time.time() - stamp.timestamp()) / 3600.0
+        if age > float(limit):
+            raise DataError(f"the data's last bar is {stamp} ({age:.1f} hours ago), older than "
+                            f"mode.max_data_age_hours={limit}: the data source is not up to date "
+                            f"(use data=ib, or raise the limit)")
+
+    def _due(self, data) -> tuple[bool, str]:
+        import pandas as pd
+
+        last = self.journal.last_decision()
+        return decision_due(data.index, self.cfg.schedule.rebalance,
+                            None if last is None else pd.Timestamp(last["decision"]))
+
+    # ------------------------------------------------------------ planning
+    async def plan(self, data, key: str) -> None:
+        from pipeline.journal import Child, Parent
+
+        symbols = list(data.symbols)
+        await self._qualify(symbols)
+        positions = await self.broker.positions()
+        equity = await self.broker.net_liquidation()
+        reason = self.killswitch.observe_equity(equity)
+        if reason:
+            await self._kill(reason)
+        if not equity > 0:
+            raise BrokerError(f"net liquidation value of {self.account} is {equity}: nothing to trade with")
+        held = np.array([positions.get(s, 0.0) for s in symbols])
+        outside = sorted(s for s, q in positions.items() if q and s not in symbols)
+        if outside:
+            self.journal.event("outside", {"symbols": outside})
+            say(f"positions outside the data's symbols are left alone: {', '.join(outside)}")
+        self.journal.snapshot_positions(positions)
+        peak = float(self.journal.get("peak_equity", equity))
+        first = self.journal.last_decision() is None
+        result = await asyncio.to_thread(self._targets, data, equity, held, peak, first)
+        if result is None:
+            self.journal.save_plan(key, self.run_id, equity, time.time(), time.time(), [], [],
+                                   status="skipped", note="within schedule.drift")
+            say(f"decision {key}: weights within schedule.drift of the targets: no trade")
+            return
+        weights, target, qty, price, orders, children = result
+        lot = self.broker.lot_size
+        start = time.time() + 0.05
+        bin_seconds = float(self.mode.bin_seconds)
+        parents, kids = [], []
+        stamp = data.index[-1].strftime("%Y%m%d%H%M")
+        counter: dict[str, int] = {}
+        for j, col in enumerate(orders.symbol):
+            sym = symbols[col]
+            parents.append(Parent(decision=key, symbol=sym, target=float(target[col]),
+                                  position=float(held[col]), quantity=float(qty[col]),
+                                  arrival=float(price[col]), weight=float(weights[col])))
+        horizon_bin = {}
+        for i in range(len(children)):
+            p = int(children.parent[i])
+            last = int(children.bin[i]) if children.expire is None else max(int(children.expire[i]),
+                                                                              int(children.bin[i]))
+            horizon_bin[p] = max(horizon_bin.get(p, 0), last)
+        order = np.lexsort((np.arange(len(children)), children.bin))
+        for i in order:
+            p = int(children.parent[i])
+            sym = symbols[int(orders.symbol[p])]
+            n = counter.get(sym, 0)
+            counter[sym] = n + 1
+            b = max(int(children.bin[i]), 0)
+            limit = float(children.limit[i])
+            q = float(children.quantity[i])
+            kids.append(Child(
+                ref=f"rt:{self.run_id}:{stamp}:{sym}:{n}", decision=key, symbol=sym, child=n,
+                quantity=q, limit_price=None if math.isnan(limit) else
+                self.broker.round_price(sym, limit, q),
+                release_at=start + b * bin_seconds,
+                expire_at=start + (horizon_bin[p] + 1) * bin_seconds))
+        horizon = max((c.expire_at for c in kids), default=start)
+        status = "planned" if kids else "done"
+        self.journal.save_plan(key, self.run_id, equity, start, horizon, parents, kids, status=status,
+                               note="" if kids else "positions already at target")
+        if not kids:
+            say(f"decision {key}: positions already at target (lot {lot}): no order")
+            return
+        n_bins = len({c.release_at for c in kids})
+        rate = self.mode.pretrade.max_orders_per_second
+        busiest = max(sum(1 for c in kids if c.release_at == t) for t in {c.release_at for c in kids})
+        if rate and busiest / float(rate) > bin_seconds:
+            say(f"warning: {busiest} child orders in one bin need {busiest / float(rate):.1f}s at "
+                f"mode.pretrade.max_orders_per_second={rate:g}, longer than a bin ({bin_seconds:g}s): "
+                f"some may miss their horizon")
+        say(f"decision {key}: {len(parents)} parent orders -> {len(kids)} child orders over {n_bins} "
+            f"bin(s) of {bin_seconds:g}s, equity {equity:,.2f}")
+
+    def _targets(self, data, equity: float, held: np.ndarray, peak: float, first: bool):
+        """Targets, risk, shares, parents and children for the last bar (in a worker thread:
+        it touches neither the journal nor the broker)."""
+        from pipeline.contracts import Book, Orders, RiskContext, Session
+        from pipeline.engine import MIN_ORDER_FRACTION, _check_children
+        from pipeline.market import forward_filled
+        from pipeline.portfolio import first_decision, targets
+
+        stages = self.stages
+        t = data.n_bars - 1
+        first = first_decision(stages.strategies)
+        if t < first:
+            raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {first + 1} "
+                            f"to decide: load more history (data.start earlier, or data.duration for data=ib)")
+        at = np.array([t], dtype=np.int64)
+        plan = targets(data, stages.strategies, stages.allocator, stages.portfolio, at)
+        weights = plan.weights
+        ctx = RiskContext(returns=data.returns, at=at, symbols=data.symbols)
+        for name, constraint in stages.constraints:
+            if not constraint.stateful:
+                weights, _ = constraint.apply(weights, ctx)
+        price = forward_filled(data.close)[t]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            current = np.where(price > 0, held * price / equity, 0.0)
+        target_w = weights[0]
+        book = Book(bar=t, equity=equity, peak_equity=max(peak, equity), weights=current, prices=price)
+        for name, constraint in stages.constraints:
+            if constraint.stateful:
+                target_w, _ = constraint.apply_step(target_w, book)
+        if not np.isfinite(target_w).all():
+            raise RuntimeError("the risk stage produced non-finite weights: a plugin bug")
+        drift = self.cfg.schedule.drift
+        if drift is not None and not first:
+            if np.abs(current - target_w).max() <= float(drift):
+                return None
+        lot = self.broker.lot_size
+        with np.errstate(invalid="ignore", divide="ignore"):
+            target = np.where(price > 0, target_w * equity / np.where(price > 0, price, 1.0), 0.0)
+        if lot:
+            target = np.round(target / lot) * lot
+        target = np.where(price > 0, target, held)  # no price: leave the position alone
+        qty = target - held
+        sym = np.flatnonzero(np.abs(qty) * np.nan_to_num(price) > MIN_ORDER_FRACTION * equity)
+        orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
+        if sym.size == 0:
+            from pipeline.contracts import ChildOrders
+            return target_w, target, qty, price, orders, ChildOrders.whole_orders(orders)
+        session = Session(bar=t + 1, reference=price, close=price,
+                          volume=None if data.volume is None else data.volume[t], symbols=sym,
+                          lot=lot, source=lambda bar, s: self._bins(data, s))
+        children = stages.algo.slice(orders, session)
+        _check_children(children, orders)
+        return target_w, target, qty, price, orders, children
+
+    def _bins(self, data, symbols: np.ndarray):
+        """The coming session's bins for ``symbols``: forecasts only (see the module's docstring)."""
+        from pipeline.contracts import Bins
+        from pipeline.intraday import trailing_volatility, trailing_volume, volume_profile
+        from pipeline.market import forward_filled
+
+        n = int(self.mode.bins)
+        t = data.n_bars - 1
+        arrival = forward_filled(data.close)[t, symbols]
+        sigma = trailing_volatility(data.close[:, symbols], 20)[t]
+        if data.volume is not None:
+            adv = np.nan_to_num(trailing_volume(data.volume[:, symbols], 20)[t])
+        else:
+            adv = 5.0e8 / arrival
+        profile = volume_profile(n)
+        forecast = profile[:, None] * adv[None, :]
+        price = np.repeat(arrival[None, :], n, axis=0)
+        return Bins(elapsed=np.arange(1, n + 1) / n, price=price, low=price.copy(), high=price.copy(),
+                    volume=forecast.copy(), forecast=forecast, sigma=sigma,
+                    half_spread=np.full(symbols.size, 2e-4))
+
+    async def _qualify(self, symbols: list[str]) -> None:
+        todo = [s for s in symbols if s not in self.qualified]
+        if todo:
+            await self.broker.qualify(todo)
+            self.qualified.update(todo)
+
+    # ------------------------------------------------------------ execution
+    async def execute(self, key: str) -> None:
+        self.decision = key
+        self.cancelling = set()
+        self._load_children(key)
+        parents = {p.symbol: p for p in self.journal.parents(key)}
+        await self._qualify(sorted(parents))
+        await self.reconcile()
+        self._reschedule()
+        swept: set[str] = set()
+        deadline_extra = float(self.mode.settle_seconds)
+        while True:
+            self.changed.clear()  # anything reported from here on wakes the wait below
+            self._raise_fatal()
+            if not self.broker.ready.is_set():  # paused: nothing is sent, nothing expires
+                await self._wait_ready()
+                self._load_children(key)
+                self._reschedule()
+            if self.reconcile_due and self.broker.ready.is_set():
+                self.reconcile_due = False
+                await self.reconcile()
+                self._reschedule()
+            self._load_children(key)
+            pending = [c for c in self.children.values() if not c.final]
+            if self.killed:
+                await self._kill(self.killed)
+            if not pending:
+                if self.broker.unfilled == "sweep" and self._sweep(parents, swept):
+                    continue
+                break
+            now = time.time()
+            await self._expire(pending, now)
+            due = sorted((c for c in pending if c.status == "planned" and c.release_at <= now
+                          and c.expire_at > now),
+                         key=lambda c: (c.release_at, c.ref))
+            for child in due:
+                await self._send(child)
+                if self.killed:
+                    break
+            await self._check_stale_intents(pending)
+            horizon = max(c.expire_at for c in self.children.values())
+            if now > horizon + deadline_extra and self.broker.ready.is_set():
+                await self.reconcile()
+                self._load_children(key)
+                still = [c.ref for c in self.children.values() if not c.final]
+                if still:
+                    raise BrokerError(f"{len(still)} order(s) still open at the broker "
+                                      f"{deadline_extra:g}s after their horizon ({', '.join(still[:3])}"
+                                      f"{'...' if len(still) > 3 else ''}); the journal keeps them: "
+                                      f"restart to resume, or cancel them at the gateway")
+                continue
+            upcoming = [c.release_at for c in pending if c.status == "planned" and c.release_at > now]
+            upcoming += [c.expire_at for c in pending if c.status in ("intent", "submitted")
+                         and c.ref not in self.cancelling and c.expire_at > now]
+            wake = min(upcoming, default=now + 0.5)
+            await self._wait_change(max(min(wake - now, 0.5), 0.0))
+        await self._finish(key, parents)
+
+    async def _abandon(self, key: str, late: float) -> None:
+        """A decision whose horizon is long past (the runner was down): its unsent children are
+        skipped and its working orders cancelled; the next decision starts from the positions."""
+        reason = (f"abandoned: its horizon passed {late / 3600:.1f} hours ago "
+                  f"(more than mode.grace_seconds={self.mode.grace_seconds:g})")
+        for child in self.journal.children(key):
+            if child.status == "planned":
+                self.journal.mark(child.ref, "skipped", reason=reason)
+            elif child.status in ("intent", "submitted"):
+                self.broker.cancel(child.ref)
+        await self.reconcile()
+        self.journal.finish_decision(key, "done", reason)
+        say(f"decision {key} {reason}")
+
+    def _load_children(self, key: str) -> None:
+        self.children = {c.ref: c for c in self.journal.children(key)}
+
+    def _reschedule(self) -> None:
+        """After a restart or a pause, the rest of the schedule starts again from now.
+
+        The children whose release time passed while the runner was down (or the broker was
+        away) would otherwise all go at once and find their horizon gone: the whole remaining
+        schedule moves by how late its first child is, keeping its spacing and each child's
+        window; working orders get the same extension before their horizon cancel.
+        """
+        now = time.time()
+        waiting = [c for c in self.children.values() if c.status == "planned"]
+        late = [c.release_at for c in waiting if c.release_at < now]
+        if not late:
+            return
+        shift = now + 0.05 - min(late)
+        if shift < max(0.5 * float(self.mode.bin_seconds), 0.2):
+            return
+        moved = [(c.ref, c.release_at + (shift if c.status == "planned" else 0.0), c.expire_at + shift)
+                 for c in self.children.values() if not c.final]
+        self.journal.reschedule(moved)
+        self.journal.event("reschedule", {"shift": shift, "children": len(moved)})
+        say(f"resuming the schedule {shift:.1f}s late: {len(waiting)} child order(s) still to send")
+        self._load_children(self.decision)
+
+    async def _wait_change(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _wait_ready(self) -> None:
+        """Pause while the broker is disconnected (or IB lost its connection)."""
+        if self.broker.ready.is_set():
+            return
+        say("paused: waiting for the broker connection")
+        while not self.broker.ready.is_set():
+            self._raise_fatal()
+            try:
+                await asyncio.wait_for(self.broker.ready.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        say("resumed: broker connected")
+
+    def _raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _send(self, child) -> None:
+        from pipeline import pretrade
+
+        child = self.journal.child(child.ref)
+        if child is None or child.status != "planned":
+            return
+        reason = self.killswitch.reason()
+        if reason or self.killed:
+            self.killed = self.killed or reason
+            return
+        await self._wait_ready()
+        equity = self.broker.equity()
+        if equity is not None:
+            reason = self.killswitch.observe_equity(equity)
+            if reason:
+                self.killed = reason
+                return
+        parent = next((p for p in self.journal.parents(child.decision) if p.symbol == child.symbol), None)
+        arrival = parent.arrival if parent is not None else float("nan")
+        quote = None
+        if self.mode.pretrade.use_quotes:
+            quote = (await self.broker.quotes([child.symbol])).get(child.symbol)
+        working = sum(c.quantity - c.filled for c in self.children.values()
+                      if c.symbol == child.symbol and c.status in ("intent", "submitted"))
+        exposure = self.broker.held().get(child.symbol, 0.0) + working + child.quantity
+        reason = pretrade.check(self.limits, child.symbol, child.quantity, child.limit_price,
+                                arrival, quote, exposure)
+        if reason:
+            self.journal.mark(child.ref, "blocked", reason=reason)
+            self._count("blocked")
+            say(f"blocked {child.ref}: {reason}")
+            return
+        if self.rate is not None:
+            await self.rate.acquire()
+            await self._wait_ready()
+            if self.killed or self.killswitch.reason():
+                return
+        if time.time() >= child.expire_at:
+            self.journal.mark(child.ref, "cancelled", reason="horizon reached before release "
+                                                             "(order rate limit or a pause)")
+            return
+        self.journal.mark(child.ref, "intent", sent=time.time())
+        _failpoint("after_intent")
+        try:
+            self.broker.place(_live_order(child))
+        except NotConnected as exc:
+            self.journal.mark(child.ref, "planned", reason=f"not sent: {exc}")
+            return
+        _failpoint("after_place")
+        self._count("sent")
+
+    async def _expire(self, pending, now: float) -> None:
+        for child in pending:
+            if child.status in ("intent", "submitted") and child.expire_at <= now \
+                    and child.ref not in self.cancelling:
+                if not self.broker.ready.is_set():
+                    return
+                self.cancelling.add(child.ref)
+                self.journal.event("cancel", "horizon reached", ref=child.ref)
+                self.broker.cancel(child.ref)
+            elif child.status == "planned" and child.expire_at <= now:
+                self.journal.mark(child.ref, "cancelled", reason="horizon reached before release")
+                child.status = "cancelled"
+
+    async def _check_stale_intents(self, pending) -> None:
+        now = time.time()
+        if now - self._stale_checked < 0.5:
+            return
+        stale = [c for c in pending if c.status == "intent"
+                 and now - self._sent_at(c.ref) > float(self.mode.ack_timeout)]
+        if stale and self.broker.ready.is_set():
+            self._stale_checked = now
+            await self.reconcile()
+
+    def _sent_at(self, ref: str) -> float:
+        row = self.journal.db.execute("SELECT sent FROM orders WHERE ref = ?", (ref,)).fetchone()
+        return float(row[0] or 0.0) if row else 0.0
+
+    def _sweep(self, parents: dict, swept: set[str]) -> bool:
+        """``broker.unfilled=sweep``: one market order per parent for what its horizon left."""
+        from pipeline.journal import Child
+
+        new = []
+        now = time.time()
+        for sym, p in parents.items():
+            if sym in swept:
+                continue
+            kids = [c for c in self.children.values() if c.symbol == sym]
+            left = p.quantity - sum(c.filled for c in kids)
+            swept.add(sym)
+            if abs(left) < 1e-9 or (self.broker.lot_size and abs(left) < self.broker.lot_size):
+                continue
+            n = max(c.child for c in kids) + 1 if kids else 0
+            new.append(Child(ref=f"{kids[0].ref.rsplit(':', 1)[0]}:{n}" if kids else
+                             f"rt:{self.run_id}:sweep:{sym}:{n}", decision=p.decision, symbol=sym,
+                             child=n, quantity=left, limit_price=None, release_at=now,
+                             expire_at=now + float(self.mode.bin_seconds), reason="sweep"))
+        if new:
+            self.journal.add_children(new)
+            say(f"sweeping {len(new)} parent(s) left unfilled at the horizon")
+        return bool(new)
+
+    async def _finish(self, key: str, parents: dict) -> None:
+        executions = await self.broker.executions(self._since())
+        self._record_executions(executions)
+        positions = await self.broker.positions()
+        self.journal.snapshot_positions(positions)
+        kids = self.journal.children(key)
+        off = {s: (p.target, positions.get(s, 0.0)) for s, p in parents.items()
+               if abs(positions.get(s, 0.0) - p.target) > 1e-6}
+        counts = {}
+        for c in kids:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        note = "positions match targets" if not off else \
+            "off target: " + ", ".join(f"{s} {h:+g} (target {t:+g})" for s, (t, h) in sorted(off.items()))
+        self.journal.finish_decision(key, "done", note)
+        self.handled.append(key)
+        say(f"decision {key} done: {text}; {note}")
+
+    # ------------------------------------------------------------ reconciliation
+    def _since(self) -> Optional[float]:
+        last = self.journal.get("last_exec_time")
+        return None if not last else float(last) - 300.0
+
+    def _record_executions(self, executions: list[Execution]) -> int:
+        new = 0
+        for ex in executions:
+            new += self.journal.add_fill(ex.exec_id, ex.ref, ex.symbol, ex.quantity, ex.price, ex.time,
+                                         ex.commission, ex.currency, ex.order_id, ex.perm_id)
+        return new
+
+    async def reconcile(self, startup: bool = False) -> None:
+        """Journal vs broker: executions since the last seen, then every unfinished child."""
+        await self._wait_ready()
+        executions = await self.broker.executions(self._since())
+        new = self._record_executions(executions)
+        known = await self.broker.known_orders()
+        by_ref: dict[str, float] = {}
+        for ex in executions:
+            by_ref[ex.ref] = by_ref.get(ex.ref, 0.0) + ex.quantity
+        adopted = resend = 0
+        now = time.time()
+        for child in self.journal.children():
+            if child.final:
+                continue
+            update = known.get(child.ref)
+            if update is not None:
+                adopted += self._apply(child, update) and child.status == "intent"
+            elif child.status == "intent":
+                if child.ref in by_ref:
+                    filled = by_ref[child.ref]
+                    status = "filled" if abs(filled - child.quantity) < 1e-9 else "submitted"
+                    self.journal.mark(child.ref, status, reason="known by its executions")
+                    adopted += 1
+                elif now - self._sent_at(child.ref) > float(self.mode.ack_timeout):
+                    self.journal.mark(child.ref, "planned",
+                                      reason="the broker never received it: it will be sent again")
+                    # it goes now, with the time its bin had
+                    span = max(child.expire_at - child.release_at, float(self.mode.bin_seconds))
+                    self.journal.reschedule([(child.ref, now, now + span)])
+                    self.cancelling.discard(child.ref)
+                    resend += 1
+            elif child.status == "submitted":
+                filled = by_ref.get(child.ref)
+                if filled is not None and abs(filled - child.quantity) < 1e-9:
+                    self.journal.mark(child.ref, "filled", reason="filled while away")
+                else:
+                    self.journal.mark(child.ref, "cancelled", reason="no longer known at the broker")
+        if startup or new or adopted or resend:
+            self.journal.event("reconcile", {"new_fills": new, "adopted": adopted, "resend": resend,
+                                             "known": len(known)})
+        if new or adopted or resend:
+            say(f"reconciled with the broker: {new} new fill(s), {adopted} order(s) adopted, "
+                f"{resend} to send again")
+        if self.decision is not None:
+            self._load_children(self.decision)
+
+    def _apply(self, child, update: OrderUpdate) -> bool:
+        """Move a child to the status an update reports (never backwards from a final one);
+        True when something changed."""
+        status = _status(update, child)
+        if status is None:
+            return False
+        if child.final and status != child.status:
+            return False
+        if status == child.status and update.order_id == child.order_id and update.perm_id in (None, 0, child.perm_id):
+            return False
+        reason = (update.message or None) if status in ("rejected", "cancelled") else None
+        self.journal.mark(child.ref, status, reason=reason, order_id=update.order_id,
+                          perm_id=update.perm_id or None)
+        if status == "rejected" and child.status != "rejected":
+            self._count("rejected")
+            say(f"rejected {child.ref}: error {update.error_code} {update.message}")
+            reason = self.killswitch.observe_reject(child.ref, update.error_code, update.message)
+            if reason:
+                self.killed = reason
+        return True
+
+    # ------------------------------------------------------------ listener (broker callbacks)
+    def on_order(self, update: OrderUpdate) -> None:
+        child = self.journal.child(update.ref)
+        if child is None:
+            if update.ref:
+                self.journal.event("foreign order", dataclasses.asdict(update))
+            return
+        self._apply(child, update)
+        self.changed.set()
+
+    def on_execution(self, ex: Execution) -> None:
+        self._record_executions([ex])
+        self.changed.set()
+
+    def on_commission(self, exec_id: str, commission: float, currency: str) -> None:
+        self.journal.set_commission(exec_id, commission, currency)
+
+    def on_connection(self, state: str, detail: str = "") -> None:
+        self.journal.event("connection", {"state": state, "detail": detail})
+        if state in ("disconnected", "ib_lost", "farm_broken"):
+            say(f"{state}: {detail} (trading paused)")
+        elif state in ("reconnected", "restored", "restored_data_lost", "farm_ok"):
+            say(f"{state}: {detail}")
+            self.reconcile_due = state != "farm_ok"
+        elif state == "failed":
+            self.fatal = BrokerError(detail)
+        if self.changed is not None:
+            self.changed.set()
+
+    # ------------------------------------------------------------ kill switch
+    async def _check_killswitch(self) -> None:
+        reason = self.killswitch.reason()
+        if reason:
+            await self._kill(reason)
+
+    async def _kill(self, reason: str) -> None:
+        self.killswitch.engage(reason)
+        await self._wait_ready()
+        cancelled = await self.broker.cancel_open()
+        for child in self.journal.children():
+            if child.status == "planned":
+                self.journal.mark(child.ref, "skipped", reason=f"kill switch: {reason}")
+        if cancelled:
+            # wait (briefly) for the broker to confirm the cancels, so the journal says so
+            end = time.time() + float(self.mode.ack_timeout)
+            while time.time() < end:
+                known = await self.broker.known_orders()
+                if all(known.get(r) is None or known[r].status in ("Cancelled", "ApiCancelled", "Filled",
+                                                                   "Inactive") for r in cancelled):
+                    for r in cancelled:
+                        child = self.journal.child(r)
+                        if child is not None and r in known:
+                            self._apply(child, known[r])
+                    break
+                await asyncio.sleep(0.1)
+        self.journal.event("killswitch cancel", {"cancelled": cancelled})
+        release = f"python -m pipeline.killswitch off --state-dir {self.state_dir}"
+        raise KillSwitchEngaged(f"{reason}; {len(cancelled)} open order(s) cancelled, nothing sent; "
+                                f"release with `{release}`")
+
+    # ------------------------------------------------------------ output
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _summary(self, started: float) -> dict[str, Any]:
+        summary: dict[str, Any] = {"mode": self.mode.name, "run_id": self.run_id,
+                                   "account": self.account, "journal": str(self.journal.path),
+                                   "decisions": self.handled, "elapsed": round(time.time() - started, 3),
+                                   **{f"orders_{k}": v for k, v in sorted(self.counts.items())}}
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            import pandas as pd
+
+            rows = [dict(r) for r in self.journal.db.execute("SELECT * FROM orders ORDER BY created, ref")]
+            pd.DataFrame(rows).to_csv(self.out / "live_orders.csv", index=False)
+            fills = [dict(r) for r in self.journal.db.execute("SELECT * FROM fills ORDER BY time, exec_id")]
+            pd.DataFrame(fills).to_csv(self.out / "live_fills.csv", index=False)
+            (self.out / "live.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        except Exception as exc:  # the journal is the record; a summary file is a convenience
+            log.warning("could not write the live summary: %s", exc)
+        return summary
+
+
+def decision_due(index, rule: Any, last) -> tuple[bool, str]:
+    """Is a decision due on the last bar of ``index`` under ``schedule.rebalance=rule``, given
+    the last decision the journal handled (a timestamp, or None)? And why.
+
+    Calendar rules (weekly, monthly, ...) look one business day ahead: the last bar ends its
+    period when the next business day starts a new one. A decision bar missed while the
+    runner was down is caught up on the next tick. The first decision is always due.
+    """
+    import pandas as pd
+
+    from pipeline.schedule import decision_bars
+
+    rule = str(rule).strip().lower()
+    if last is None:
+        return True, "first decision of this journal"
+    if index[-1] <= last:
+        return False, f"already decided at {last}"
+    if rule == "once":
+        return False, "schedule.rebalance=once and a decision was taken already"
+    if rule.isdigit():
+        since = int((index > last).sum())
+        return since >= int(rule), f"{since} bar(s) since the last decision, schedule every {rule}"
+    if rule == "daily":
+        return True, "daily"
+    ahead = index.append(pd.DatetimeIndex([index[-1] + pd.offsets.BDay(1)]))
+    bars = decision_bars(ahead, rule)
+    bars = bars[bars <= len(index) - 1]
+    if bars.size == 0:
+        return False, f"no {rule} decision bar in the data yet"
+    latest = index[int(bars[-1])]
+    return latest > last, f"last {rule} decision bar is {latest}"
+
+
+_HITS: dict[str, int] = {}
+
+
+def _failpoint(name: str) -> None:
+    """Crash here, for crash-safety tests: ``ROBO_TRADER_FAILPOINT=after_intent:3`` kills the
+    process (SIGKILL, no clean-up) the third time it passes ``after_intent``."""
+    import os
+
+    spec = os.environ.get("ROBO_TRADER_FAILPOINT")
+    if not spec:
+        return
+    want, _, count = spec.partition(":")
+    if want != name:
+        return
+    _HITS[name] = _HITS.get(name, 0) + 1
+    if _HITS[name] >= int(count or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _status(update: OrderUpdate, child) -> Optional[str]:
+    s = update.status
+    if s in ("PendingSubmit", "ApiPending", ""):
+        return None
+    if s in ("PreSubmitted", "Submitted", "PendingCancel"):
+        return "submitted"
+    if s == "Filled":
+        return "filled"
+    if s in ("Cancelled", "ApiCancelled", "Inactive"):
+        if update.error_code in REJECT_CODES and update.filled == 0:
+            return "rejected"
+        return "cancelled"
+    return None
+
+
+def _live_order(child) -> LiveOrder:
+    return LiveOrder(ref=child.ref, symbol=child.symbol, quantity=child.quantity,
+                     limit=child.limit_price)

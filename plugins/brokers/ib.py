@@ -1,0 +1,492 @@
+"""Interactive Brokers through ``ib_async``: paper and live trading (``mode=paper broker=ib``).
+
+Only ``ib_async``'s asynchronous API is used, on the runner's event loop: ``connectAsync``,
+``reqPositionsAsync``, ``reqContractDetailsAsync``, ``reqTickersAsync``, ``reqOpenOrdersAsync``,
+``reqCompletedOrdersAsync``, ``reqExecutionsAsync``, and ``placeOrder``/``cancelOrder`` with
+events (never ``ib.sleep`` or a blocking call).
+
+Connection state machine (``pipeline.live.LiveBroker`` documents the states):
+
+- socket lost: ``disconnected``; trading pauses; reconnect with exponential backoff
+  (``reconnect_delay`` doubling up to ``reconnect_max_delay``, with jitter; at most
+  ``reconnect_attempts`` tries, null for ever); on success ``connectAsync`` re-syncs positions,
+  open and completed orders, account updates and executions, and the runner reconciles
+  (``reconnected``);
+- 1100 (IB lost its connection to TWS/Gateway): ``ib_lost``; trading pauses;
+- 1101 (restored, data lost): account updates and positions are requested again, then
+  ``restored_data_lost``; 1102 (restored, data kept): ``restored``; both resume trading and
+  make the runner reconcile;
+- 2103 (market data farm broken): ``farm_broken``, trading pauses when
+  ``pause_on_farm_broken``; 2104 / 2106 (farm OK): ``farm_ok``.
+
+A gateway that cannot be reached after ``connect_attempts`` tries is a one-line error naming
+host:port and what to do. Host, port, client id and account come from the config or the
+environment (``IB_HOST``, ``IB_PORT``, ``IB_CLIENT_ID``, ``IB_ACCOUNT``; see
+``conf/broker/ib.yaml``). Use a client id of its own for the runner: orders are bound to it, and
+after a restart the runner finds its orders again through it.
+
+Stocks only (``sec_type`` STK) on ``exchange`` in ``currency``; limit prices are rounded to the
+contract's minimum tick away from the market (a buy limit down, a sell limit up). Market
+children become MKT DAY orders and limit children LMT DAY orders, each carrying its
+``orderRef``. ``lot_size`` 1 (whole shares): IB's API does not take fractional orders for
+most accounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import random
+from typing import Literal, Optional
+
+from pipeline.contracts import Broker, ChildOrders, Fills, Orders, Session
+from pipeline.errors import ConfigError, DataError
+from pipeline.live import (BrokerError, Execution, Listener, LiveBroker, LiveOrder, NotConnected,
+                           OrderUpdate)
+
+log = logging.getLogger("robo_trader.ib")
+
+
+class IBBroker(Broker, LiveBroker):
+    """Trades through TWS or IB Gateway (or ``plugins.brokers.fake_gateway``)."""
+
+    rules = {"port": "[1, 65535]", "client_id": "[0, 2147483647]", "timeout": "(0, 600]",
+             "connect_attempts": "[1, 1000]", "reconnect_attempts": "[1, 1000000]",
+             "reconnect_delay": "(0, 600]", "reconnect_max_delay": "(0, 3600]",
+             "quote_timeout": "(0, 60]", "lot_size": "(0, inf)"}
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4002, client_id: int = 17,
+                 account: Optional[str] = None, live: bool = False, exchange: str = "SMART",
+                 currency: str = "USD", timeout: float = 10.0, connect_attempts: int = 3,
+                 reconnect_attempts: Optional[int] = None, reconnect_delay: float = 0.5,
+                 reconnect_max_delay: float = 30.0, pause_on_farm_broken: bool = True,
+                 quote_timeout: float = 2.0, unfilled: Literal["cancel", "sweep"] = "cancel",
+                 lot_size: Optional[float] = 1.0) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.account = account
+        self.live = live
+        self.exchange = exchange
+        self.currency = currency
+        self.timeout = timeout
+        self.connect_attempts = connect_attempts
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_delay = reconnect_delay
+        self.reconnect_max_delay = reconnect_max_delay
+        self.pause_on_farm_broken = pause_on_farm_broken
+        self.quote_timeout = quote_timeout
+        self.unfilled = unfilled
+        self.lot_size = lot_size
+
+    # ------------------------------------------------------------ backtest: not this broker
+    def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
+        raise ConfigError("broker=ib trades through IB Gateway/TWS: run it with mode=paper (or "
+                          "mode=live); backtest with broker=sim")
+
+    # ------------------------------------------------------------ connection
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self._ready
+
+    async def start(self, listener: Listener) -> None:
+        from ib_async import IB
+
+        self._listener = listener
+        self._ready = asyncio.Event()
+        self._state = "disconnected"
+        self._farm_ok = True
+        self._stopping = False
+        self._account = self.account
+        self._contracts: dict = {}
+        self._ticks: dict[str, float] = {}
+        self._reconnecting: Optional[asyncio.Task] = None
+        self.ib_ = IB()
+        self.ib_.RaiseRequestErrors = False
+        ib = self.ib_
+        ib.disconnectedEvent += self._on_disconnected
+        ib.errorEvent += self._on_error
+        ib.orderStatusEvent += self._on_trade
+        ib.openOrderEvent += self._on_trade
+        ib.execDetailsEvent += self._on_exec
+        ib.commissionReportEvent += self._on_commission
+        await self._connect(self.connect_attempts, first=True)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if getattr(self, "_reconnecting", None) is not None:
+            self._reconnecting.cancel()
+        ib = getattr(self, "ib_", None)
+        if ib is not None and ib.isConnected():
+            ib.disconnect()
+
+    async def _connect(self, attempts: Optional[int], first: bool) -> None:
+        delay = self.reconnect_delay
+        attempt = 0
+        last: Optional[BaseException] = None
+        while attempts is None or attempt < attempts:
+            attempt += 1
+            try:
+                await self._connect_once()
+                self._state = "connected"
+                self._update_ready()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # refused, timed out, client id in use, closed early
+                last = exc
+                log.info("connect to %s failed (attempt %d): %r", self.where(), attempt, exc)
+            if self._stopping:
+                return
+            if attempts is not None and attempt >= attempts:
+                break
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.reconnect_max_delay)
+        raise BrokerError(self._unreachable(last, attempt))
+
+    def _unreachable(self, exc: Optional[BaseException], attempts: int) -> str:
+        what = _describe(exc)
+        return (f"cannot connect to IB Gateway/TWS at {self.where()} with client id {self.client_id} "
+                f"({what}, {attempts} attempt{'s' if attempts != 1 else ''}): start IB Gateway or TWS "
+                f"with the API enabled on that port (Configure > API > Settings), or set broker.host/"
+                f"broker.port (IB_HOST/IB_PORT); for a dry run start `python -m "
+                f"plugins.brokers.fake_gateway --port {self.port}`")
+
+    async def _connect_once(self) -> None:
+        ib = self.ib_
+        loop = asyncio.get_running_loop()
+        refused = loop.create_future()
+
+        def on_api_error(message: str) -> None:
+            if not refused.done():
+                refused.set_result(message)
+
+        def on_error(req_id, code, message, contract) -> None:
+            if code == 326 and not refused.done():
+                refused.set_result(f"client id {self.client_id} already in use")
+
+        ib.client.apiError += on_api_error
+        ib.errorEvent += on_error
+        # the account is subscribed to once it is known to be managed here (use_account), so a
+        # wrong account id is reported at once instead of timing out a subscription
+        task = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=self.client_id,
+                                                     timeout=self.timeout))
+        try:
+            done, _ = await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                task.result()
+            else:
+                task.cancel()
+                try:
+                    await task
+                except BaseException:
+                    pass
+                if ib.client.isConnected():
+                    ib.disconnect()
+                raise ConnectionError(refused.result())
+        finally:
+            ib.client.apiError -= on_api_error
+            ib.errorEvent -= on_error
+        if not ib.isConnected():
+            raise ConnectionError("the gateway closed the connection while synchronising")
+        if self._account and self._account in ib.managedAccounts():
+            await self._subscribe(self._account)
+
+    async def _subscribe(self, account: str) -> None:
+        """Account values and portfolio updates for ``account`` (once per connection)."""
+        if any(v.account == account for v in self.ib_.accountValues()):
+            return
+        try:
+            await asyncio.wait_for(self.ib_.reqAccountUpdatesAsync(account), self.timeout)
+        except asyncio.TimeoutError:
+            log.warning("account updates for %s timed out", account)
+
+    def _update_ready(self) -> None:
+        ok = self._state == "connected" and (self._farm_ok or not self.pause_on_farm_broken)
+        if ok:
+            self._ready.set()
+        else:
+            self._ready.clear()
+
+    def _on_disconnected(self) -> None:
+        if self._stopping or self._state == "disconnected":
+            return
+        self._state = "disconnected"
+        self._update_ready()
+        self._listener.on_connection("disconnected", f"socket to {self.where()} lost; reconnecting")
+        self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        try:
+            await self._connect(self.reconnect_attempts, first=False)
+        except BrokerError as exc:
+            self._listener.on_connection("failed", str(exc))
+            return
+        if not self._stopping:
+            self._listener.on_connection("reconnected", f"to {self.where()}; positions, orders and "
+                                                        f"executions re-synchronised")
+
+    def _on_error(self, req_id: int, code: int, message: str, contract) -> None:
+        if code == 1100:
+            self._state = "ib_lost"
+            self._update_ready()
+            self._listener.on_connection("ib_lost", f"{code} {message}")
+        elif code in (1101, 1102):
+            if code == 1101:  # data lost: subscriptions are gone, ask again
+                asyncio.ensure_future(self._resubscribe())
+                return
+            self._state = "connected"
+            self._update_ready()
+            self._listener.on_connection("restored", f"{code} {message}")
+        elif code == 2103:
+            self._farm_ok = False
+            self._update_ready()
+            self._listener.on_connection("farm_broken", f"{code} {message}")
+        elif code in (2104, 2106) and not self._farm_ok:
+            self._farm_ok = True
+            self._update_ready()
+            self._listener.on_connection("farm_ok", f"{code} {message}")
+
+    async def _resubscribe(self) -> None:
+        ib = self.ib_
+        try:
+            if self._account:
+                await asyncio.wait_for(ib.reqAccountUpdatesAsync(self._account), self.timeout)
+            await asyncio.wait_for(ib.reqPositionsAsync(), self.timeout)
+        except Exception as exc:
+            log.warning("resubscribing after 1101 failed: %r", exc)
+        self._state = "connected"
+        self._update_ready()
+        self._listener.on_connection("restored_data_lost", "1101: subscriptions renewed")
+
+    # ------------------------------------------------------------ accounts and contracts
+    def managed_accounts(self) -> list[str]:
+        return list(self.ib_.managedAccounts())
+
+    def use_account(self, account: str) -> None:
+        self._account = account
+
+    async def subscribe(self) -> None:
+        await self._subscribe(self._account)
+
+    async def qualify(self, symbols: list[str]) -> None:
+        from ib_async import Stock
+
+        async def one(symbol: str):
+            details = await asyncio.wait_for(
+                self.ib_.reqContractDetailsAsync(Stock(symbol, self.exchange, self.currency)), self.timeout)
+            details = [d for d in details if d.contract.secType == "STK"]
+            return symbol, details
+
+        missing, ambiguous = [], []
+        for symbol, details in await asyncio.gather(*[one(s) for s in symbols]):
+            if not details:
+                missing.append(symbol)
+            elif len(details) > 1:
+                ambiguous.append(symbol)
+            else:
+                contract = details[0].contract
+                contract.exchange = self.exchange
+                self._contracts[symbol] = contract
+                self._ticks[symbol] = float(details[0].minTick or 0.01)
+        if missing or ambiguous:
+            parts = []
+            if missing:
+                parts.append(f"unknown to IB: {', '.join(missing)}")
+            if ambiguous:
+                parts.append(f"ambiguous: {', '.join(ambiguous)}")
+            raise DataError(f"contracts ({'; '.join(parts)}) as STK on {self.exchange} in {self.currency}: "
+                            f"check data.symbols, broker.exchange and broker.currency")
+
+    def round_price(self, symbol: str, price: float, side: float) -> float:
+        tick = self._ticks.get(symbol, 0.01) if hasattr(self, "_ticks") else 0.01
+        steps = price / tick
+        steps = math.floor(steps + 1e-9) if side > 0 else math.ceil(steps - 1e-9)
+        return round(steps * tick, 10)
+
+    # ------------------------------------------------------------ book
+    def _mine(self, account: str) -> bool:
+        return not self._account or account == self._account
+
+    async def positions(self) -> dict[str, float]:
+        rows = await asyncio.wait_for(self.ib_.reqPositionsAsync(), self.timeout)
+        out: dict[str, float] = {}
+        for p in rows:
+            if self._mine(p.account) and p.contract.secType == "STK" and p.position:
+                out[p.contract.symbol] = out.get(p.contract.symbol, 0.0) + float(p.position)
+        return out
+
+    def held(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for p in self.ib_.positions(self._account or ""):
+            if p.contract.secType == "STK" and p.position:
+                out[p.contract.symbol] = out.get(p.contract.symbol, 0.0) + float(p.position)
+        return out
+
+    def equity(self) -> Optional[float]:
+        for v in self.ib_.accountValues(self._account or ""):
+            if v.tag == "NetLiquidation" and v.currency in (self.currency, "BASE") and not v.modelCode:
+                try:
+                    return float(v.value)
+                except ValueError:
+                    return None
+        return None
+
+    async def net_liquidation(self) -> float:
+        value = self.equity()
+        if value is None:
+            rows = await asyncio.wait_for(self.ib_.accountSummaryAsync(self._account or ""), self.timeout)
+            for v in rows:
+                if v.tag == "NetLiquidation":
+                    value = float(v.value)
+        if value is None:
+            raise BrokerError(f"the gateway at {self.where()} reported no NetLiquidation for "
+                              f"{self._account}: is the account id right?")
+        return value
+
+    async def quotes(self, symbols: list[str]) -> dict[str, float]:
+        contracts = [self._contracts[s] for s in symbols if s in self._contracts]
+        if not contracts:
+            return {}
+        try:
+            tickers = await asyncio.wait_for(self.ib_.reqTickersAsync(*contracts), self.quote_timeout)
+        except (asyncio.TimeoutError, ConnectionError):
+            return {}
+        out = {}
+        for t in tickers:
+            for value in (t.last, t.midpoint(), t.close):
+                if value is not None and math.isfinite(value) and value > 0:
+                    out[t.contract.symbol] = float(value)
+                    break
+        return out
+
+    # ------------------------------------------------------------ orders
+    def place(self, order: LiveOrder) -> None:
+        from ib_async import Order
+
+        if not self.ib_.isConnected():
+            raise NotConnected(f"not connected to {self.where()}")
+        contract = self._contracts[order.symbol]
+        ib_order = Order(action="BUY" if order.quantity > 0 else "SELL",
+                         totalQuantity=abs(order.quantity),
+                         orderType="MKT" if order.limit is None else "LMT",
+                         tif=order.tif, orderRef=order.ref, account=self._account or "",
+                         transmit=True, outsideRth=False)
+        if order.limit is not None:
+            ib_order.lmtPrice = order.limit
+        try:
+            self.ib_.placeOrder(contract, ib_order)
+        except ConnectionError as exc:
+            raise NotConnected(str(exc)) from None
+
+    def _trade(self, ref: str):
+        for trade in self.ib_.trades():
+            if trade.order.orderRef == ref and trade.order.orderId and not trade.isDone():
+                return trade
+        return None
+
+    def cancel(self, ref: str) -> bool:
+        trade = self._trade(ref)
+        if trade is None or not self.ib_.isConnected():
+            return False
+        self.ib_.cancelOrder(trade.order)
+        return True
+
+    async def cancel_open(self) -> list[str]:
+        trades = await asyncio.wait_for(self.ib_.reqOpenOrdersAsync(), self.timeout)
+        refs = []
+        for trade in trades:
+            if not trade.isDone() and trade.order.clientId in (self.client_id, 0):
+                self.ib_.cancelOrder(trade.order)
+                refs.append(trade.order.orderRef)
+        return refs
+
+    async def known_orders(self) -> dict[str, OrderUpdate]:
+        ib = self.ib_
+        await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), self.timeout)
+        # every client's open orders, so that an orderRef placed under another client id is
+        # known too (and never sent twice), then this client's, which keep their status
+        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self.timeout)
+        await asyncio.wait_for(ib.reqOpenOrdersAsync(), self.timeout)
+        out: dict[str, OrderUpdate] = {}
+        for trade in ib.trades():
+            ref = trade.order.orderRef
+            if not ref:
+                continue
+            # an order this connection handed over and the gateway has not acknowledged yet
+            # is in flight (TCP delivers it): known, so never sent again
+            update = _update(trade)
+            current = out.get(ref)
+            if current is None or (current.status in ("Cancelled", "Filled", "ApiCancelled", "Inactive")
+                                   and update.status not in ("Cancelled", "Filled", "ApiCancelled",
+                                                             "Inactive")):
+                out[ref] = update
+        return out
+
+    async def executions(self, since: Optional[float] = None) -> list[Execution]:
+        from ib_async import ExecutionFilter
+
+        stamp = "" if since is None else dt.datetime.fromtimestamp(since, dt.timezone.utc).strftime(
+            "%Y%m%d-%H:%M:%S")
+        flt = ExecutionFilter(clientId=self.client_id, acctCode=self._account or "", time=stamp)
+        fills = await asyncio.wait_for(self.ib_.reqExecutionsAsync(flt), self.timeout)
+        known = self.ib_.wrapper.fills
+        out = []
+        for fill in fills:
+            stored = known.get(fill.execution.execId, fill)
+            out.append(_execution(stored))
+        return out
+
+    # ------------------------------------------------------------ events -> listener
+    def _on_trade(self, trade) -> None:
+        if trade.order.orderRef:
+            self._listener.on_order(_update(trade))
+
+    def _on_exec(self, trade, fill) -> None:
+        if not fill.execution.orderRef and trade is not None:
+            fill.execution.orderRef = trade.order.orderRef
+        self._listener.on_execution(_execution(fill))
+
+    def _on_commission(self, trade, fill, report) -> None:
+        self._listener.on_commission(report.execId, float(report.commission), report.currency)
+
+
+def _update(trade) -> OrderUpdate:
+    status = trade.orderStatus
+    code, message = 0, ""
+    for entry in reversed(trade.log):
+        if entry.errorCode:
+            code, message = entry.errorCode, entry.message
+            break
+    return OrderUpdate(ref=trade.order.orderRef, status=status.status, filled=float(status.filled or 0),
+                       remaining=float(status.remaining or 0), avg_price=float(status.avgFillPrice or 0),
+                       order_id=trade.order.orderId or None, perm_id=trade.order.permId or None,
+                       error_code=int(code or 0), message=message)
+
+
+def _execution(fill) -> Execution:
+    ex = fill.execution
+    sign = 1.0 if ex.side in ("BOT", "BUY") else -1.0
+    report = fill.commissionReport
+    commission = float(report.commission) if report is not None and report.execId else None
+    when = ex.time.timestamp() if hasattr(ex.time, "timestamp") else float(ex.time or 0)
+    return Execution(exec_id=ex.execId, ref=ex.orderRef, symbol=fill.contract.symbol,
+                     quantity=sign * float(ex.shares), price=float(ex.price), time=when,
+                     commission=commission, currency=report.currency if report is not None else "",
+                     order_id=ex.orderId or None, perm_id=ex.permId or None)
+
+
+def _describe(exc: Optional[BaseException]) -> str:
+    if exc is None:
+        return "no answer"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
