@@ -28,6 +28,15 @@ class ScheduleConfig:
 
 
 @dataclasses.dataclass
+class DashboardConfig:
+    """The paper/live dashboard (pipeline/dashboard.py) on 127.0.0.1; a token is always required."""
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: Optional[str] = None      # null: $ROBO_TRADER_DASHBOARD_TOKEN, else a random one, printed
+
+
+@dataclasses.dataclass
 class PretradeConfig:
     """Checks every child order passes before it is sent (pipeline/pretrade.py); null = off."""
     max_order_notional: Optional[float] = None      # a child's size x price
@@ -92,6 +101,7 @@ def run_schema() -> type:
         ("progress", bool, dataclasses.field(default=True)),
         ("objective", str, dataclasses.field(default="sharpe")),
         ("walkforward", Any, dataclasses.field(default=None)),
+        ("dashboard", DashboardConfig, dataclasses.field(default_factory=DashboardConfig)),
         ("out_dir", Optional[str], dataclasses.field(default=None)),
     ])
 

@@ -371,6 +371,7 @@ class LiveRunner(Listener):
         self.qualified: set[str] = set()
         self.handled: list[str] = []
         self.counts: dict[str, int] = {}
+        self.dash = None
 
     # ------------------------------------------------------------ main
     async def main(self) -> dict[str, Any]:
@@ -382,6 +383,7 @@ class LiveRunner(Listener):
             account = self.account = self._check_account()
             await self.broker.subscribe()
             self.run_id = self._run_id(account)
+            await self._start_dashboard()
             say(f"connected to {self.broker.where()} as client {getattr(self.broker, 'client_id', '?')}, "
                 f"account {account} ({mode.name}), run {self.run_id}, journal {self.journal.path}")
             await self._check_killswitch()
@@ -407,9 +409,39 @@ class LiveRunner(Listener):
             try:
                 await self.broker.stop()
             finally:
+                if self.dash is not None:
+                    await self.dash.stop()
                 summary = self._summary(started)
                 self.journal.close()
         return summary
+
+    # ------------------------------------------------------------ dashboard
+    async def _start_dashboard(self) -> None:
+        """Serve the dashboard (``dashboard.*``); a port in use costs the page, not the run."""
+        from pipeline.dashboard import Dashboard
+
+        dash = Dashboard.from_config(self.cfg.get("dashboard"), on_kill=self._dashboard_kill,
+                                     mode=str(self.mode.name))
+        if dash is None:
+            return
+        try:
+            await dash.start()
+        except OSError as exc:
+            say(f"warning: dashboard not served ({exc}); set dashboard.port, or dashboard.enabled=false")
+            return
+        self.dash = dash
+        say(f"dashboard: {dash.url}")
+        reason = self.killswitch.reason()
+        dash.publish("kill_switch", {"engaged": bool(reason), "reason": reason})
+        dash.publish("status", {"connected": True, "message": f"{self.broker.where()} account {self.account}"})
+
+    async def _dashboard_kill(self, reason: str) -> None:
+        self.killed = f"dashboard: {reason}"
+        await self._kill(self.killed)
+
+    def _show(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.dash is not None:
+            self.dash.publish(kind, payload)
 
     def _check_account(self) -> str:
         managed = self.broker.managed_accounts()
@@ -504,6 +536,8 @@ class LiveRunner(Listener):
         await self._wait_ready()
         equity = self.broker.equity()
         if equity is not None:
+            self._show("equity", {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                  "equity": equity})
             reason = self.killswitch.observe_equity(equity)
             if reason:
                 await self._kill(reason)
@@ -1036,6 +1070,9 @@ class LiveRunner(Listener):
 
     # ------------------------------------------------------------ listener (broker callbacks)
     def on_order(self, update: OrderUpdate) -> None:
+        self._show("order", {"order_id": update.ref, "status": update.status.lower(),
+                             "filled": update.filled, "remaining": update.remaining,
+                             "avg_price": update.avg_price, "message": update.message})
         child = self.journal.child(update.ref)
         if child is None:
             if update.ref:
@@ -1046,6 +1083,12 @@ class LiveRunner(Listener):
 
     def on_execution(self, ex: Execution) -> None:
         self._record_executions([ex])
+        self._show("fill", {"order_id": ex.ref, "exec_id": ex.exec_id, "symbol": ex.symbol,
+                            "side": "buy" if ex.quantity > 0 else "sell", "quantity": abs(ex.quantity),
+                            "price": ex.price, "time": dt.datetime.fromtimestamp(ex.time, dt.timezone.utc)
+                            .isoformat(timespec="seconds")})
+        self._show("positions", {"positions": [{"symbol": k, "quantity": v}
+                                               for k, v in sorted(self.broker.held().items())]})
         self.changed.set()
 
     def on_commission(self, exec_id: str, commission: float, currency: str) -> None:
@@ -1053,6 +1096,8 @@ class LiveRunner(Listener):
 
     def on_connection(self, state: str, detail: str = "") -> None:
         self.journal.event("connection", {"state": state, "detail": detail})
+        self._show("status", {"connected": state not in ("disconnected", "ib_lost", "farm_broken", "failed"),
+                              "message": f"{state}: {detail}"})
         if state in ("disconnected", "ib_lost", "farm_broken"):
             say(f"{state}: {detail} (trading paused)")
         elif state in ("reconnected", "restored", "restored_data_lost", "farm_ok"):
@@ -1071,6 +1116,7 @@ class LiveRunner(Listener):
 
     async def _kill(self, reason: str) -> None:
         self.killswitch.engage(reason)
+        self._show("kill_switch", {"engaged": True, "reason": reason})
         await self._wait_ready()
         cancelled = await self.broker.cancel_open()
         for child in self.journal.children():
