@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
+import functools
 import math
 
 import numpy as np
@@ -194,7 +195,7 @@ class SimBroker(Broker):
         if self.commission_per_share:
             fee += absq * self.commission_per_share
         auction = children.bin
-        nothing = np.zeros(m)  # nothing cancelled, nothing swept (never written to)
+        nothing = _zeros(m)  # nothing cancelled, nothing swept
         volume = session.volume[sym] if session.volume is not None else self.adv_usd / ref
         return Fills(parent=parent, symbol=sym, quantity=qty,
                      price=ref + ref * np.copysign(half_spread + impact, qty),
@@ -317,6 +318,14 @@ class SimBroker(Broker):
         report.vwap[some], report.twap[some] = vwap[some], twap[some]
         report.volume[some], report.cancelled[some] = market_volume[some], (side * left)[some]
         return parts
+
+
+@functools.lru_cache(maxsize=4096)
+def _zeros(n: int) -> np.ndarray:
+    """A read-only zero vector per size, shared by every session's report."""
+    out = np.zeros(n)
+    out.flags.writeable = False
+    return out
 
 
 def _subset(children: ChildOrders, keep: np.ndarray) -> ChildOrders:
