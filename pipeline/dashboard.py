@@ -700,6 +700,7 @@ first press arms, the second (within 5 s) stops all trading and cancels open ord
     frame = true;
     requestAnimationFrame(function () {
       frame = false; var kinds = Object.keys(dirty); dirty = {};
+      if (S === null) return;  // disconnected since: the next snapshot repaints everything
       kinds.forEach(function (k) { render(k); });
     });
   }
