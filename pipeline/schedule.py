@@ -31,14 +31,15 @@ def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0) -> n
     if rule == "daily":
         bars = np.arange(n, dtype=np.int64)
     elif rule in CALENDAR:
-        key = _period_key(index, rule)
+        key = period_key(index, rule)
         bars = np.flatnonzero(np.append(key[1:] != key[:-1], True)).astype(np.int64)
     else:
         raise ConfigError(f"schedule.rebalance={rule!r} is not a schedule; allowed: {', '.join(RULES)}")
     return bars[bars >= first]
 
 
-def _period_key(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
+def period_key(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
+    """One integer per bar naming its calendar period (weekly, monthly, quarterly, yearly)."""
     if rule == "weekly":
         # local calendar days since 1970-01-01 (a Thursday); +3 starts each week on Monday
         local = index.tz_localize(None) if index.tz is not None else index

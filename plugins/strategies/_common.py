@@ -12,6 +12,8 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
+from pipeline.schedule import period_key
+
 CALENDAR = ("weekly", "monthly", "quarterly", "yearly")
 
 
@@ -36,7 +38,7 @@ def refit_bars(index: pd.DatetimeIndex, rule: Union[str, int], first: int) -> np
     if text not in CALENDAR:
         raise ValueError(f"refit rule {rule!r}: expected one of {', '.join(CALENDAR)} or a "
                          f"number of bars")
-    key = _period_key(index, text)
+    key = period_key(index, text)
     starts = np.flatnonzero(key[1:] != key[:-1]) + 1
     return np.concatenate([[first], starts[starts > first]]).astype(np.int64)
 
@@ -49,15 +51,6 @@ def check_rule(value: Union[str, int], name: str) -> None:
     if text not in CALENDAR:
         raise ValueError(f"{name}={value!r} is not a schedule: expected one of "
                          f"{', '.join(CALENDAR)} or a positive number of bars")
-
-
-def _period_key(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
-    if rule == "weekly":
-        local = index.tz_localize(None) if index.tz is not None else index
-        days = local.values.astype("datetime64[D]").astype(np.int64)
-        return (days + 3) // 7
-    months = np.asarray(index.year) * 12 + np.asarray(index.month) - 1
-    return {"monthly": months, "quarterly": months // 3, "yearly": months // 12}[rule]
 
 
 def latest(refits: np.ndarray, at: np.ndarray) -> np.ndarray:
