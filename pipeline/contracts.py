@@ -271,8 +271,13 @@ class ExecutionAlgo(Component):
     """Parent orders become child orders over the session's bins (see ``ChildOrders``).
 
     ``slice`` must never create a child with a NaN, infinite, zero or wrong-side quantity, nor
-    schedule more than a parent's quantity (the engine checks).
+    schedule more than a parent's quantity (the engine checks). An algorithm whose ``slice``
+    is ``ChildOrders.whole_orders(orders, AUCTION)`` in every session declares
+    ``whole_in_auction = True``: the engine may then fill a backtest through the broker's
+    ``AuctionCosts`` without calling ``slice`` at all.
     """
+
+    whole_in_auction: ClassVar[bool] = False
 
     def prepare(self, data: MarketData) -> None:
         """Called once before a run with the whole market (estimate only from the past)."""
@@ -289,6 +294,12 @@ class Broker(Component):
     def prepare(self, data: MarketData) -> None:
         """Called once before a run with the whole market (estimate only from the past)."""
 
+    def auction(self) -> Optional["AuctionCosts"]:
+        """How this broker fills whole orders in the reference auction, as arrays (after
+        ``prepare``); None (the default) when it cannot say ahead of the session, as a real
+        broker cannot: the engine then sends every session through ``execute``."""
+        return None
+
     def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
         """The intraday bins of session ``bar`` for ``symbols`` (a ``Session.source``)."""
         raise NotImplementedError(f"{type(self).__name__} simulates no intraday bins; use an "
@@ -296,3 +307,63 @@ class Broker(Component):
 
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
         raise NotImplementedError
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Commission:
+    """Per parent order: ``max(|q| * r * rate + |q| * per_share, minimum)`` for ``q`` shares
+    at ``r`` (``fee`` is before the minimum, which the broker applies per parent)."""
+
+    rate: float
+    per_share: float
+    minimum: float
+
+    def fee(self, quantity: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        fee = notional * self.rate
+        if self.per_share:
+            fee += np.abs(quantity) * self.per_share
+        return fee
+
+
+@dataclasses.dataclass(frozen=True)
+class AuctionCosts:
+    """A broker's fills of whole orders in the reference auction, as a cost model on arrays.
+
+    An order of ``q`` shares meeting the reference price ``r`` of session ``t`` (``impact``
+    is ``impact_scale[t - 1]``, known at the decision) fills whole at
+
+        price = r + r * sign(q) * (half_spread + impact * sqrt(size))
+
+    with ``size`` the order's ``|q|`` shares (``impact_in_shares``) or its notional ``|q| r``
+    in dollars, and pays ``commission``. A NaN ``r`` (no bar in the session) or ``impact`` (no
+    volume in the window) means the order cannot fill there. ``spread_cost`` and
+    ``impact_cost`` are the notional times ``half_spread`` and ``impact * sqrt(size)``. The
+    session's volume reported is ``volume`` (shares), or ``assumed_dollar_volume / r`` when
+    the data has none.
+
+    The simulated broker fills auction children with it, and the engine's whole-auction walk
+    (``pipeline.engine``) fills a whole backtest with it without a per-session object.
+    """
+
+    impact_scale: np.ndarray                 # T x N
+    half_spread: float
+    impact_in_shares: bool
+    commission: Commission
+    volume: Optional[np.ndarray]             # T x N shares, or None
+    assumed_dollar_volume: float
+
+    def fill(self, reference: np.ndarray, impact: np.ndarray,
+             quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Price per share (spread and impact included), spread cost and impact cost."""
+        size = np.abs(quantity)
+        notional = size * reference
+        cost = impact * np.sqrt(size if self.impact_in_shares else notional)
+        price = reference + reference * np.copysign(self.half_spread + cost, quantity)
+        return price, notional * self.half_spread, notional * cost
+
+    def session_volume(self, bar: np.ndarray, symbol: np.ndarray,
+                       reference: np.ndarray) -> np.ndarray:
+        if self.volume is not None:
+            return self.volume[bar, symbol]
+        return self.assumed_dollar_volume / reference

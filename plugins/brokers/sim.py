@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-import functools
-import math
-
 import numpy as np
 
-from pipeline.contracts import AUCTION, Bins, Broker, ChildOrders, Fills, Orders, ParentReport, Session
+from pipeline.contracts import (AUCTION, AuctionCosts, Bins, Broker, ChildOrders, Commission, Fills,
+                                Orders, ParentReport, Session)
 from pipeline.market import MarketData
 
 
@@ -114,35 +112,56 @@ class SimBroker(Broker):
         self.seed = seed
 
     def prepare(self, data: MarketData) -> None:
-        from pipeline.intraday import IntradayMarket, load_bars, trailing_volatility, trailing_volume
+        from pipeline.intraday import load_bars, trailing_volume
 
-        sigma = trailing_volatility(data.close, self.window)
         adv = None if data.volume is None else trailing_volume(data.volume, self.window)
+        self.data_, self.adv_ = data, adv
+        self.bars_ = None if self.intraday is None else load_bars(str(self.intraday), data)
+        # volatility and the intraday market are built when first needed: execution=market
+        # without impact needs neither
+        self.sigma_, self.market_ = None, None
         # auction impact = scale * sqrt(size): size in shares over ADV in shares when the data
         # has volume, in notional over the assumed ADV in dollars when it has not
-        self.size_in_shares_ = adv is not None
-        if self.size_in_shares_:
+        impact = self.impact_coef * self._sigma() if self.impact_coef else 0.0
+        if adv is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 # NaN where the window traded nothing: such a market fills nothing
-                self.impact_scale_ = np.where(adv > 0, self.impact_coef * sigma / np.sqrt(adv), np.nan)
+                scale = np.where(adv > 0, impact / np.sqrt(adv), np.nan)
         else:
-            self.impact_scale_ = self.impact_coef * sigma / np.sqrt(self.adv_usd)
-        self.market_ = IntradayMarket(
-            data, sigma, adv, n_bins=int(self.bins), profile=self.profile, u_ratio=self.u_ratio,
-            volume_noise=self.volume_noise, half_spread=self.half_spread_bps * 1e-4,
-            adv_usd=self.adv_usd, seed=int(self.seed),
-            bars=None if self.intraday is None else load_bars(str(self.intraday), data),
-            profile_days=int(self.profile_days))
+            scale = impact / np.sqrt(self.adv_usd) + np.zeros(data.close.shape)
+        self.auction_ = AuctionCosts(
+            impact_scale=scale, half_spread=self.half_spread_bps * 1e-4,
+            impact_in_shares=adv is not None, commission=self._commission(), volume=data.volume,
+            assumed_dollar_volume=self.adv_usd)
+
+    def _sigma(self) -> np.ndarray:
+        """Daily volatility of log returns over ``window`` bars (row ``t``: up to its close)."""
+        if self.sigma_ is None:
+            from pipeline.intraday import trailing_volatility
+
+            self.sigma_ = trailing_volatility(self.data_.close, self.window)
+        return self.sigma_
+
+    def _commission(self) -> Commission:
+        return Commission(rate=self.commission_bps * 1e-4, per_share=self.commission_per_share,
+                          minimum=self.commission_min)
+
+    def auction(self) -> AuctionCosts:
+        return self.auction_
 
     def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
+        if self.market_ is None:
+            from pipeline.intraday import IntradayMarket
+
+            self.market_ = IntradayMarket(
+                self.data_, self._sigma(), self.adv_, n_bins=int(self.bins), profile=self.profile,
+                u_ratio=self.u_ratio, volume_noise=self.volume_noise,
+                half_spread=self.half_spread_bps * 1e-4, adv_usd=self.adv_usd, seed=int(self.seed),
+                bars=self.bars_, profile_days=int(self.profile_days))
         return self.market_.bins(bar, symbols)
 
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
         m = len(orders)
-        if children.whole and children.bin.size and children.bin[0] == AUCTION:
-            fast = self._market(orders, children, session)
-            if fast is not None:
-                return fast
         report = ParentReport(first_bin=np.full(m, AUCTION), last_bin=np.full(m, AUCTION),
                               vwap=np.full(m, np.nan), twap=np.full(m, np.nan),
                               volume=np.full(m, np.nan), cancelled=orders.quantity.copy(),
@@ -157,10 +176,7 @@ class SimBroker(Broker):
                      *self._binned(orders, _subset(children, ~in_auction), session, report)]
         parent, bin_, qty, price, base, spread, impact = (
             parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)])
-        absq = np.abs(qty)
-        fee = absq * base * (self.commission_bps * 1e-4)
-        if self.commission_per_share:
-            fee += absq * self.commission_per_share
+        fee = self._commission().fee(qty, np.abs(qty) * base)
         if self.commission_min and parent.size:
             # the minimum is per parent order: top up each parent's first fill
             short = np.maximum(self.commission_min - np.bincount(parent, fee, m), 0.0)
@@ -172,58 +188,20 @@ class SimBroker(Broker):
                      commission=fee, spread_cost=spread, impact_cost=impact, bin=bin_,
                      report=report)
 
-    def _market(self, orders: Orders, children: ChildOrders, session: Session) -> Fills | None:
-        """The hot path of ``execution=market``: one auction child per parent, all fillable.
-
-        Same numbers as the general path (``_auction`` plus the per-parent minimum, which here
-        is simply a floor on each fill's commission), without its bookkeeping; None when a child
-        cannot fill, for the general path to report.
-        """
-        parent = children.parent
-        m = parent.size
-        sym = orders.symbol
-        ref = session.reference[sym]
-        scale = self.impact_scale_[session.bar - 1][sym]
-        if not math.isfinite(float((ref * scale).sum())):
-            return None
-        qty = children.quantity
-        absq = np.abs(qty)
-        notional = absq * ref
-        impact = scale * np.sqrt(absq if self.size_in_shares_ else notional)
-        half_spread = self.half_spread_bps * 1e-4
-        fee = notional * (self.commission_bps * 1e-4)
-        if self.commission_per_share:
-            fee += absq * self.commission_per_share
-        auction = children.bin
-        nothing = _zeros(m)  # nothing cancelled, nothing swept
-        volume = session.volume[sym] if session.volume is not None else self.adv_usd / ref
-        return Fills(parent=parent, symbol=sym, quantity=qty,
-                     price=ref + ref * np.copysign(half_spread + impact, qty),
-                     commission=np.maximum(fee, self.commission_min), spread_cost=notional * half_spread,
-                     impact_cost=notional * impact, bin=auction,
-                     report=ParentReport(first_bin=auction, last_bin=auction, vwap=ref, twap=ref,
-                                         volume=volume, cancelled=nothing, swept=nothing))
-
     def _auction(self, orders: Orders, children: ChildOrders, session: Session,
                  report: ParentReport) -> tuple:
         """Children filled whole at the session's reference price."""
         sym = orders.symbol[children.parent]
         ref = session.reference[sym]
-        scale = self.impact_scale_[session.bar - 1][sym]
-        ok = np.isfinite(ref * scale)  # no bar, or no volume in the window: cannot fill
-        parent, ref, scale, qty = children.parent[ok], ref[ok], scale[ok], children.quantity[ok]
-        absq = np.abs(qty)
-        notional = absq * ref
-        impact = scale * np.sqrt(absq if self.size_in_shares_ else notional)
-        half_spread = self.half_spread_bps * 1e-4
+        impact = self.auction_.impact_scale[session.bar - 1][sym]
+        ok = np.isfinite(ref * impact)  # no bar, or no volume in the window: cannot fill
+        parent, ref, impact, qty = children.parent[ok], ref[ok], impact[ok], children.quantity[ok]
+        price, spread, impact = self.auction_.fill(ref, impact, qty)
         sym = orders.symbol[parent]
         report.vwap[parent] = report.twap[parent] = ref
-        report.volume[parent] = (session.volume[sym] if session.volume is not None
-                                 else self.adv_usd / ref)
+        report.volume[parent] = self.auction_.session_volume(session.bar, sym, ref)
         report.cancelled[parent] -= qty
-        return (parent, np.full(parent.size, AUCTION), qty,
-                ref + ref * np.copysign(half_spread + impact, qty), ref, notional * half_spread,
-                notional * impact)
+        return parent, np.full(parent.size, AUCTION), qty, price, ref, spread, impact
 
     def _binned(self, orders: Orders, children: ChildOrders, session: Session,
                 report: ParentReport) -> list[tuple]:
@@ -318,14 +296,6 @@ class SimBroker(Broker):
         report.vwap[some], report.twap[some] = vwap[some], twap[some]
         report.volume[some], report.cancelled[some] = market_volume[some], (side * left)[some]
         return parts
-
-
-@functools.lru_cache(maxsize=4096)
-def _zeros(n: int) -> np.ndarray:
-    """A read-only zero vector per size, shared by every session's report."""
-    out = np.zeros(n)
-    out.flags.writeable = False
-    return out
 
 
 def _subset(children: ChildOrders, keep: np.ndarray) -> ChildOrders:

@@ -11,6 +11,8 @@ class Market(ExecutionAlgo):
     session's open, or at its close when the data has no opens. The session's intraday bins
     are never built."""
 
+    whole_in_auction = True
+
     def __init__(self) -> None:
         pass
 

@@ -1,5 +1,7 @@
 """The backtest loop against a hand-written numpy reference and accounting identities."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,10 @@ from pipeline.schedule import decision_bars
 from plugins.allocation.equal_weight import EqualWeight
 from plugins.brokers.sim import SimBroker
 from plugins.execution.market import Market
+from plugins.risk.drawdown_control import DrawdownControl
+from plugins.risk.max_turnover import MaxTurnover
 from plugins.risk.max_weight import MaxWeight
+from plugins.risk.min_trade import MinTrade
 from plugins.strategies.buy_and_hold import BuyAndHold
 from plugins.strategies.momentum import Momentum
 
@@ -138,3 +143,81 @@ class _Broken(ExecutionAlgo):
 def test_no_child_order_with_a_bad_quantity_reaches_the_broker(sp500, bad):
     with pytest.raises(RuntimeError, match="plugin bug"):
         run(sp500, algo=_Broken(bad))
+
+
+class _MarketBySession(Market):
+    """``execution=market`` without the whole-auction declaration: every session goes through
+    ``slice`` and ``SimBroker.execute``, the path a live broker takes."""
+
+    whole_in_auction = False
+
+
+def _awkward(sp500, with_opens: bool):
+    """The sample with a symbol listed late, each symbol halted for a month in turn, and (with
+    opens) a window without volume: orders that cannot fill and must be reported so."""
+    close = sp500.close.copy()
+    close[:2000, 5] = np.nan
+    for j in range(close.shape[1]):
+        close[3000 + 100 * j: 3020 + 100 * j, j] = np.nan
+    if not with_opens:
+        return dataclasses.replace(sp500, close=close)
+    rng = np.random.default_rng(7)
+    opens = close * (1 + 0.003 * rng.standard_normal(close.shape))
+    volume = np.where(np.isfinite(close), rng.uniform(1e5, 1e6, close.shape), np.nan)
+    volume[5000:5030, 8] = 0.0
+    return dataclasses.replace(sp500, close=close, open=opens, volume=volume)
+
+
+def _risk(path_dependent: bool) -> list:
+    risk = [("max_weight", MaxWeight(limit=0.3))]
+    if path_dependent:
+        risk += [("drawdown_control", DrawdownControl(threshold=0.08, reentry=0.04)),
+                 ("max_turnover", MaxTurnover(limit=0.3)), ("min_trade", MinTrade())]
+    return risk
+
+
+@pytest.mark.parametrize("with_opens", [False, True])
+@pytest.mark.parametrize("rule, drift, broker, path_dependent", [
+    ("weekly", None, dict(), False),
+    ("daily", 0.02, dict(commission_min=0.0, commission_per_share=0.005), False),
+    ("monthly", None, dict(lot_size=10.0), False),
+    ("weekly", None, FREE, False),
+    ("weekly", None, dict(), True),
+    ("daily", 0.01, dict(lot_size=5.0), True),
+])
+def test_whole_auction_walk_equals_the_session_by_session_walk(sp500, with_opens, rule, drift, broker,
+                                                               path_dependent):
+    data = _awkward(sp500, with_opens)
+    at = decision_bars(data.index, rule)
+    lean = backtest(data, Momentum(lookback=126, top_k=6), EqualWeight(), _risk(path_dependent), Market(),
+                    SimBroker(**broker), at, 1e6, drift=drift)
+    slow = backtest(data, Momentum(lookback=126, top_k=6), EqualWeight(), _risk(path_dependent),
+                    _MarketBySession(), SimBroker(**broker), at, 1e6, drift=drift)
+    np.testing.assert_array_equal(lean.decisions, slow.decisions)
+    assert lean.binding == slow.binding
+    if path_dependent:  # each of them changed some targets
+        assert all(lean.binding[name] for name, _ in _risk(True)[1:])
+    np.testing.assert_allclose(lean.weights, slow.weights, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lean.equity, slow.equity, rtol=1e-12)
+    np.testing.assert_allclose(lean.positions, slow.positions, rtol=1e-12, atol=1e-9)
+    for table, other in ((lean.orders, slow.orders), (lean.fills, slow.fills)):
+        assert list(table) == list(other)
+        for key in table:
+            assert table[key].dtype == other[key].dtype, key
+            # the walks round the cash in different orders: a trade, being a difference of
+            # positions, differs by a few ulps of the book, not of itself
+            scale = np.nanmax(np.abs(other[key]), initial=0.0)
+            np.testing.assert_allclose(table[key], other[key], rtol=1e-12, atol=1e-12 * scale,
+                                       err_msg=key)
+    assert (lean.orders["cancelled"] != 0).any()  # some orders could not fill
+
+
+def test_market_execution_takes_the_whole_auction_walk(sp500, monkeypatch):
+    import pipeline.engine as engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("execution=market went session by session")
+    monkeypatch.setattr(engine, "_walk_sessions", refuse)
+    run(sp500, rule="daily")
+    with pytest.raises(AssertionError, match="session by session"):
+        run(sp500, algo=_MarketBySession())

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import registry
-from pipeline.contracts import AUCTION, Bins
+from pipeline.contracts import AUCTION, AuctionCosts, Bins
 from pipeline.params import import_target
 from plugins.brokers.sim import SimBroker
 from plugins.execution.adaptive import Adaptive
@@ -299,7 +299,9 @@ def test_no_child_is_ever_nan_infinite_zero_or_wrong_side(name, case, make_sessi
     if lot:
         np.testing.assert_allclose(q / lot, np.round(q / lot), atol=1e-6)
     broker = SimBroker(lot_size=lot, unfilled="sweep" if quantity.size % 2 else "cancel")
-    broker.impact_scale_, broker.size_in_shares_ = np.zeros((2, quantity.size)), True  # as prepared
+    broker.auction_ = AuctionCosts(  # as prepared, without impact in the auction
+        impact_scale=np.zeros((2, quantity.size)), half_spread=2e-4, impact_in_shares=True,
+        commission=broker._commission(), volume=None, assumed_dollar_volume=5e8)
     fills = broker.execute(orders, children, session)
     for field in ("quantity", "price", "commission", "spread_cost", "impact_cost"):
         assert np.isfinite(getattr(fills, field)).all(), field
