@@ -165,18 +165,9 @@ class ChildOrders:
     def whole_orders(cls, orders: "Orders", bin: int = AUCTION) -> "ChildOrders":
         """Each parent sent whole as one market child in ``bin``; the engine's quantity checks
         and the broker's bookkeeping can trust this shape without re-deriving it."""
-        parent, bins, no_limit = _whole_layout(orders.symbol.size, bin)
-        return cls(parent=parent, bin=bins, quantity=orders.quantity, limit=no_limit, whole=True)
-
-
-@functools.lru_cache(maxsize=4096)
-def _whole_layout(n: int, bin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The index arrays of ``whole_orders`` for ``n`` parents, built once and read-only (a
-    daily backtest asks for the same few sizes thousands of times)."""
-    arrays = (np.arange(n), np.full(n, bin, dtype=np.int64), np.full(n, np.nan))
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
+        n = orders.symbol.size
+        return cls(parent=np.arange(n), bin=np.full(n, bin, dtype=np.int64),
+                   quantity=orders.quantity, limit=np.full(n, np.nan), whole=True)
 
 
 @dataclasses.dataclass

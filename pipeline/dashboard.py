@@ -74,6 +74,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from pipeline.loop_thread import LoopThread
+
 log = logging.getLogger("robo_trader.dashboard")
 
 DEFAULT_HOST = "127.0.0.1"
@@ -125,7 +127,7 @@ class Dashboard:
         self._sockets: set[Any] = set()
         self._server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -173,36 +175,14 @@ class Dashboard:
 
     def serve_in_thread(self) -> "Dashboard":
         """Start in a thread of its own (its own event loop); returns once listening."""
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # e.g. the port is taken: tell the caller
-                failure.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="dashboard", daemon=True)
-        self._thread.start()
-        started.wait()
-        if failure:
-            raise failure[0]
+        self._thread = LoopThread(self.start, self.stop, name="dashboard")
+        self._thread.open()
         return self
 
     def close(self) -> None:
         """Stop a dashboard started with ``serve_in_thread``."""
-        if self._thread is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.close()
             self._thread = None
 
     def __enter__(self) -> "Dashboard":

@@ -254,6 +254,7 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     linear_rows = list(linear) if linear.any() else None
     curved_rows = list(curved) if curved.any() else None
     fee_rows = list(fee_rate) if c_min else None
+    costly = linear_rows is not None or curved_rows is not None or fee_rows is not None
     mark_at = mark[at]
     r_rows, mark_rows = list(r), list(mark_at)
     shares_rows = list(weights * per_share[at])            # shares per unit of equity
@@ -292,7 +293,7 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
             q = q * ok[k]
             small |= ~ok[k]
         flow = float(dot(q, r_rows[k]))
-        if linear_rows is not None or curved_rows is not None or fee_rows is not None:
+        if costly:
             putmask(a, small, 0.0)
             if linear_rows is not None:
                 flow += float(dot(a, linear_rows[k]))

@@ -47,9 +47,10 @@ import logging
 import math
 import struct
 import sys
-import threading
 import time
 from typing import Any, Callable, Optional
+
+from pipeline.loop_thread import LoopThread
 
 SERVER_VERSION = 176
 log = logging.getLogger("fake_gateway")
@@ -318,7 +319,7 @@ class FakeGateway:
         self.farm_ok = True
         self.server: Optional[asyncio.base_events.Server] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
+        self._thread: Optional[LoopThread] = None
         self._price_changed: Optional[asyncio.Condition] = None
 
     # ------------------------------------------------------------ lifecycle
@@ -342,35 +343,14 @@ class FakeGateway:
             await self.server.wait_closed()
 
     def start_in_thread(self) -> "FakeGateway":
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-ib-gateway", daemon=True)
-        self._thread.start()
-        ready.wait(30)
-        if failure:
-            raise failure[0]
+        self._thread = LoopThread(self.start, self.stop, name="fake-ib-gateway")
+        self._thread.open()
         return self
 
     def stop_thread(self) -> None:
-        if self.loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
 
     def call(self, fn: Callable, *args: Any, timeout: float = 10) -> Any:
         """Run ``fn(*args)`` (a function or coroutine function) on the gateway's loop."""
@@ -408,7 +388,7 @@ class FakeGateway:
                 "hist_requests": list(self.hist_requests),
                 "clients": [c.client_id for c in self.connections if not c.closed],
             }
-        if self.loop is not None and threading.current_thread() is not self._thread and self._thread:
+        if self.loop is not None and self._thread is not None and not self._thread.is_current():
             return self.call(take)
         return take()
 

@@ -128,7 +128,7 @@ class SimBroker(Broker):
                 # NaN where the window traded nothing: such a market fills nothing
                 scale = np.where(adv > 0, impact / np.sqrt(adv), np.nan)
         else:
-            scale = impact / np.sqrt(self.adv_usd) + np.zeros(data.close.shape)
+            scale = np.broadcast_to(impact / np.sqrt(self.adv_usd), data.close.shape)
         self.auction_ = AuctionCosts(
             impact_scale=scale, half_spread=self.half_spread_bps * 1e-4,
             impact_in_shares=adv is not None, commission=self._commission(), volume=data.volume,
