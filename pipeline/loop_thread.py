@@ -36,6 +36,13 @@ class LoopThread:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._stop())
+            # what stop() cancelled (and anything left) finishes before the loop closes, as in
+            # asyncio.run: a task dropped with a closed loop is torn down mid-await
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
         self._thread = threading.Thread(target=run, name=self.name, daemon=True)
