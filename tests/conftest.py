@@ -8,12 +8,29 @@ downloaded: the driver path is given, so Selenium Manager never runs.
 
 import os
 import shutil
+import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from plugins.data.sp500 import SP500
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_in_tmp(tmp_path_factory):
+    """Session fixtures (a default run shared by the report tests) work in a folder of their own too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("session"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """Every test, and every run.py or python -m it starts, works in its own folder: Hydra's outputs/,
+    journals and caches land under tmp_path, never in the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +39,8 @@ def sp500():
 
 
 # Property tests draw from a fixed sequence so CI is reproducible: the same examples every run.
-settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
+# No example database: it would be written into the checkout (tests write only under tmp_path).
+settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True, database=None)
 settings.load_profile("repeatable")
 
 
@@ -75,3 +93,37 @@ def console_errors(driver) -> list[dict]:
 def errors_of():
     """``errors_of(driver)``: the console errors logged since the last call."""
     return console_errors
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# Python's own byte-code caches are not test output; everything else new in the checkout is.
+_NOT_OUTPUT = ("__pycache__/", ".egg-info/")
+
+
+def _untracked() -> set[str] | None:
+    """Paths in the checkout git does not track, ignored ones included (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    paths = {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if not any(part in p for part in _NOT_OUTPUT)}
+
+
+def pytest_sessionstart(session):
+    session.config._checkout_before = _untracked()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a test wrote into the checkout (outputs/, a journal, a cache) instead of tmp_path."""
+    before = getattr(session.config, "_checkout_before", None)
+    after = _untracked()
+    if before is None or after is None:
+        return
+    written = sorted(after - before)
+    if written:
+        shown = ", ".join(written[:10]) + (f" (+{len(written) - 10} more)" if len(written) > 10 else "")
+        session.config.get_terminal_writer().line(
+            f"tests wrote into the checkout (write under tmp_path instead): {shown}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -62,7 +62,7 @@ def site(tmp_path_factory):
 
 def _run(site, *args):
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -73,8 +73,8 @@ def test_installed_plugin_is_listed(site):
 
 
 def test_installed_plugin_runs_by_name_without_yaml(site, tmp_path):
-    proc = _run(site, "run.py", "strategy=contrarian", "strategy.contrarian.top_k=3", f"out_dir={tmp_path}")
+    proc = _run(site, str(ROOT / "run.py"), "strategy=contrarian", "strategy.contrarian.top_k=3", f"out_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "metrics.json").is_file()
-    bad = _run(site, "run.py", "strategy=contrarian", "strategy.contrarian.lookbak=3", f"out_dir={tmp_path}")
+    bad = _run(site, str(ROOT / "run.py"), "strategy=contrarian", "strategy.contrarian.lookbak=3", f"out_dir={tmp_path}")
     assert bad.returncode == 2 and "lookback" in bad.stderr

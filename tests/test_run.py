@@ -15,7 +15,7 @@ FILES = ("metrics.json", "equity.csv", "returns.csv", "weights.csv", "orders.csv
 pytestmark = pytest.mark.slow
 
 
-def run(*args, cwd=ROOT, env=None, check=True):
+def run(*args, cwd=None, env=None, check=True):
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=300)
     if check and proc.returncode != 0:
@@ -129,7 +129,7 @@ def test_multirun_sweeps_into_its_folder(tmp_path):
 
 
 def test_listing_plugins():
-    proc = subprocess.run([sys.executable, "-m", "pipeline.registry"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "pipeline.registry"], capture_output=True,
                           text=True, check=True)
     for name in ("momentum", "buy_and_hold", "equal_weight", "inverse_vol", "max_weight",
                  "max_gross_leverage", "market", "sim", "sp500", "csv", "synthetic"):

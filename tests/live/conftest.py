@@ -39,21 +39,15 @@ def paper_args(gw: FakeGateway, tmp: Path, *extra: str) -> list[str]:
             "progress=false", *extra]
 
 
-@pytest.fixture(autouse=True)
-def _work_in_tmp(tmp_path, monkeypatch):
-    """Every run.py these tests start works in the test's own folder: Hydra's outputs/ lands there."""
-    monkeypatch.chdir(tmp_path)
-
-
 def run_py(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     # stdin is not a terminal, as under cron or systemd: nothing can be confirmed by typing
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=Path.cwd(), capture_output=True,
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})},
                           stdin=subprocess.DEVNULL)
 
 
 def start_py(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=Path.cwd(), stdin=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

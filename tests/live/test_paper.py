@@ -146,7 +146,7 @@ def test_the_gateway_runs_from_the_command_line_for_a_dry_run(tmp_path):
         port = s.getsockname()[1]
     gw = subprocess.Popen([sys.executable, "-m", "plugins.brokers.fake_gateway", "--port", str(port),
                            "--fill-delay", "0.02", "--reject", "KO", "--history", "300"],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = gw.stdout.readline()
         assert f"listening on 127.0.0.1:{port} (server version 176" in line

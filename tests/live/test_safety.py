@@ -71,7 +71,7 @@ def test_paper_mode_refuses_a_live_account(market, tmp_path):
 
 def killswitch(tmp, *args):
     return subprocess.run([sys.executable, "-m", "pipeline.killswitch", *args, "--state-dir",
-                           str(tmp / "state")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                           str(tmp / "state")], capture_output=True, text=True, timeout=60)
 
 
 def test_kill_file_cancels_open_orders_sends_nothing_and_persists(gateway, tmp_path):
@@ -165,7 +165,7 @@ def test_live_confirmation_typed_at_a_terminal(tmp_path):
     try:
         proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "mode=live", "broker=ib", "broker.port=1",
                                  "broker.live=true", "broker.account=U7654321", f"mode.state_dir={tmp_path}",
-                                 f"out_dir={tmp_path / 'o'}"], cwd=ROOT, stdin=slave,
+                                 f"out_dir={tmp_path / 'o'}"], stdin=slave,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.write(master, b"U7654320\n")  # a typo: not confirmed
         out, err = proc.communicate(timeout=60)

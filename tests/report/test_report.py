@@ -73,7 +73,7 @@ def test_report_bytes_are_deterministic_and_rebuildable(default_run, tmp_path, r
     # rebuilt from the folder's files: the same bytes again
     original = (tmp_path / "report.html").read_bytes()
     (tmp_path / "report.html").unlink()
-    subprocess.run([sys.executable, "-m", "pipeline.report", str(tmp_path)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "pipeline.report", str(tmp_path)], check=True,
                    capture_output=True)
     assert (tmp_path / "report.html").read_bytes() == original
 

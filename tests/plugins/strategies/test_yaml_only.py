@@ -49,7 +49,7 @@ def run(tmp_path: Path, name: str, *extra: str) -> Path:
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), f"hydra.searchpath=[file://{tmp_path}]",
                            f"strategy={name}", f"out_dir={out}", "progress=false", *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (out / "metrics.json").is_file()
