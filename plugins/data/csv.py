@@ -120,11 +120,12 @@ class CSVData(DataSource):
         declared = _declared(self.columns)
         by_label = {label: role for role, label in declared.items()}
 
-        def role_of(label) -> Optional[str]:
-            return by_label.get(str(label).strip()) or ROLE_OF.get(_key(label))
+        def role_of(label) -> Optional[str]:  # a declared role is no other column's
+            role = by_label.get(str(label).strip()) or ROLE_OF.get(_key(label))
+            return None if role in declared and str(label).strip() not in by_label else role
 
         src = _read(self.path, role_of)
-        cols = _columns(src, declared) if src.panel is None else {}
+        cols = _columns(src, declared, role_of)
         layout = _layout(src, cols, self.layout)
         if self.symbol is not None and layout != "ohlcv":
             raise ConfigError(f"data.symbol={self.symbol!r} names the one symbol of an ohlcv "
@@ -261,7 +262,8 @@ def _stacked(rows: list[list[str]], role_of: Callable
     file with one header row."""
     def fields(row):
         return ((_key(row[0]) in ("", "price") or role_of(row[0]) == "date")
-                and all(role_of(c) in VALUES or _key(c) in BESIDE_BARS for c in row[1:]))
+                and all(role_of(c) in VALUES or ROLE_OF.get(_key(c)) in VALUES
+                        or _key(c) in BESIDE_BARS for c in row[1:]))
 
     def tickers(row):
         return (_key(row[0]) in ("", "ticker", "symbol")
@@ -291,25 +293,27 @@ def _panel_source(src: _Source, header: tuple[int, str, list[tuple[str, str]]]) 
     return src
 
 
-def _columns(src: _Source, declared: dict[str, str]) -> dict[str, str]:
-    """Role -> the column that plays it: as ``data.columns`` declares, else by its header."""
+def _columns(src: _Source, declared: dict[str, str], role_of: Callable) -> dict[str, str]:
+    """Role -> the column that plays it (for a panel, the field names play them)."""
+    labels = [f for f, _ in src.panel] if src.panel is not None else list(src.table.columns)
+    present = {str(c).strip() for c in labels}
+    for role, label in declared.items():
+        if label not in present:
+            raise DataError(f"data.columns.{role}={label!r} is not a column of {src.name} (its "
+                            f"columns: {_names(dict.fromkeys(labels))}); fix the name")
+    if src.panel is not None:
+        return {}
     lower: dict[str, str] = {}
-    for c in src.table.columns:
+    for c in labels:
         key = str(c).strip().lower()
         if key in lower:
             raise DataError(f"{src.name}: columns {lower[key]!r} and {c!r} differ only in case; "
                             f"rename one")
         lower[key] = c
-    header = {str(c).strip(): c for c in src.table.columns}
-    cols = {}
-    for role, label in declared.items():
-        if label not in header:
-            raise DataError(f"data.columns.{role}={label!r} is not a column of {src.name} (its "
-                            f"columns: {_names(src.table.columns)}); fix the name")
-        cols[role] = header[label]
-    for c in src.table.columns:
-        role = ROLE_OF.get(_key(c))
-        if role is None or role in declared or c in cols.values():
+    cols: dict[str, str] = {}
+    for c in labels:
+        role = role_of(c)
+        if role is None:
             continue
         if role in cols:
             raise DataError(f"{src.name}: columns {cols[role]!r} and {c!r} both read as the "
@@ -342,8 +346,8 @@ def _layout(src: _Source, cols: dict[str, str], declared: str) -> str:
               if c != date and c not in cols.values() and _key(c) not in BESIDE_BARS]
     if others:
         raise DataError(f"{src.name}: the layout is ambiguous: not long (no symbol or ticker "
-                        f"column), nor one symbol's ohlcv ({_names(others)} is no field), nor "
-                        f"wide ({_names(fields)} would be traded as symbols); {LAYOUTS}")
+                        f"column), nor one symbol's ohlcv (not fields: {_names(others)}), nor "
+                        f"wide (it would trade {_names(fields)} as symbols); {LAYOUTS}")
     return "ohlcv"
 
 
@@ -576,6 +580,8 @@ def _note(src: _Source, layout: str, symbols: tuple[str, ...], labels: dict[str,
         how = (f"prices adjusted for splits and dividends by its {adj!r} column (the close is "
                f"{adj!r}" + (f"; {scaled} scaled by {adj}/{raw}" if scaled else "")
                + (f"; volume divided by {adj}/{raw}" if "volume" in arrays else "") + ")")
+    elif ROLE_OF.get(_key(labels.get("close"))) == "adj_close":  # declared the close
+        how = f"closes from its {labels['close']!r} column, already adjusted"
     elif "close" in labels:
         how = (f"closes from its {labels['close']!r} column as they are (no adjusted close "
                f"beside it): they must already be adjusted for splits and dividends")

@@ -311,6 +311,21 @@ def test_13_1_ticker_or_symbol_column_is_the_symbol_column_of_a_long_file(tmp_pa
     assert "a long file (2 symbols)" in d.notes[0]
 
 
+def test_13_2_two_columns_that_read_as_one_role_are_an_error(tmp_path):
+    frame = long_frame().rename(columns={"close": "Close"})
+    frame["Ticker"] = frame["symbol"]
+    msg = error(write(tmp_path, frame))
+    assert "columns 'symbol' and 'Ticker' both read as the symbol" in msg
+    assert "data.columns={symbol: ...}" in msg
+    assert load(write(tmp_path, frame), columns={"symbol": "Ticker"}).symbols == ("BBB", "AAA")
+
+
+def test_13_1_yfinance_adj_close_declared_as_the_close(tmp_path):
+    d = load(write_text(tmp_path, YF_OLD_ADJ), columns={"close": "Adj Close"})
+    np.testing.assert_array_equal(d.close, [[92.8, 370.9], [92.1, 370.6], [90.95, 368.0]])
+    assert "closes from its 'Adj Close' column, already adjusted" in d.notes[0]
+
+
 def test_13_1_long_file_with_adj_close_is_adjusted(tmp_path):
     frame = long_frame().rename(columns={"symbol": "Ticker"})
     frame["Adj Close"] = frame["close"] / 2
