@@ -28,6 +28,9 @@ class MarketData:
     low: Optional[np.ndarray] = None
     volume: Optional[np.ndarray] = None
     name: str = "data"
+    # What the loader had to decide about the source (which column gave the close, ...), for
+    # the run's provenance: said where the data was read, since only the loader knows it.
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.index.tz is None:

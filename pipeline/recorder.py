@@ -111,7 +111,7 @@ def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
 
 def assumptions(ledger: Ledger, stages: Any) -> list[str]:
     """What the simulation had to assume about the data, said plainly."""
-    notes = []
+    notes = list(ledger.data.notes)
     if ledger.data.open is None:
         notes.append("no open prices: market orders fill at the next session's close")
     if ledger.data.volume is None and hasattr(stages.broker, "adv_usd"):

@@ -38,6 +38,19 @@ def at_close(days: pd.DatetimeIndex, tz: str = US_TZ,
     return as_ns(pd.DatetimeIndex(days + close).tz_localize(tz))
 
 
+def adjusted(raw: dict, adj_close):
+    """Raw open/high/low/close/volume adjusted for splits and dividends by an adjusted close:
+    prices are multiplied by ``adj_close / close`` and volume divided by it, so dollar volume
+    (price x shares) is unchanged and participation limits stay meaningful. The close too is
+    ``close * factor`` (the adjusted close to within an ulp): one factor for all four prices
+    keeps low <= open, close <= high exact. Works on arrays and on aligned frames alike."""
+    factor = adj_close / raw["close"]
+    out = {f: raw[f] * factor for f in ("open", "high", "low", "close") if f in raw}
+    if "volume" in raw:
+        out["volume"] = raw["volume"] / factor
+    return out
+
+
 def as_ns(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """Nanosecond stamps without a name: pandas 3 parses to microseconds, and
     ``MarketData.select`` compares an inclusive end with a nanosecond offset."""

@@ -5,40 +5,83 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-from typing import Literal, Optional
+import re
+import warnings
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from pipeline.contracts import DataSource
 from pipeline.errors import ConfigError, DataError
-from pipeline.market import FIELDS, MarketData
-from plugins.data._frames import US_TZ, as_ns, at_close, day, is_daily, select
+from pipeline.market import MarketData
+from plugins.data._frames import US_TZ, adjusted, as_ns, at_close, day, is_daily, select
 
-PRICES = ("open", "high", "low", "close")
+ROLES = ("date", "symbol", "open", "high", "low", "close", "adj_close", "volume")
+VALUES = ("open", "high", "low", "close", "adj_close", "volume")
+PRICES = ("open", "high", "low", "close", "adj_close")
+# A header's role, looked up by its key (_key: case, spaces, underscores, dots and dashes do not
+# matter, so "Adj Close", "adj_close" and "AdjClose" are one name).
+ROLE_OF = {"date": "date", "datetime": "date", "timestamp": "date", "time": "date",
+           "symbol": "symbol", "ticker": "symbol", "open": "open", "high": "high", "low": "low",
+           "close": "close", "price": "close", "adjclose": "adj_close",
+           "adjustedclose": "adj_close", "volume": "volume"}
+# Columns downloaders write beside one symbol's bars that are not bars: yfinance's actions,
+# Alpha Vantage's and Tiingo's corporate actions and adjusted copies, open interest.
+BESIDE_BARS = frozenset({"dividends", "stocksplits", "capitalgains", "dividendamount",
+                         "splitcoefficient", "divcash", "splitfactor", "adjopen", "adjhigh",
+                         "adjlow", "adjvolume", "openint", "openinterest"})
+LAYOUTS = ("the layouts are long (date, symbol or ticker, close[, open, high, low, adj close, "
+           "volume]), wide (date, then one column of closes per symbol) and ohlcv (one symbol: "
+           "date, open, high, low, close[, adj close, volume]); declare one with "
+           "data.layout=long|wide|ohlcv, and name a column the file spells otherwise with "
+           "data.columns={close: Last}")
+# d/m/y or m/d/y with one separator (/ . -); the rest of the value, if any, is the time.
+NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[\sT]|$)")
 
 
 class CSVData(DataSource):
     """Prices from a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file.
 
-    Layouts (``layout="auto"`` picks long when there is a ``symbol`` column):
+    Headers are read by role, in any common spelling (case, spaces and underscores do not
+    matter): date (``date``, ``datetime``, ``timestamp``, ``time``), symbol (``symbol``,
+    ``ticker``), ``open``, ``high``, ``low``, close (``close``, ``price``), adjusted close
+    (``adj close``, ``adjusted close``) and ``volume``. ``columns`` names the columns a file
+    spells otherwise, role -> header (``{close: Last, symbol: Sec}``).
 
-    - long: one row per symbol and bar, columns ``date``, ``symbol``, ``close`` and optionally
-      ``open``, ``high``, ``low``, ``volume``; names are case-insensitive, other columns ignored.
-    - wide: a date column (the one named ``date``, else the first) then one column of closes
-      per symbol, named by the symbol.
+    Layouts (``layout="auto"`` reads them from the headers, and refuses to guess):
+
+    - long: one row per symbol and bar, columns date, symbol and close, optionally open, high,
+      low, adjusted close and volume; other columns are ignored. Auto: a symbol column.
+    - ohlcv: one symbol's bars (``Date,Open,High,Low,Close,Adj Close,Volume`` as most
+      downloaders write it), the symbol named by ``symbol``, else the file's stem. Auto: field
+      headers and no column other than those (and dividends, splits, ... beside them).
+    - wide: a date column (the one named so, else the first) then one column of closes per
+      symbol, named by the symbol. Auto: no field header. A volume or text column is an error,
+      never a symbol.
+    - a wide panel of bars under two header rows, field names and tickers (either first), as
+      yfinance writes several tickers (``Price,Close,Close,...`` / ``Ticker,AAPL,MSFT,...``,
+      perhaps a third row ``Date``); read with ``layout`` auto or wide.
+
+    Where there is an adjusted close beside the close, prices are adjusted: multiplied by
+    ``adj close / close`` (so the close is the adjusted close) and volume divided by it.
+    Otherwise prices must already be adjusted for splits and dividends. Which column gave the
+    close is said in the run's provenance (``assumptions``) and the report's data caveats.
 
     A Parquet file's index, when it is not a plain row number, is read as a column.
 
     Time: values with a UTC offset are converted to ``tz``; naive date-times are localised to
     ``tz``; naive dates (every value at midnight) are bars stamped at ``close_time`` in ``tz``.
-    ``YYYYMMDD`` integers are read as dates.
+    ``YYYYMMDD`` integers are read as dates. Dates written with day and month as numbers
+    (``03/04/2020``) are read in the order some row proves (a day above 12); when every row
+    reads both ways it is an error naming the line: ``date_format`` (``%d/%m/%Y``) declares it.
 
-    Prices must already be adjusted for splits and dividends. The file is rejected with a
-    one-line error naming the file, symbol and date when: a symbol's timestamps go backwards
-    (``sort=True`` sorts them instead), a symbol has two rows for one timestamp, a value is not
-    a number, a price is zero or negative, volume is negative, high < low or the open or close
-    lies outside [low, high], a bar has some fields but not others, or a symbol has no price.
+    The file is rejected with a one-line error naming the file, symbol and date when: a
+    symbol's timestamps go backwards (``sort=True`` sorts them instead), a symbol has two rows
+    for one timestamp, a value is not a number, a price is zero or negative, volume is
+    negative, high < low or the open or close lies outside [low, high], a bar has some fields
+    but not others, or a symbol has no price.
 
     Missing bars: a symbol may start late (NaN before its first price). A bar missing after its
     first price (a gap or a delisting) follows ``fill``: ``"error"`` rejects the file,
@@ -51,13 +94,17 @@ class CSVData(DataSource):
 
     rules = {"min_history": "[1, inf)"}
 
-    def __init__(self, path: str, layout: Literal["auto", "long", "wide"] = "auto",
-                 tz: str = US_TZ, close_time: str = "16:00", sort: bool = False,
-                 fill: Literal["error", "ffill", "drop"] = "error",
+    def __init__(self, path: str, layout: Literal["auto", "long", "wide", "ohlcv"] = "auto",
+                 symbol: Optional[str] = None, columns: Optional[dict[str, str]] = None,
+                 date_format: Optional[str] = None, tz: str = US_TZ, close_time: str = "16:00",
+                 sort: bool = False, fill: Literal["error", "ffill", "drop"] = "error",
                  start: Optional[str] = None, end: Optional[str] = None,
                  symbols: Optional[list[str]] = None, min_history: int = 2):
         self.path = path
         self.layout = layout
+        self.symbol = symbol
+        self.columns = columns
+        self.date_format = date_format
         self.tz = tz
         self.close_time = close_time
         self.sort = sort
@@ -70,16 +117,42 @@ class CSVData(DataSource):
     def load(self) -> MarketData:
         close = _time_of_day(self.close_time)
         _check_zone(self.tz)
-        src = _read(self.path)
-        cols = _columns(src)
-        layout = self.layout if self.layout != "auto" else ("long" if "symbol" in cols else "wide")
-        parse = _long if layout == "long" else _wide
-        index, symbols, arrays = parse(src, cols, self.tz, close, self.sort)
+        declared = _declared(self.columns)
+        by_label = {label: role for role, label in declared.items()}
+
+        def role_of(label) -> Optional[str]:  # a declared role is no other column's
+            role = by_label.get(str(label).strip()) or ROLE_OF.get(_key(label))
+            return None if role in declared and str(label).strip() not in by_label else role
+
+        src = _read(self.path, role_of)
+        cols = _columns(src, declared, role_of)
+        layout = _layout(src, cols, self.layout)
+        if self.symbol is not None and layout != "ohlcv":
+            raise ConfigError(f"data.symbol={self.symbol!r} names the one symbol of an ohlcv "
+                              f"file, but {self.path} reads as {READ_AS[layout]}, whose symbols "
+                              f"the file names; drop data.symbol (data.symbols=[...] picks some)")
+        name = os.path.basename(self.path).split(".")[0] or "csv"
+
+        def stamps(column) -> pd.DatetimeIndex:
+            return _stamps(src, column, self.tz, close, self.date_format)
+
+        if layout == "panel":
+            parsed = _panel(src, role_of, stamps, self.sort)
+        elif layout == "long":
+            parsed = _long(src, cols, stamps, self.sort)
+        elif layout == "ohlcv":
+            parsed = _ohlcv(src, cols, stamps, self.sort, self.symbol or name)
+        else:
+            parsed = _wide(src, cols, stamps, self.sort)
+        index, symbols, arrays, labels = parsed
         daily = is_daily(index)
         _check_bars(src, index, symbols, arrays, daily)
+        note = _note(src, layout, symbols, labels, arrays)
+        if "adj_close" in arrays:
+            arrays = adjusted({f: a for f, a in arrays.items() if f != "adj_close"},
+                              arrays["adj_close"])
         index, arrays = _fill_gaps(src, index, symbols, arrays, daily, self.fill)
-        name = os.path.basename(self.path).split(".")[0] or "csv"
-        data = MarketData(index=index, symbols=symbols, name=name, **arrays)
+        data = MarketData(index=index, symbols=symbols, name=name, notes=(note,), **arrays)
         return select(data, self.path, self.start, self.end, self.symbols, self.min_history)
 
 
@@ -91,11 +164,21 @@ class _Source:
 
     name: str
     table: pd.DataFrame
-    first_line: int  # CSV: the header is line 1; Parquet rows count from 1
+    first_line: int  # CSV: the first line after the header; Parquet rows count from 1
     unit: str
+    # Two header rows (fields and tickers): (field, ticker) of each column after the date.
+    panel: Optional[list[tuple[str, str]]] = None
 
     def row(self, i: int) -> str:
         return f"{self.unit} {i + self.first_line}"
+
+
+def _key(label) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(label).lower())
+
+
+def _names(labels) -> str:
+    return ", ".join(repr(str(c)) for c in labels)
 
 
 def _time_of_day(text: str) -> pd.Timedelta:
@@ -115,7 +198,21 @@ def _check_zone(tz: str) -> None:
                           f"America/New_York or UTC") from None
 
 
-def _read(path: str) -> _Source:
+def _declared(columns) -> dict[str, str]:
+    """``data.columns`` checked: role -> the header that plays it."""
+    out: dict[str, str] = {}
+    for role, label in dict(columns or {}).items():
+        if role not in ROLES:
+            raise ConfigError(f"data.columns.{role}: {role!r} is not a role; the roles are "
+                              f"{', '.join(ROLES)}")
+        label = str(label).strip()
+        if label in out.values():
+            raise ConfigError(f"data.columns gives {label!r} two roles; give each column one")
+        out[role] = label
+    return out
+
+
+def _read(path: str, role_of: Callable) -> _Source:
     full = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(full):
         raise DataError(f"data.path={path!r}: no such file ({full}); check the path (relative "
@@ -129,33 +226,133 @@ def _read(path: str) -> _Source:
         if not isinstance(table.index, pd.RangeIndex):
             table = table.reset_index()
         src = _Source(path, table, 1, "row")
+        if isinstance(table.columns, pd.MultiIndex):
+            levels = [[str(c) for c in table.columns.get_level_values(i)]
+                      for i in range(table.columns.nlevels)]
+            header = _stacked(levels, role_of) if len(levels) == 2 else None
+            if header is None:
+                raise DataError(f"{path}: its columns have {len(levels)} levels that are not "
+                                f"field names and tickers; write one level of column names")
+            src = _panel_source(src, header)
     elif lower.endswith((".csv", ".csv.gz")):
         try:
-            table = pd.read_csv(full)
+            head = pd.read_csv(full, header=None, nrows=3, dtype=str, keep_default_na=False)
+            header = _stacked([list(row) for row in head.itertuples(index=False)], role_of)
+            # low_memory=False: one dtype per column from the whole file, and no DtypeWarning
+            if header is None:
+                src = _Source(path, pd.read_csv(full, low_memory=False), 2, "line")
+            else:
+                table = pd.read_csv(full, header=None, skiprows=header[0], low_memory=False)
+                src = _panel_source(_Source(path, table, header[0] + 1, "line"), header)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot be read as CSV ({exc}); check the file") from None
-        src = _Source(path, table, 2, "line")
     else:
         raise DataError(f"data.path={path!r}: unknown file type; use .csv, .csv.gz, .parquet "
                         f"or .pq")
-    if table.empty:
+    if src.table.empty:
         raise DataError(f"{path} has no data rows; point data.path at a file with prices")
     return src
 
 
-def _columns(src: _Source) -> dict[str, str]:
-    """Lower-cased column name -> the name in the file."""
-    cols: dict[str, str] = {}
-    for c in src.table.columns:
+def _stacked(rows: list[list[str]], role_of: Callable
+             ) -> Optional[tuple[int, str, list[tuple[str, str]]]]:
+    """yfinance's header for several tickers: a row of field names and a row of tickers
+    (either first), perhaps a third row naming the date column alone. Returns the number of
+    header rows, the date column's name and (field, ticker) per column after it; None for a
+    file with one header row."""
+    def fields(row):
+        return ((_key(row[0]) in ("", "price") or role_of(row[0]) == "date")
+                and all(role_of(c) in VALUES or ROLE_OF.get(_key(c)) in VALUES
+                        or _key(c) in BESIDE_BARS for c in row[1:]))
+
+    def tickers(row):
+        return (_key(row[0]) in ("", "ticker", "symbol")
+                and all(c.strip() and pd.isna(pd.to_numeric(c, errors="coerce"))
+                        for c in row[1:]))
+
+    if len(rows) < 2 or len(rows[0]) < 2:
+        return None
+    if fields(rows[0]) and tickers(rows[1]):
+        f, t = 0, 1
+    elif tickers(rows[0]) and fields(rows[1]):
+        f, t = 1, 0
+    else:
+        return None
+    third = len(rows) > 2 and role_of(rows[2][0]) == "date" and not any(
+        c.strip() for c in rows[2][1:])
+    date = rows[2][0] if third else next((r[0] for r in rows[:2] if role_of(r[0]) == "date"),
+                                         "date")
+    return (3 if third else 2), date.strip(), [(a.strip(), b.strip())
+                                               for a, b in zip(rows[f][1:], rows[t][1:])]
+
+
+def _panel_source(src: _Source, header: tuple[int, str, list[tuple[str, str]]]) -> _Source:
+    _, date, panel = header
+    src.table.columns = [date] + [f"{ticker} {field}" for field, ticker in panel]
+    src.panel = panel
+    return src
+
+
+def _columns(src: _Source, declared: dict[str, str], role_of: Callable) -> dict[str, str]:
+    """Role -> the column that plays it (for a panel, the field names play them)."""
+    labels = [f for f, _ in src.panel] if src.panel is not None else list(src.table.columns)
+    present = {str(c).strip() for c in labels}
+    for role, label in declared.items():
+        if label not in present:
+            raise DataError(f"data.columns.{role}={label!r} is not a column of {src.name} (its "
+                            f"columns: {_names(dict.fromkeys(labels))}); fix the name")
+    if src.panel is not None:
+        return {}
+    lower: dict[str, str] = {}
+    for c in labels:
         key = str(c).strip().lower()
-        if key in cols:
-            raise DataError(f"{src.name}: columns {cols[key]!r} and {c!r} differ only in case; "
+        if key in lower:
+            raise DataError(f"{src.name}: columns {lower[key]!r} and {c!r} differ only in case; "
                             f"rename one")
-        cols[key] = c
+        lower[key] = c
+    cols: dict[str, str] = {}
+    for c in labels:
+        role = role_of(c)
+        if role is None:
+            continue
+        if role in cols:
+            raise DataError(f"{src.name}: columns {cols[role]!r} and {c!r} both read as the "
+                            f"{role.replace('_', ' ')}; remove one, or name the one to use with "
+                            f"data.columns={{{role}: ...}}")
+        cols[role] = c
     return cols
 
 
-def _numbers(src: _Source, column: str) -> np.ndarray:
+READ_AS = {"long": "a long file", "wide": "a wide file of closes",
+           "ohlcv": "one symbol's bars", "panel": "a wide panel under two header rows"}
+
+
+def _layout(src: _Source, cols: dict[str, str], declared: str) -> str:
+    if src.panel is not None:
+        if declared not in ("auto", "wide"):
+            raise DataError(f"{src.name} has two header rows, field names and tickers (as "
+                            f"yfinance writes several tickers): a wide panel, not "
+                            f"data.layout={declared}; set data.layout=wide or auto")
+        return "panel"
+    if declared != "auto":
+        return declared
+    if "symbol" in cols:
+        return "long"
+    fields = [cols[r] for r in VALUES if r in cols]
+    if not fields:
+        return "wide"
+    date = cols.get("date", src.table.columns[0])
+    others = [c for c in src.table.columns
+              if c != date and c not in cols.values() and _key(c) not in BESIDE_BARS]
+    if others:
+        raise DataError(f"{src.name}: the layout is ambiguous: not long (no symbol or ticker "
+                        f"column), nor one symbol's ohlcv (not fields: {_names(others)}), nor "
+                        f"wide (it would trade {_names(fields)} as symbols); {LAYOUTS}")
+    return "ohlcv"
+
+
+def _numbers(src: _Source, column: str, text: Optional[str] = None) -> np.ndarray:
+    """A column as floats; ``text``: what to tell the user when it holds no number at all."""
     values = src.table[column]
     if pd.api.types.is_numeric_dtype(values):
         return values.to_numpy(dtype=np.float64)
@@ -163,12 +360,16 @@ def _numbers(src: _Source, column: str) -> np.ndarray:
     bad = np.flatnonzero(parsed.isna().to_numpy() & values.notna().to_numpy())
     if bad.size:
         i = int(bad[0])
+        if text is not None and parsed.isna().all():
+            raise DataError(f"{src.name}: column {column!r} holds text ({values.iloc[i]!r} on "
+                            f"{src.row(i)}), not prices; {text}")
         raise DataError(f"{src.name}: column {column!r} has {values.iloc[i]!r} on {src.row(i)}, "
                         f"which is not a number; fix it (leave the cell empty for no bar)")
     return parsed.to_numpy(dtype=np.float64)
 
 
-def _stamps(src: _Source, column: str, tz: str, close: pd.Timedelta) -> pd.DatetimeIndex:
+def _stamps(src: _Source, column: str, tz: str, close: pd.Timedelta,
+            date_format: Optional[str]) -> pd.DatetimeIndex:
     raw = src.table[column]
     missing = np.flatnonzero(raw.isna().to_numpy())
     if missing.size:
@@ -176,18 +377,29 @@ def _stamps(src: _Source, column: str, tz: str, close: pd.Timedelta) -> pd.Datet
                         f"row a date")
     if pd.api.types.is_numeric_dtype(raw):  # YYYYMMDD integers, not nanoseconds since 1970
         raw = raw.astype(np.int64).astype(str)
+    how: dict = {"format": date_format}
+    if date_format is None and not pd.api.types.is_datetime64_any_dtype(raw):
+        how = _numeric_order(src, column, raw.astype(str))
     parsed = None
-    for utc in (False, True):  # utc=True only to accept offsets that change with DST
-        try:
-            parsed = pd.DatetimeIndex(pd.to_datetime(raw, utc=utc))
-            break
-        except (ValueError, TypeError):
-            continue
+    # pandas warns when it cannot infer one format and reads value by value; every value is
+    # still read or named below, and the warning would only reach the user as noise
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for utc in (False, True):  # utc=True only to accept offsets that change with DST
+            try:
+                parsed = pd.DatetimeIndex(pd.to_datetime(raw, utc=utc, **how))
+                break
+            except (ValueError, TypeError):
+                continue
+        if parsed is None:
+            i = int(np.flatnonzero(pd.to_datetime(raw, utc=True, errors="coerce",
+                                                  **how).isna())[0])
     if parsed is None:
-        i = int(np.flatnonzero(pd.to_datetime(raw, utc=True, errors="coerce").isna())[0])
+        expected = (f"data.date_format={date_format!r}" if date_format is not None
+                    else f"the format of {raw.iloc[0]!r}")
         raise DataError(f"{src.name}: column {column!r} has {raw.iloc[i]!r} on {src.row(i)}, "
-                        f"which is not a date in the format of {raw.iloc[0]!r}; write every "
-                        f"date the same way, e.g. 2020-01-31")
+                        f"which is not a date in {expected}; write every date the same way, "
+                        f"e.g. 2020-01-31")
     if parsed.tz is not None:
         return as_ns(parsed.tz_convert(tz))
     try:
@@ -197,6 +409,34 @@ def _stamps(src: _Source, column: str, tz: str, close: pd.Timedelta) -> pd.Datet
     except ValueError as exc:  # a local time skipped or repeated by a DST change
         raise DataError(f"{src.name}: {exc}; give times with a UTC offset, or set data.tz "
                         f"to the zone they were recorded in") from None
+
+
+def _numeric_order(src: _Source, column: str, text: pd.Series) -> dict:
+    """How to read dates written with day and month as numbers (03/04/2020): in the order a
+    row proves (a number above 12), never a silent pick between the two."""
+    if not NUMERIC_DATE.match(text.iloc[0]):
+        return {}
+    parts = text.str.extract(NUMERIC_DATE)
+    if parts[0].isna().any():  # not all written so: the parse names the odd one
+        return {}
+    a, b = parts[0].astype(int).to_numpy(), parts[2].astype(int).to_numpy()
+    month_first, day_first = bool((a <= 12).all()), bool((b <= 12).all())
+    if month_first and day_first:
+        differ = np.flatnonzero(a != b)
+        if differ.size:
+            i = int(differ[0])
+            value = text.iloc[i].strip()
+            sep, year = parts[1].iloc[i], "%Y" if len(parts[3].iloc[i]) == 4 else "%y"
+            md, dm = (guess_datetime_format(value, dayfirst=first)
+                      or sep.join(order + (year,))
+                      for first, order in ((False, ("%m", "%d")), (True, ("%d", "%m"))))
+            raise DataError(f"{src.name}: column {column!r} has {value!r} on {src.row(i)}, "
+                            f"which reads as month/day or as day/month, and so does every date "
+                            f"in it; declare the order: data.date_format='{md}' (month first) "
+                            f"or data.date_format='{dm}' (day first)")
+    first = day_first and not month_first
+    return {"format": guess_datetime_format(text.iloc[0].strip(), dayfirst=first),
+            "dayfirst": first}
 
 
 def _check_order(src: _Source, stamps: pd.DatetimeIndex, symbol: Optional[np.ndarray],
@@ -226,44 +466,129 @@ def _check_order(src: _Source, stamps: pd.DatetimeIndex, symbol: Optional[np.nda
 
 # ---------------------------------------------------------------- layouts
 
-Parsed = tuple[pd.DatetimeIndex, tuple[str, ...], dict[str, np.ndarray]]
+# index, symbols, field -> bars x symbols, and role -> the header it was read from
+Parsed = tuple[pd.DatetimeIndex, tuple[str, ...], dict[str, np.ndarray], dict[str, str]]
 
 
-def _long(src: _Source, cols: dict[str, str], tz: str, close: pd.Timedelta, sort: bool) -> Parsed:
-    missing = [c for c in ("date", "symbol", "close") if c not in cols]
+def _close_role(src: _Source, have: dict[str, str]) -> str:
+    """The role read as the close: the close; an adjusted close alone when there is nothing
+    it would have to scale (open, high, low and volume need the raw close beside it)."""
+    if "close" in have:
+        return "close"
+    if "adj_close" not in have:
+        raise DataError(f"{src.name}: no close column (found {_names(src.table.columns)}); "
+                        f"{LAYOUTS}")
+    rest = [have[r] for r in ("open", "high", "low", "volume") if r in have]
+    if rest:
+        raise DataError(f"{src.name}: has {have['adj_close']!r} but no raw close, so "
+                        f"{_names(rest)} cannot be adjusted; add the close, or remove them")
+    return "adj_close"
+
+
+def _as_close(have: dict, role: str) -> dict:
+    return {("close" if r == role else r): v for r, v in have.items()}
+
+
+def _long(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> Parsed:
+    missing = [c for c in ("date", "symbol") if c not in cols]
     if missing:
-        raise DataError(f"{src.name}: a long file needs columns date, symbol, close (missing "
-                        f"{', '.join(missing)}; found {', '.join(map(str, src.table.columns))}); "
-                        f"rename them, or set data.layout=wide for a date column then one "
-                        f"column of closes per symbol")
-    fields = [f for f in FIELDS if f in cols]
-    values = {f: _numbers(src, cols[f]) for f in fields}
-    stamps = _stamps(src, cols["date"], tz, close)
+        raise DataError(f"{src.name}: a long file needs a date and a symbol (or ticker) column "
+                        f"(missing {' and '.join(missing)}; found {_names(src.table.columns)}); "
+                        f"{LAYOUTS}")
+    have = {r: cols[r] for r in VALUES if r in cols}
+    have = _as_close(have, _close_role(src, have))
+    values = {f: _numbers(src, c) for f, c in have.items()}
+    time = stamps(cols["date"])
     symbol = src.table[cols["symbol"]]
     blank = np.flatnonzero(symbol.isna().to_numpy())
     if blank.size:
         raise DataError(f"{src.name}: {src.row(int(blank[0]))} has no symbol; fill it in or "
                         f"remove the row")
     symbol = symbol.astype(str).str.strip().to_numpy()
-    _check_order(src, stamps, symbol, sort)
-    rows = pd.DataFrame({"time": stamps, "symbol": symbol, **values})
+    _check_order(src, time, symbol, sort)
+    rows = pd.DataFrame({"time": time, "symbol": symbol, **values})
     order = pd.unique(symbol)  # symbols in the order the file first mentions them
-    wide = rows.pivot(index="time", columns="symbol", values=fields)
-    arrays = {f: wide[f].reindex(columns=order).to_numpy(dtype=np.float64) for f in fields}
-    return as_ns(pd.DatetimeIndex(wide.index)), tuple(order), arrays
+    wide = rows.pivot(index="time", columns="symbol", values=list(values))
+    arrays = {f: wide[f].reindex(columns=order).to_numpy(dtype=np.float64) for f in values}
+    return as_ns(pd.DatetimeIndex(wide.index)), tuple(order), arrays, have
 
 
-def _wide(src: _Source, cols: dict[str, str], tz: str, close: pd.Timedelta, sort: bool) -> Parsed:
+def _ohlcv(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool,
+           symbol: str) -> Parsed:
+    have = {r: cols[r] for r in VALUES if r in cols}
+    have = _as_close(have, _close_role(src, have))
+    time = stamps(cols.get("date", src.table.columns[0]))
+    _check_order(src, time, None, sort)
+    order = np.argsort(time.asi8, kind="stable")  # identity unless sort=True reordered
+    arrays = {f: _numbers(src, c)[order, None] for f, c in have.items()}
+    return time[order], (str(symbol).strip(),), arrays, have
+
+
+def _wide(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> Parsed:
     date = cols.get("date", src.table.columns[0])
     names = [c for c in src.table.columns if c != date]
     if not names:
         raise DataError(f"{src.name}: a wide file needs a date column then one column of closes "
                         f"per symbol, but it has only {date!r}")
-    stamps = _stamps(src, date, tz, close)
-    _check_order(src, stamps, None, sort)
-    closes = np.column_stack([_numbers(src, c) for c in names])
-    order = np.argsort(stamps.asi8, kind="stable")  # identity unless sort=True reordered
-    return stamps[order], tuple(str(c).strip() for c in names), {"close": closes[order]}
+    todo = (f"a wide file has a date column then one column of closes per symbol, so remove "
+            f"it; or, if the file is not wide, {LAYOUTS}")
+    for c in names:  # never a symbol: it would be traded as one
+        if "volume" in _key(c):
+            raise DataError(f"{src.name}: column {c!r} holds volume, not prices; {todo}")
+    closes = np.column_stack([_numbers(src, c, text=todo) for c in names])
+    time = stamps(date)
+    _check_order(src, time, None, sort)
+    order = np.argsort(time.asi8, kind="stable")  # identity unless sort=True reordered
+    return time[order], tuple(str(c).strip() for c in names), {"close": closes[order]}, {}
+
+
+def _panel(src: _Source, role_of: Callable, stamps: Callable, sort: bool) -> Parsed:
+    grid: dict[str, dict[str, str]] = {}  # role -> ticker -> column
+    have: dict[str, str] = {}  # role -> field name, as the header spells it
+    for (field, ticker), column in zip(src.panel, src.table.columns[1:]):
+        role = role_of(field)
+        if role is None:  # dividends, splits, ... beside the bars
+            continue
+        if ticker in grid.setdefault(role, {}):
+            raise DataError(f"{src.name}: two columns for {ticker} {field}; keep one")
+        grid[role][ticker] = column
+        have.setdefault(role, field)
+    symbols = tuple(dict.fromkeys(t for _, by in grid.items() for t in by))
+    for role, by in grid.items():
+        lacking = [s for s in symbols if s not in by]
+        if lacking:
+            raise DataError(f"{src.name}: {lacking[0]} has no {have[role]!r} column but "
+                            f"{next(iter(by))} has; give every ticker the same fields")
+    role = _close_role(src, have)
+    grid, have = _as_close(grid, role), _as_close(have, role)
+    time = stamps(src.table.columns[0])
+    _check_order(src, time, None, sort)
+    order = np.argsort(time.asi8, kind="stable")  # identity unless sort=True reordered
+    arrays = {f: np.column_stack([_numbers(src, by[s]) for s in symbols])[order]
+              for f, by in grid.items()}
+    return time[order], symbols, arrays, have
+
+
+def _note(src: _Source, layout: str, symbols: tuple[str, ...], labels: dict[str, str],
+          arrays: dict[str, np.ndarray]) -> str:
+    """Which layout was read and which column gave the close, for the run's provenance."""
+    read = (f"{READ_AS[layout]} ({symbols[0]})" if layout == "ohlcv" else
+            f"{READ_AS[layout]} ({len(symbols)} symbol{'' if len(symbols) == 1 else 's'})")
+    if "adj_close" in labels:
+        adj, raw = labels["adj_close"], labels["close"]
+        scaled = ", ".join(f for f in ("open", "high", "low") if f in arrays)
+        how = (f"prices adjusted for splits and dividends by its {adj!r} column (the close is "
+               f"{adj!r}" + (f"; {scaled} scaled by {adj}/{raw}" if scaled else "")
+               + (f"; volume divided by {adj}/{raw}" if "volume" in arrays else "") + ")")
+    elif ROLE_OF.get(_key(labels.get("close"))) == "adj_close":  # declared the close
+        how = f"closes from its {labels['close']!r} column, already adjusted"
+    elif "close" in labels:
+        how = (f"closes from its {labels['close']!r} column as they are (no adjusted close "
+               f"beside it): they must already be adjusted for splits and dividends")
+    else:
+        how = ("each column's closes as they are: they must already be adjusted for splits and "
+               "dividends")
+    return f"data: {src.name} read as {read}; {how}"
 
 
 # ---------------------------------------------------------------- bar checks and gaps

@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipeline.contracts import DataSource
 from pipeline.market import MarketData
-from plugins.data._frames import at_close, bundled_file, select
+from plugins.data._frames import adjusted, at_close, bundled_file, select
 
 SOURCE = "stocks (bokeh_sampledata's stocks.csv.gz)"
 
@@ -41,11 +41,8 @@ class Stocks(DataSource):
     def load(self) -> MarketData:
         path = bundled_file("bokeh_sampledata", "_data/stocks.csv.gz", "the stocks data")
         wide = pd.read_csv(path).pivot(index="Date", columns="Ticker")
-        factor = wide["Adj Close"] / wide["Close"]
-        # The close too is Close * factor (not the Adj Close column, equal to within an ulp):
-        # one factor for all four prices keeps low <= open, close <= high exact.
-        frames = {f.lower(): wide[f] * factor for f in ("Open", "High", "Low", "Close")}
-        frames["volume"] = wide["Volume"] / factor
+        frames = adjusted({f.lower(): wide[f] for f in ("Open", "High", "Low", "Close", "Volume")},
+                          wide["Adj Close"])
         index = at_close(pd.to_datetime(wide.index, format="%Y-%m-%d"))
         for frame in frames.values():
             frame.index = index
