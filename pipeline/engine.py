@@ -191,7 +191,7 @@ class _Financing:
     def __init__(self, terms: Financing, index, mark: np.ndarray, start: int) -> None:
         n_bars = mark.shape[0]
         self.days = np.zeros(n_bars)
-        self.days[start + 1:] = np.diff(index.asi8[start:]) / 86_400e9
+        self.days[start + 1:] = np.diff(index.as_unit("ns").asi8[start:]) / 86_400e9  # ns whatever the unit
         self.years = (self.days / terms.day_count).tolist()
         self.margin, self.earn = float(terms.margin_rate), float(terms.cash_rate)
         self.fee = np.asarray(terms.borrow_fee, dtype=np.float64)

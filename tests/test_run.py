@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("metrics.json", "equity.csv", "returns.csv", "weights.csv", "orders.csv", "fills.csv",
-         "attribution.csv", "sleeves.csv", "execution.csv", "provenance.json")
+         "attribution.csv", "sleeves.csv", "execution.csv", "financing.csv", "provenance.json")
 pytestmark = pytest.mark.slow
 
 
