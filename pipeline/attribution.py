@@ -48,9 +48,11 @@ def attribution(ledger: Ledger) -> pd.DataFrame:
         which = np.searchsorted(ledger.decisions + 1, np.arange(start, start + n_rec), side="right") - 1
         live = which >= 0
         sleeve_pnl[live] = np.einsum("tsn,tn->ts", shares[which[live]], pnl[live])
+    # 0 - x rather than -x: +0 where nothing accrued, which an all-zero column keeps when it is
+    # read back from the CSV (as integers); -0 would not
+    charged = 0.0 - sum(ledger.financing.values())
     frame = {"portfolio": np.append(0.0, ledger.equity[1:] / ledger.equity[:-1] - 1.0),
-             "commission": -commission / before,
-             "financing": -sum(ledger.financing.values()) / before}
+             "commission": -commission / before, "financing": charged / before}
     frame.update({f"asset:{s}": asset[:, j] for j, s in enumerate(data.symbols)})
     frame.update({f"sleeve:{n}": sleeve_pnl[:, j] / before for j, n in enumerate(plan.names)})
     return pd.DataFrame(frame, index=pd.Index(data.labels[start:], name="time"))
