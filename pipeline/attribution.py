@@ -3,12 +3,13 @@
 Per asset ``i`` and bar ``t``: ``pnl[t, i] = v[t, i] - v[t-1, i] - flow[t, i]`` where ``v`` is
 the marked value of the holding and ``flow`` the cash paid for it in fills at ``t`` (spread
 and impact are inside fill prices, so they land on the asset). Commissions are their own
-column. Hence, exactly, ``r[t] = (sum_i pnl[t, i] - commission[t]) / E[t-1]``.
+column, and so is financing (interest and borrow fees, ``Ledger.financing``). Hence, exactly,
+``r[t] = (sum_i pnl[t, i] - commission[t] - financing[t]) / E[t-1]``.
 
 Per sleeve: an asset's P&L is split by the sleeves' shares of the last traded target,
 ``u[s] * w_s[i] / sum_s' u[s'] * w_s'[i]`` (before risk constraints, which scale every
 sleeve's part alike); where sleeves' targets cancel out (a zero sum) the split is equal.
-The sleeve columns plus commission therefore also sum to the portfolio return.
+The sleeve columns plus commission and financing therefore also sum to the portfolio return.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ def attribution(ledger: Ledger) -> pd.DataFrame:
         which = np.searchsorted(ledger.decisions + 1, np.arange(start, start + n_rec), side="right") - 1
         live = which >= 0
         sleeve_pnl[live] = np.einsum("tsn,tn->ts", shares[which[live]], pnl[live])
+    # 0 - x rather than -x: +0 where nothing accrued, which an all-zero column keeps when it is
+    # read back from the CSV (as integers); -0 would not
+    charged = 0.0 - sum(ledger.financing.values())
     frame = {"portfolio": np.append(0.0, ledger.equity[1:] / ledger.equity[:-1] - 1.0),
-             "commission": -commission / before}
+             "commission": -commission / before, "financing": charged / before}
     frame.update({f"asset:{s}": asset[:, j] for j, s in enumerate(data.symbols)})
     frame.update({f"sleeve:{n}": sleeve_pnl[:, j] / before for j, n in enumerate(plan.names)})
     return pd.DataFrame(frame, index=pd.Index(data.labels[start:], name="time"))

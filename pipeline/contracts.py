@@ -299,6 +299,10 @@ class Broker(Component):
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
         raise NotImplementedError
 
+    def financing(self) -> Optional["Financing"]:
+        """What carrying the book costs between sessions (after ``prepare``); None (the
+        default) when the broker charges it on its own account, as a real broker does."""
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,8 +357,35 @@ class AuctionCosts:
         price = reference + reference * np.copysign(self.half_spread + cost, quantity)
         return price, notional * self.half_spread, notional * cost
 
+    def cost(self, reference: np.ndarray, impact: np.ndarray, quantity: np.ndarray) -> float:
+        """Spread, impact and commission of whole orders ``quantity`` (one per symbol, 0 for
+        none) in one session; orders that cannot fill there (see above) cost nothing."""
+        with np.errstate(invalid="ignore"):
+            fills = (quantity != 0) & np.isfinite(reference * impact)
+        q, r = quantity[fills], reference[fills]
+        _, spread, impact_cost = self.fill(r, impact[fills], q)
+        fee = np.maximum(self.commission.fee(q, np.abs(q) * r), self.commission.minimum)
+        return float(spread.sum() + impact_cost.sum() + fee.sum())
+
     def session_volume(self, bar: np.ndarray, symbol: np.ndarray,
                        reference: np.ndarray) -> np.ndarray:
         if self.volume is not None:
             return self.volume[bar, symbol]
         return self.assumed_dollar_volume / reference
+
+
+@dataclasses.dataclass(frozen=True)
+class Financing:
+    """What carrying the book costs between sessions, accrued every bar on calendar time.
+
+    Bar ``s`` accrues ``d / day_count`` years, ``d`` the calendar days from bar ``s - 1`` to
+    bar ``s`` (actual/360: a weekend accrues three days), on the book as it stood at the close
+    of bar ``s - 1``: cash ``c`` earns ``c * cash_rate`` when positive and pays
+    ``-c * margin_rate`` when negative, and each short position pays ``borrow_fee[i]`` of its
+    market value. Rates are annual fractions; what accrues is posted to cash at bar ``s``.
+    """
+
+    margin_rate: float
+    cash_rate: float
+    borrow_fee: np.ndarray  # N: annual fee on each symbol's short market value
+    day_count: float = 360.0

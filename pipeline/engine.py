@@ -13,6 +13,13 @@ costs ahead (``Broker.auction``: the simulated broker), ``_walk_auction`` runs t
 backtest with a handful of numpy calls per decision and prices every fill at the end: a daily
 run over 8,312 decisions takes about a fifth of the time (``tests/pipeline/test_engine.py``
 holds the two walks equal).
+
+Both walks size an order the same way: the target weights times the equity at the session's
+reference price (the price the order fills at in the auction), less what the session's trades
+are expected to cost (``AuctionCosts``), after the night's financing. A long-only book at a
+gross exposure of 1 therefore ends the session with cash of about zero rather than borrowing
+for the price move since the decision and for the costs (what is left: lot rounding, and the
+intraday prices of sliced execution).
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from pipeline.contracts import (AUCTION, Allocator, AuctionCosts, Book, Broker, ChildOrders,
-                                Constraint, ExecutionAlgo, Fills, Orders, RiskContext, Session,
-                                Strategy)
+                                Constraint, ExecutionAlgo, Fills, Financing, Orders, RiskContext,
+                                Session, Strategy)
 from pipeline.errors import DataError
 from pipeline.market import MarketData, forward_filled
 from pipeline.portfolio import Targets, first_decision, targets
@@ -51,6 +58,8 @@ class Ledger:
     traded: np.ndarray              # indices into plan's decisions of the traded ones
     plan: Targets                   # sleeves' weights and return streams at every decision
     capital: float
+    financing: dict[str, np.ndarray]  # kind -> cost per bar from ``start`` (- : interest earned)
+    days: np.ndarray                # calendar days each bar accrued financing for (0 at ``start``)
 
 
 def backtest(
@@ -97,17 +106,25 @@ def backtest(
     algo.prepare(data)
     broker.prepare(data)
     path = _PathRisk(path_dependent, binding, mark, capital, int(at[0])) if path_dependent else None
-    costs = broker.auction() if algo.whole_in_auction else None
-    if costs is not None:
-        walk = _walk_auction(at, weights, mark, per_share, reference, capital, drift,
-                             broker.lot_size, costs, path, progress)
+    start = int(at[0])
+    terms = broker.financing()
+    financing = None if terms is None else _Financing(terms, data.index, mark, start)
+    # orders are sized at the session's reference price (at the decision's close where the
+    # session has none: such an order cannot fill)
+    session_ref = reference[at + 1]
+    usable = np.isfinite(session_ref) & (session_ref > 0)
+    fill_price = np.where(usable, session_ref, mark[at])
+    fill_shares = np.where(fill_price > 0, 1.0 / np.where(fill_price > 0, fill_price, 1.0), 0.0)
+    costs = broker.auction()
+    if costs is not None and algo.whole_in_auction:
+        walk = _walk_auction(at, weights, mark, per_share, fill_price, fill_shares, reference, capital,
+                             drift, broker.lot_size, costs, path, financing, progress)
     else:
-        walk = _walk_sessions(data, at, weights, mark, per_share, reference, capital, drift, algo,
-                              broker, path, progress)
+        walk = _walk_sessions(data, at, weights, mark, fill_price, fill_shares, reference,
+                              capital, drift, algo, broker, costs, path, financing, progress)
     if progress is not None:
         progress(at.size, at.size)
 
-    start = int(at[0])
     positions = np.cumsum(walk.d_pos[start:], axis=0)
     cash_path = np.cumsum(walk.d_cash[start:])
     held = positions * mark[start:]
@@ -116,7 +133,10 @@ def backtest(
         data=data, start=start, equity=equity_path, cash=cash_path, positions=positions,
         gross_exposure=np.abs(held).sum(axis=1) / equity_path, decisions=at[walk.traded],
         traded=walk.traded, plan=plan, weights=walk.weights, orders=walk.orders, fills=walk.fills,
-        binding=binding, capital=float(capital))
+        binding=binding, capital=float(capital),
+        financing=dict(zip(_Financing.KINDS, (np.zeros((3, n_bars)) if financing is None
+                                               else financing.cost)[:, start:])),
+        days=np.zeros(n_bars - start) if financing is None else financing.days[start:])
 
 
 @dataclasses.dataclass
@@ -157,10 +177,61 @@ class _PathRisk:
         return target
 
 
+class _Financing:
+    """The broker's ``Financing`` accrued bar by bar on the book the walk holds; both walks
+    call it alike, so their cash paths agree.
+
+    ``accrue(to, pos, cash)`` posts bars ``last + 1 .. to`` (positions ``pos`` held through
+    them, ``cash`` at the close before the first) and returns the cash after; ``cost`` holds
+    each bar's margin interest, cash interest (negative: earned) and borrow fee.
+    """
+
+    KINDS = ("margin_interest", "cash_interest", "borrow_fee")
+
+    def __init__(self, terms: Financing, index, mark: np.ndarray, start: int) -> None:
+        n_bars = mark.shape[0]
+        self.days = np.zeros(n_bars)
+        self.days[start + 1:] = np.diff(index.as_unit("ns").asi8[start:]) / 86_400e9  # ns whatever the unit
+        self.years = (self.days / terms.day_count).tolist()
+        self.margin, self.earn = float(terms.margin_rate), float(terms.cash_rate)
+        self.fee = np.asarray(terms.borrow_fee, dtype=np.float64)
+        self.borrows = bool(self.fee.any())
+        self.mark = mark
+        self.cost = np.zeros((3, n_bars))
+        self.last = start
+
+    def accrue(self, to: int, pos: np.ndarray, cash: float) -> float:
+        first = self.last + 1
+        if to < first:
+            return cash
+        self.last = to
+        shorts = self.borrows and float(pos.min()) < 0.0
+        if not shorts and (self.earn == 0.0 if cash >= 0.0 else self.margin == 0.0):
+            return cash  # nothing accrues: idle cash that earns nothing, or free margin
+        years = self.years[first: to + 1]
+        fees = [0.0] * len(years)
+        if shorts:  # short value at each previous close, times its fee
+            owed = self.mark[first - 1: to] @ (np.minimum(pos, 0.0) * self.fee)
+            fees = (-owed * np.asarray(years)).tolist()
+        paid, earned = [0.0] * len(years), [0.0] * len(years)
+        for i, (y, fee) in enumerate(zip(years, fees)):
+            if cash < 0.0:
+                paid[i] = -cash * self.margin * y
+            else:
+                earned[i] = -cash * self.earn * y
+            cash -= paid[i] + earned[i] + fee
+        self.cost[0, first: to + 1] = paid
+        self.cost[1, first: to + 1] = earned
+        self.cost[2, first: to + 1] = fees
+        return cash
+
+
 def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: np.ndarray,
-                   per_share: np.ndarray, reference: np.ndarray, capital: float,
-                   drift: Optional[float], algo: ExecutionAlgo, broker: Broker,
-                   path: Optional[_PathRisk], progress: Optional[Callable[[int, int], None]]) -> _Walk:
+                   fill_price: np.ndarray, fill_shares: np.ndarray,
+                   reference: np.ndarray, capital: float, drift: Optional[float],
+                   algo: ExecutionAlgo, broker: Broker, costs: Optional[AuctionCosts],
+                   path: Optional[_PathRisk], financing: Optional[_Financing],
+                   progress: Optional[Callable[[int, int], None]]) -> _Walk:
     """Every session through the execution algorithm and the broker, as a live run would go."""
     close = data.close
     n_bars, n_sym = close.shape
@@ -179,16 +250,39 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
         for k in range(at.size):
             t = int(at[k])
             price = mark[t]
+            if financing is not None:
+                cash = financing.accrue(t, pos, cash)
             equity = cash + float(pos @ price)
             if equity <= 0.0:
                 break  # ruined: nothing left to trade with; the record shows it
             target = weights[k] if path is None else path(t, weights[k], pos, cash, equity)
             if drift is not None and k > 0 and np.abs(pos * price / equity - target).max() <= drift:
                 continue
-            qty = target * per_share[t] * equity - pos  # as _walk_auction rounds it
-            if lot:
-                qty = np.round(qty / lot) * lot
-            sym = np.flatnonzero(np.abs(qty) * price > MIN_ORDER_FRACTION * equity)
+            if financing is not None:  # the night before the session is the book's as it stands
+                cash = financing.accrue(t + 1, pos, cash)
+
+            def sized(funds: float) -> tuple[np.ndarray, np.ndarray]:
+                qty = target * fill_shares[k] * funds - pos  # as _walk_auction rounds it
+                if lot:
+                    qty = np.round(qty / lot) * lot
+                return qty, np.flatnonzero(np.abs(qty) * price > MIN_ORDER_FRACTION * equity)
+
+            funds = cash + float(pos @ fill_price[k])
+            qty, sym = sized(funds)
+            if costs is not None and sym.size:
+                # the session's costs come out of the book: sized again on the funds less the
+                # first sizing's costs; when that sizing costs more (it sells more), the excess
+                # is reserved twice over, which covers the costs' change with it
+                def cost(qty: np.ndarray, sym: np.ndarray) -> float:
+                    trade = np.zeros(n_sym)
+                    trade[sym] = qty[sym]
+                    return costs.cost(reference[t + 1], costs.impact_scale[t], trade)
+
+                reserve = cost(qty, sym)
+                qty, sym = sized(funds - reserve)
+                spent = cost(qty, sym)
+                if spent > reserve:
+                    qty, sym = sized(funds + reserve - 2.0 * spent)
             if sym.size == 0:
                 continue
             orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
@@ -212,6 +306,9 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
             traded_weights.append(target)
             if progress is not None and k % 64 == 0:
                 progress(k, at.size)
+    if financing is not None:
+        financing.accrue(n_bars - 1, pos, cash)
+        d_cash -= financing.cost.sum(axis=0)
     fills_table = _concat_fills(fill_parts)
     return _Walk(d_pos=d_pos, d_cash=d_cash, traded=np.asarray(traded, dtype=np.int64),
                  weights=np.array(traded_weights).reshape(len(traded), n_sym),
@@ -220,8 +317,9 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
 
 
 def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_share: np.ndarray,
-                  reference: np.ndarray, capital: float, drift: Optional[float],
-                  lot: Optional[float], costs: AuctionCosts, path: Optional[_PathRisk],
+                  fill_price: np.ndarray, fill_shares: np.ndarray, reference: np.ndarray,
+                  capital: float, drift: Optional[float], lot: Optional[float], costs: AuctionCosts,
+                  path: Optional[_PathRisk], financing: Optional[_Financing],
                   progress: Optional[Callable[[int, int], None]]) -> _Walk:
     """Every order whole in the next session's auction, filled by the broker's ``AuctionCosts``.
 
@@ -233,6 +331,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     ``AuctionCosts``: with ``a = |q|``, ``r`` the reference and ``s`` the impact scale,
     ``q.r + a.(r h) + a^1.5.(r s) + sum(max(a r c + a c_s, c_min))`` (size in dollars:
     ``a^1.5.(r^1.5 s)``); when there is no minimum the commission joins the linear term.
+    An order is sized twice, as ``_walk_sessions`` sizes it: on the equity at the reference,
+    then on that less the first sizing's costs.
     """
     n_bars, n_sym = mark.shape
     total = at.size
@@ -256,8 +356,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     fee_rows = list(fee_rate) if c_min else None
     costly = linear_rows is not None or curved_rows is not None or fee_rows is not None
     mark_at = mark[at]
-    r_rows, mark_rows = list(r), list(mark_at)
-    shares_rows = list(weights * per_share[at])            # shares per unit of equity
+    r_rows, mark_rows, fill_rows = list(r), list(mark_at), list(fill_price)
+    shares_rows = list(weights * fill_shares)              # shares per unit of equity
     floor_rows = list(MIN_ORDER_FRACTION * per_share[at])  # smallest order, per unit of equity
     placed = np.zeros((total, n_sym))
     placed_rows = list(placed)
@@ -268,19 +368,12 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     a, b, ones = np.empty(n_sym), np.empty(n_sym), np.ones(n_sym)
     small = np.empty(n_sym, dtype=bool)
     dot, multiply, subtract, absolute, putmask = np.dot, np.multiply, np.subtract, np.absolute, np.putmask
-    for k in range(total):
-        price = mark_rows[k]
-        equity = cash + float(dot(pos, price))
-        if equity <= 0.0:
-            break  # ruined: nothing left to trade with; the record shows it
-        shares = shares_rows[k]
-        if path is not None:
-            chosen[k] = path(int(at[k]), weights[k], pos, cash, equity)
-            shares = chosen[k] * per_share[at[k]]
-        if drift is not None and k > 0 and np.abs(pos * price / equity - chosen[k]).max() <= drift:
-            continue
+
+    def size(k: int, shares: np.ndarray, funds: float, equity: float) -> np.ndarray:
+        """The orders of decision ``k`` into ``placed``; ``a`` their fillable sizes and
+        ``small`` what does not trade; returns the fillable quantities."""
         q = placed_rows[k]
-        multiply(shares, equity, out=q)
+        multiply(shares, funds, out=q)
         subtract(q, pos, out=q)
         if lot:
             np.round(np.divide(q, lot, out=q), out=q)
@@ -291,26 +384,61 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
         putmask(q, small, 0.0)
         if not every_fills[k]:  # what cannot fill stays in ``placed`` as an order, unfilled
             q = q * ok[k]
-            small |= ~ok[k]
-        flow = float(dot(q, r_rows[k]))
+            np.logical_or(small, ~ok[k], out=small)
         if costly:
             putmask(a, small, 0.0)
-            if linear_rows is not None:
-                flow += float(dot(a, linear_rows[k]))
-            if curved_rows is not None:
-                np.sqrt(a, out=b)
-                multiply(b, a, out=b)
-                flow += float(dot(b, curved_rows[k]))
-            if fee_rows is not None:
-                multiply(a, fee_rows[k], out=b)
-                np.maximum(b, c_min, out=b)
-                putmask(b, small, 0.0)
-                flow += float(dot(b, ones))
+        return q
+
+    def cost(k: int) -> float:
+        """Spread, impact and commission of the sizes in ``a`` (the docstring's terms)."""
+        spent = 0.0
+        if linear_rows is not None:
+            spent += float(dot(a, linear_rows[k]))
+        if curved_rows is not None:
+            np.sqrt(a, out=b)
+            multiply(b, a, out=b)
+            spent += float(dot(b, curved_rows[k]))
+        if fee_rows is not None:
+            multiply(a, fee_rows[k], out=b)
+            np.maximum(b, c_min, out=b)
+            putmask(b, small, 0.0)
+            spent += float(dot(b, ones))
+        return spent
+
+    for k in range(total):
+        price = mark_rows[k]
+        if financing is not None:
+            cash = financing.accrue(int(at[k]), pos, cash)
+        equity = cash + float(dot(pos, price))
+        if equity <= 0.0:
+            break  # ruined: nothing left to trade with; the record shows it
+        shares = shares_rows[k]
+        if path is not None:
+            chosen[k] = path(int(at[k]), weights[k], pos, cash, equity)
+            shares = chosen[k] * fill_shares[k]
+        if drift is not None and k > 0 and np.abs(pos * price / equity - chosen[k]).max() <= drift:
+            continue
+        if financing is not None:
+            cash = financing.accrue(int(at[k]) + 1, pos, cash)
+        funds = cash + float(dot(pos, fill_rows[k]))
+        q = size(k, shares, funds, equity)
+        if costly:  # the session's costs come out of the book (as _walk_sessions reserves them)
+            reserve = cost(k)
+            q = size(k, shares, funds - reserve, equity)
+            spent = cost(k)
+            if spent > reserve:
+                q = size(k, shares, funds + reserve - 2.0 * spent, equity)
+                spent = cost(k)
+            flow = float(dot(q, r_rows[k])) + spent
+        else:
+            flow = float(dot(q, r_rows[k]))
         pos += q
         cash -= flow
         flows[k] = flow
         if progress is not None and k % 64 == 0:
             progress(k, total)
+    if financing is not None:
+        financing.accrue(n_bars - 1, pos, cash)
     if not np.isfinite(placed).all():
         raise RuntimeError("the backtest produced a NaN or infinite order: check the data and the "
                            "weights")
@@ -353,6 +481,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     d_cash = np.zeros(n_bars)
     d_cash[int(at[0])] = float(capital)
     d_cash[sessions] -= np.asarray(flows)
+    if financing is not None:
+        d_cash -= financing.cost.sum(axis=0)
     traded = np.flatnonzero(placed.any(axis=1))
     return _Walk(d_pos=d_pos, d_cash=d_cash, traded=traded, weights=chosen[traded],
                  orders=orders, fills=fills)

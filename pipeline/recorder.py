@@ -75,17 +75,26 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
 
     return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
             "execution": tca.table(ledger), "attribution": attribution(ledger),
-            "sleeves": sleeves(ledger)}
+            "sleeves": sleeves(ledger), "financing": financing_table(ledger)}
+
+
+def financing_table(ledger: Ledger) -> pd.DataFrame:
+    """Per bar: the calendar days it accrued and what financing cost the book (a cost: negative
+    cash interest is interest earned); ``equity.cash`` is net of it."""
+    return pd.DataFrame({"days": ledger.days, **ledger.financing},
+                        index=pd.Index(ledger.data.labels[ledger.start:], name="time"))
 
 
 def metrics_of(ledger: Ledger) -> dict[str, Any]:
     f = ledger.fills
     costs = {"commission": float(f["commission"].sum()), "spread": float(f["spread_cost"].sum()),
              "impact": float(f["impact_cost"].sum())}
+    costs.update({kind: float(v.sum()) for kind, v in ledger.financing.items()})
     traded = float(np.abs(f["quantity"] * f["price"]).sum())
     out = summarize(ledger.equity, ledger.data.index[ledger.start:], traded_notional=traded,
                     gross_exposure=ledger.gross_exposure, costs=costs,
                     n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
+    out["cost_financing"] = float(sum(ledger.financing[kind].sum() for kind in ledger.financing))
     out["risk_binding"] = dict(ledger.binding)
     out["execution"] = tca.summary(tca.table(ledger))
     return out
@@ -122,6 +131,17 @@ def assumptions(ledger: Ledger, stages: Any) -> list[str]:
                      "(pipeline/intraday.py)" + ("" if ledger.data.open is not None else
                      ", bridging the previous close to the close (the overnight gap falls "
                      "inside the session)"))
+    terms = stages.broker.financing()
+    if terms is not None:
+        fee = np.asarray(terms.borrow_fee)
+        notes.append(
+            f"financing accrued every bar on calendar days, actual/{terms.day_count:g}: margin interest "
+            f"{terms.margin_rate:.2%} a year on negative cash, {terms.cash_rate:.2%} earned on positive "
+            f"cash, short borrow fee {fee.min():.2%}" + (f" to {fee.max():.2%}" if fee.max() > fee.min() else "")
+            + " a year of short market value")
+    notes.append("orders are sized on the equity at the session's reference price, less the session's "
+                 "expected costs: a long-only book at gross exposure 1 ends each session with cash of "
+                 "about zero (lot rounding and sliced execution's intraday prices aside)")
     return notes
 
 

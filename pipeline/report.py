@@ -731,7 +731,7 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
                         "over their whole history; stocks that failed, were acquired or left the index are "
                         "missing, so past returns are overstated, most for stock-picking strategies")
     notes.append("a backtest: fills are simulated from bars with the configured cost model; live fills, "
-                 "borrow costs, dividends' taxes and corporate actions beyond price adjustment are not modelled")
+                 "dividends' taxes and corporate actions beyond price adjustment are not modelled")
     add("caveats", "Data caveats", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>", "caveats")
 
     # -- equity against the benchmark
@@ -837,13 +837,13 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
         before = np.append(equity[0], equity[:-1])
         sleeves = [c for c in attr.columns if c.startswith("sleeve:")]
         assets = [c for c in attr.columns if c.startswith("asset:")]
-        pnl = {c: np.cumsum(attr[c].to_numpy(dtype=np.float64) * before) for c in sleeves + assets + ["commission"]}
+        apart = ["commission"] + (["financing"] if "financing" in attr.columns else [])
+        pnl = {c: np.cumsum(attr[c].to_numpy(dtype=np.float64) * before) for c in sleeves + assets + apart}
         lines = [(c.removeprefix("sleeve:"), pnl[c], PALETTE[i % len(PALETTE)]) for i, c in enumerate(sleeves)]
         lines.append(("commission", pnl["commission"], RED))
         total = equity[-1] - equity[0]
         srows = [[esc(c.removeprefix("sleeve:")), money(pnl[c][-1]), pct(pnl[c][-1] / total if total else math.nan, 1)]
-                 for c in sleeves] + [["commission", money(pnl["commission"][-1]),
-                                       pct(pnl["commission"][-1] / total if total else math.nan, 1)]]
+                 for c in sleeves + apart]
         finals = sorted(((c.removeprefix("asset:"), float(pnl[c][-1])) for c in assets), key=lambda kv: -kv[1])
         body = (line_chart("chart-sleeves", "Cumulative P&L by sleeve", t, lines, kind="money", zero=True) +
                 html_table(["sleeve", "P&L", "share of total"], srows))
@@ -858,13 +858,13 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
                  bar_chart("chart-assets", "Total P&L by asset", [k for k, _ in finals], [v for _, v in finals]))
         add("attribution", "Attribution",
             body + '<p class="note">Each bar\'s P&amp;L split by sleeve and by asset (spread and impact sit in '
-            'the fill prices, so in the asset\'s P&amp;L; commission apart); the parts add up to the change in '
+            'the fill prices, so in the asset\'s P&amp;L; commission and financing apart); the parts add up to the change in '
             f'equity, {money(total)}.</p>')
 
     # -- turnover and costs
     fills = frames.get("fills")
     if fills is not None:
-        add("costs", "Turnover and costs", _costs_section(fills, t, equity, metrics))
+        add("costs", "Turnover and costs", _costs_section(fills, t, equity, metrics, frames.get("financing")))
 
     # -- execution quality
     ex = frames.get("execution")
@@ -883,7 +883,8 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
     return page("robo-trader run report", subtitle, nav, sections)
 
 
-def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metrics: dict[str, Any]) -> str:
+def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metrics: dict[str, Any],
+                   financing: pd.DataFrame | None = None) -> str:
     if len(fills) == 0 or equity.size == 0:
         return '<p class="note">No fills.</p>'
     ft = _utc_ns(fills["time"])
@@ -895,7 +896,12 @@ def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metri
     hit = traded > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         turnover = traded[hit] / equity[hit]
-    colors = (PALETTE[0], PALETTE[1], RED)
+    colors = [PALETTE[0], PALETTE[1], RED]
+    if financing is not None and len(financing) == n:  # per bar, on the equity's rows
+        for i, kind in enumerate(c for c in financing.columns if c != "days"):
+            cum[kind.replace("_", " ")] = np.cumsum(financing[kind].to_numpy(dtype=np.float64))
+            kinds.append((kind.replace("_", " "), kind))
+            colors.append(PALETTE[(2 + i) % len(PALETTE)])
     total_traded = float(traded.sum())
     rows = [[k, money(cum[k][-1]), num(cum[k][-1] / total_traded * 1e4 if total_traded else math.nan, 2)]
             for k, _ in kinds]
@@ -905,9 +911,13 @@ def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metri
     return (spikes_chart("chart-turnover", "Turnover per trading session (traded notional / equity)", t[hit], turnover) +
             f'<p class="note">Annualised two-way turnover {num(metrics.get("turnover"))}x; {int(hit.sum()):,} '
             f'sessions with trades, {money(total_traded)} traded in all.</p>' +
-            line_chart("chart-costs", "Cumulative costs by kind", t, [(k, cum[k], c) for (k, _), c in zip(kinds, colors)],
-                       kind="money") +
-            html_table(["cost", "total", "bps of traded notional"], rows))
+            line_chart("chart-costs", "Cumulative costs by kind", t,
+                       [(k, cum[k], c) for i, ((k, _), c) in enumerate(zip(kinds, colors))
+                        if i < 3 or cum[k].any()], kind="money") +
+            html_table(["cost", "total", "bps of traded notional"], rows) +
+            ('<p class="note">Financing (margin interest on negative cash, interest on positive cash, '
+             'negative when earned, and the short borrow fee) accrues every bar on calendar days, '
+             'actual/360; financing.csv has it per bar.</p>' if financing is not None else ""))
 
 
 def _execution_section(ex: pd.DataFrame, agg: dict[str, Any]) -> str:
@@ -986,7 +996,7 @@ def read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any], 
     and provenance."""
     folder = Path(folder)
     frames = {}
-    for name in ("equity", "returns", "weights", "attribution", "sleeves"):
+    for name in ("equity", "returns", "weights", "attribution", "sleeves", "financing"):
         path = folder / f"{name}.csv"
         if path.is_file():
             frames[name] = pd.read_csv(path, index_col=0)

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("metrics.json", "equity.csv", "returns.csv", "weights.csv", "orders.csv", "fills.csv",
-         "attribution.csv", "sleeves.csv", "execution.csv", "provenance.json")
+         "attribution.csv", "sleeves.csv", "execution.csv", "financing.csv", "provenance.json")
 pytestmark = pytest.mark.slow
 
 
@@ -54,7 +54,7 @@ def test_several_strategies_run_as_sleeves(tmp_path):
     assert pd.read_csv(tmp_path / "sleeves.csv")["weight:buy_and_hold"].max() <= 0.4 + 1e-12
     table = pd.read_csv(tmp_path / "attribution.csv", index_col=0)
     assert {"sleeve:momentum", "sleeve:buy_and_hold"} <= set(table.columns)
-    total = table.filter(like="sleeve:").sum(axis=1) + table["commission"]
+    total = table.filter(like="sleeve:").sum(axis=1) + table["commission"] + table["financing"]
     assert (total - table["portfolio"]).abs().max() < 1e-12
 
 

@@ -7,7 +7,8 @@ from typing import Literal, Optional
 import numpy as np
 
 from pipeline.contracts import (AUCTION, AuctionCosts, Bins, Broker, ChildOrders, Commission, Fills,
-                                Orders, ParentReport, Session)
+                                Financing, Orders, ParentReport, Session)
+from pipeline.errors import ConfigError
 from pipeline.market import MarketData
 
 
@@ -55,6 +56,17 @@ class SimBroker(Broker):
       unadjusted prices; adjusted histories (like the bundled data) should use bps.
 
     ``price`` in the fills includes spread and impact; commission is reported apart.
+
+    Financing (``pipeline.contracts.Financing``), accrued every bar on the calendar days since
+    the previous bar, actual/360 (the US money-market count brokers use; a weekend is three
+    days), on the cash and short positions held at the previous close, posted to cash:
+
+    - margin interest: ``margin_rate_bps`` a year on negative cash (500: 5 %, a broker's
+      benchmark-plus-spread rate, flat over the run);
+    - interest on positive cash: ``cash_rate_bps`` a year (0 by default: idle cash earns
+      nothing unless you say what your broker pays);
+    - short borrow fee: ``borrow_fee_bps`` a year of each short position's market value (25:
+      an easy-to-borrow large cap), ``borrow_fee_overrides`` per symbol for hard-to-borrow ones.
     """
 
     rules = {
@@ -71,6 +83,9 @@ class SimBroker(Broker):
         "volume_noise": "[0, 3]",
         "profile_days": "[1, inf)",
         "lot_size": "(0, inf)",
+        "margin_rate_bps": "[0, 10000]",
+        "cash_rate_bps": "[0, 10000]",
+        "borrow_fee_bps": "[0, 100000]",
     }
 
     def __init__(
@@ -91,6 +106,10 @@ class SimBroker(Broker):
         intraday: Optional[str] = None,
         profile_days: int = 20,
         lot_size: Optional[float] = None,
+        margin_rate_bps: float = 500.0,
+        cash_rate_bps: float = 0.0,
+        borrow_fee_bps: float = 25.0,
+        borrow_fee_overrides: Optional[dict[str, float]] = None,
         seed: int = 0,
     ) -> None:
         self.commission_bps = commission_bps
@@ -109,6 +128,10 @@ class SimBroker(Broker):
         self.intraday = intraday
         self.profile_days = profile_days
         self.lot_size = lot_size
+        self.margin_rate_bps = margin_rate_bps
+        self.cash_rate_bps = cash_rate_bps
+        self.borrow_fee_bps = borrow_fee_bps
+        self.borrow_fee_overrides = borrow_fee_overrides
         self.seed = seed
 
     def prepare(self, data: MarketData) -> None:
@@ -133,6 +156,17 @@ class SimBroker(Broker):
             impact_scale=scale, half_spread=self.half_spread_bps * 1e-4,
             impact_in_shares=adv is not None, commission=self._commission(), volume=data.volume,
             assumed_dollar_volume=self.adv_usd)
+        fee = np.full(len(data.symbols), self.borrow_fee_bps * 1e-4)
+        for symbol, bps in (self.borrow_fee_overrides or {}).items():
+            if symbol not in data.symbols:
+                raise ConfigError(f"broker.borrow_fee_overrides.{symbol}: not a symbol of {data.name} "
+                                  f"({', '.join(data.symbols)}); fix the name or drop the entry")
+            if not (isinstance(bps, (int, float)) and 0 <= bps <= 100_000):
+                raise ConfigError(f"broker.borrow_fee_overrides.{symbol}={bps!r} is not allowed: "
+                                  f"expected annual bps in [0, 100000]")
+            fee[data.symbols.index(symbol)] = bps * 1e-4
+        self.financing_ = Financing(margin_rate=self.margin_rate_bps * 1e-4,
+                                    cash_rate=self.cash_rate_bps * 1e-4, borrow_fee=fee)
 
     def _sigma(self) -> np.ndarray:
         """Daily volatility of log returns over ``window`` bars (row ``t``: up to its close)."""
@@ -148,6 +182,9 @@ class SimBroker(Broker):
 
     def auction(self) -> AuctionCosts:
         return self.auction_
+
+    def financing(self) -> Financing:
+        return self.financing_
 
     def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
         if self.market_ is None:

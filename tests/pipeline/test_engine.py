@@ -20,11 +20,13 @@ from plugins.risk.min_trade import MinTrade
 from plugins.strategies.buy_and_hold import BuyAndHold
 from plugins.strategies.momentum import Momentum
 
-FREE = dict(commission_bps=0.0, commission_min=0.0, half_spread_bps=0.0, impact_coef=0.0)
+FREE = dict(commission_bps=0.0, commission_min=0.0, half_spread_bps=0.0, impact_coef=0.0,
+            margin_rate_bps=0.0, borrow_fee_bps=0.0)
 
 
 def reference_equal_weight(close: np.ndarray, index: pd.DatetimeIndex, capital: float) -> np.ndarray:
-    """Equal weight, rebalanced on each month's last close, traded at the next close, no costs.
+    """Equal weight, rebalanced on each month's last close, traded at the next close (sized on
+    that close: the price it fills at), no costs.
 
     Written bar by bar without the engine's machinery: month ends from pandas' groupby.
     """
@@ -33,16 +35,16 @@ def reference_equal_weight(close: np.ndarray, index: pd.DatetimeIndex, capital: 
     decide = set(int(t) for t in month_end if t < len(index) - 1)
     first = min(decide)
     n = close.shape[1]
-    cash, shares, pending = capital, np.zeros(n), None
+    cash, shares, pending = capital, np.zeros(n), False
     equity = []
     for t in range(first, len(index)):
-        if pending is not None:  # fill yesterday's decision at today's price
-            cash -= float((pending - shares) @ close[t])
-            shares, pending = pending, None
+        if pending:  # fill yesterday's decision at today's price
+            target = (cash + float(shares @ close[t])) / n / close[t]
+            cash -= float((target - shares) @ close[t])
+            shares, pending = target, False
         value = cash + float(shares @ close[t])
         equity.append(value)
-        if t in decide:
-            pending = value / n / close[t]
+        pending = t in decide
     return np.array(equity)
 
 
@@ -75,6 +77,7 @@ def test_equity_recomputed_from_fills(sp500):
     for bar, sym, qty, price, fee in zip(f["bar"], f["symbol"], f["quantity"], f["price"], f["commission"]):
         shares[bar - ledger.start:, sym] += qty
         cash[bar - ledger.start:] -= qty * price + fee
+    cash -= np.cumsum(sum(ledger.financing.values()))
     equity = cash + (shares * sp500.close[bars]).sum(axis=1)
     np.testing.assert_allclose(equity, ledger.equity, rtol=1e-9)
 
