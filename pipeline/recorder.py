@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline import tca
 from pipeline.engine import Ledger
-from pipeline.metrics import summarize
+from pipeline.metrics import bar_returns, summarize
 
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
@@ -38,8 +38,9 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
     times = pd.Index(data.labels[ledger.start:], name="time")
     equity = pd.DataFrame({"equity": ledger.equity, "cash": ledger.cash,
                            "gross_exposure": ledger.gross_exposure}, index=times)
-    returns = pd.DataFrame({"return": np.append(0.0, ledger.equity[1:] / ledger.equity[:-1] - 1.0)},
-                           index=equity.index)
+    # from the bar after the start: the start bar has no return, and a zero there would be
+    # one more observation for whoever reads the file (metrics use the same series)
+    returns = pd.DataFrame({"return": bar_returns(ledger.equity)}, index=equity.index[1:])
     weights = pd.DataFrame(ledger.weights, columns=list(data.symbols),
                            index=pd.Index(data.labels[ledger.decisions], name="time"))
     o = ledger.orders
