@@ -83,13 +83,22 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
     f = ledger.fills
     costs = {"commission": float(f["commission"].sum()), "spread": float(f["spread_cost"].sum()),
              "impact": float(f["impact_cost"].sum())}
-    traded = float(np.abs(f["quantity"] * f["price"]).sum())
-    out = summarize(ledger.equity, ledger.data.index[ledger.start:], traded_notional=traded,
+    out = summarize(ledger.equity, ledger.data.index[ledger.start:], rebalance_turnover=rebalance_turnover(ledger),
                     gross_exposure=ledger.gross_exposure, costs=costs,
                     n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
     out["risk_binding"] = dict(ledger.binding)
     out["execution"] = tca.summary(tca.table(ledger))
     return out
+
+
+def rebalance_turnover(ledger: Ledger) -> np.ndarray:
+    """Traded notional over the equity at the decision, one value per rebalance (its fills
+    may span the sessions its execution took)."""
+    f = ledger.fills
+    decided = ledger.orders["decision"][f["order"].astype(np.int64)]
+    k = np.searchsorted(ledger.decisions, decided)
+    traded = np.bincount(k, weights=np.abs(f["quantity"] * f["price"]), minlength=ledger.decisions.size)
+    return traded / ledger.equity[ledger.decisions - ledger.start]
 
 
 def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:

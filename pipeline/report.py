@@ -864,7 +864,7 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
     # -- turnover and costs
     fills = frames.get("fills")
     if fills is not None:
-        add("costs", "Turnover and costs", _costs_section(fills, t, equity, metrics))
+        add("costs", "Turnover and costs", _costs_section(fills, frames.get("orders"), t, equity, metrics))
 
     # -- execution quality
     ex = frames.get("execution")
@@ -883,7 +883,8 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
     return page("robo-trader run report", subtitle, nav, sections)
 
 
-def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metrics: dict[str, Any]) -> str:
+def _costs_section(fills: pd.DataFrame, orders: pd.DataFrame | None, t: np.ndarray, equity: np.ndarray,
+                   metrics: dict[str, Any]) -> str:
     if len(fills) == 0 or equity.size == 0:
         return '<p class="note">No fills.</p>'
     ft = _utc_ns(fills["time"])
@@ -892,19 +893,29 @@ def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metri
     traded = np.bincount(where, weights=fills["notional"].to_numpy(dtype=np.float64), minlength=n)
     kinds = [("commission", "commission"), ("spread", "spread_cost"), ("impact", "impact_cost")]
     cum = {k: np.cumsum(np.bincount(where, weights=fills[c].to_numpy(dtype=np.float64), minlength=n)) for k, c in kinds}
-    hit = traded > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        turnover = traded[hit] / equity[hit]
     colors = (PALETTE[0], PALETTE[1], RED)
+    # per rebalance, as metrics.json's turnover: each fill counted at its order's decision,
+    # over the equity marked there (the equity the orders were sized from)
+    if orders is not None and len(orders):
+        decided = pd.Series(_utc_ns(orders["decision_time"]), index=orders["order_id"].to_numpy())
+        at = np.clip(np.searchsorted(t, decided.reindex(fills["order_id"].to_numpy()).to_numpy()), 0, t.size - 1)
+    else:
+        at = where
+    per = np.bincount(at, weights=fills["notional"].to_numpy(dtype=np.float64), minlength=n)
+    hit = per > 0
+    turnover = per[hit] / equity[hit]
     total_traded = float(traded.sum())
     rows = [[k, money(cum[k][-1]), num(cum[k][-1] / total_traded * 1e4 if total_traded else math.nan, 2)]
             for k, _ in kinds]
     all_costs = sum(cum[k][-1] for k, _ in kinds)
     rows.append(["<b>total</b>", f"<b>{money(all_costs)}</b>",
                  f"<b>{num(all_costs / total_traded * 1e4 if total_traded else math.nan, 2)}</b>"])
-    return (spikes_chart("chart-turnover", "Turnover per trading session (traded notional / equity)", t[hit], turnover) +
-            f'<p class="note">Annualised two-way turnover {num(metrics.get("turnover"))}x; {int(hit.sum()):,} '
-            f'sessions with trades, {money(total_traded)} traded in all.</p>' +
+    return (spikes_chart("chart-turnover", "Turnover per rebalance (traded notional / equity at the decision)",
+                         t[hit], turnover) +
+            f'<p class="note">Annualised two-way turnover {num(metrics.get("turnover"))}x: the mean over '
+            f'{int(hit.sum()):,} rebalances with trades of the notional traded (buys plus sells) over the equity '
+            f'at the decision, {pct(float(np.mean(turnover)), 1)}, times the rebalances a year; '
+            f'{money(total_traded)} traded in all.</p>' +
             line_chart("chart-costs", "Cumulative costs by kind", t, [(k, cum[k], c) for (k, _), c in zip(kinds, colors)],
                        kind="money") +
             html_table(["cost", "total", "bps of traded notional"], rows))
