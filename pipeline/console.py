@@ -119,7 +119,7 @@ def sweep_summary(frame: Any, objective: str, stats: dict[str, Any], lower_is_be
                   table(["job", *cols, "overrides"], rows, right=set(range(1, len(cols) + 1)))]
     if stats:
         lines += ["", f"overfitting across {stats.get('n_trials')} trials: best job {stats.get('best')} "
-                      f"(Sharpe {_num(stats.get('sharpe_annual'))}), deflated Sharpe ratio {_num(stats.get('dsr'))}, "
+                      f"(the first above; Sharpe {_num(stats.get('sharpe_annual'))}), deflated Sharpe ratio {_num(stats.get('dsr'))}, "
                       f"PBO {_num(stats.get('pbo'))}"]
     failed = frame[frame["status"] != "completed"]
     for r in failed.to_dict("records"):
