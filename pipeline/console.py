@@ -78,11 +78,24 @@ def summary(metrics: dict[str, Any], cfg: Any, stages: Any, out: Path, elapsed: 
         ("trades", f"{metrics['n_trades']} in {metrics['n_rebalances']} rebalances"),
         ("exposure", _pct(metrics["exposure"])),
     ]
+    rows += [("risk", note) for note in binding_notes(metrics)]
     width = max(len(k) for k, _ in rows)
     lines = [names, "-" * max(len(names), 40)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"{'backtest'.ljust(width)}  {elapsed:.3f}s", f"{'output'.ljust(width)}  {out}"]
     print("\n".join(lines))
+
+
+BINDING_SHARE = 0.1  # a constraint binding at more decisions than this shapes the run: say so
+
+
+def binding_notes(metrics: dict[str, Any]) -> list[str]:
+    """One line per risk constraint that bound at more than a tenth of the decisions, with the
+    cash the targets held on average after risk against what the allocation asked for."""
+    total = metrics.get("n_decisions") or 0
+    bound = [(name, n) for name, n in (metrics.get("risk_binding") or {}).items() if total and n > BINDING_SHARE * total]
+    return [f"{name} bound at {n} of {total} decisions; the targets left {_pct(metrics.get('cash_after_risk'))} "
+            f"in cash on average ({_pct(metrics.get('cash_before_risk'))} before risk)" for name, n in bound]
 
 
 def job_counter(num: int) -> str:

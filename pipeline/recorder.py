@@ -87,8 +87,17 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
                     gross_exposure=ledger.gross_exposure, costs=costs,
                     n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
     out["risk_binding"] = dict(ledger.binding)
+    # what the constraints left uninvested (1 - gross target weight) at the traded decisions,
+    # beside what the allocation asked for: the terminal names constraints that shape the run
+    out["n_decisions"] = int(ledger.plan.weights.shape[0])
+    out["cash_before_risk"] = _mean_or_nan(1.0 - np.abs(ledger.plan.weights[ledger.traded]).sum(axis=1))
+    out["cash_after_risk"] = _mean_or_nan(1.0 - np.abs(ledger.weights).sum(axis=1))
     out["execution"] = tca.summary(tca.table(ledger))
     return out
+
+
+def _mean_or_nan(x: np.ndarray) -> float:
+    return float(np.mean(x)) if x.size else math.nan
 
 
 def rebalance_turnover(ledger: Ledger) -> np.ndarray:
