@@ -118,6 +118,7 @@ def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
         "packages": package_versions(),
         "python": ".".join(map(str, __import__("sys").version_info[:3])),
         "data": {"name": ledger.data.name, "sha256": ledger.data.digest(),
+                 "caveats": list(getattr(stages.data, "caveats", ())),
                  "bars": ledger.data.n_bars, "symbols": list(ledger.data.symbols),
                  "first": str(ledger.data.index[0]), "last": str(ledger.data.index[-1])},
         "seed": int(cfg.seed),
@@ -175,6 +176,10 @@ def overrides() -> list[str]:
 
 
 def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
+    from pipeline import report
+
+    # first: a benchmark the config gets wrong fails before any file is written
+    bench = report.benchmark(ledger.data, ledger.start, report.benchmark_choice(cfg, stages.data))
     out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
     for name, frame in frames.items():
@@ -183,11 +188,9 @@ def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     metrics = metrics_of(ledger)
     prov = provenance(ledger, cfg, stages)
     _atomic(out / "provenance.json", lambda p: write_json(prov, p))
-    from pipeline import report
-
     # the tearsheet sees what the files hold (JSON's null for NaN), so a rebuild from the
     # folder (python -m pipeline.report) gives the same bytes
-    report.write(out, frames, _jsonable(metrics), _jsonable(prov), report.benchmark(ledger.data, ledger.start))
+    report.write(out, frames, _jsonable(metrics), _jsonable(prov), bench)
     (out / "error.txt").unlink(missing_ok=True)
     _atomic(out / "metrics.json", lambda p: write_json(metrics, p))
     return metrics
