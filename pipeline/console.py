@@ -78,7 +78,7 @@ def summary(metrics: dict[str, Any], cfg: Any, stages: Any, out: Path, elapsed: 
         ("trades", f"{metrics['n_trades']} in {metrics['n_rebalances']} rebalances"),
         ("exposure", _pct(metrics["exposure"])),
     ]
-    rows += [("risk", note) for note in binding_notes(metrics)]
+    rows += [("risk" if i == 0 else "", note) for i, note in enumerate(binding_notes(metrics))]
     width = max(len(k) for k, _ in rows)
     lines = [names, "-" * max(len(names), 40)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
@@ -90,12 +90,16 @@ BINDING_SHARE = 0.1  # a constraint binding at more decisions than this shapes t
 
 
 def binding_notes(metrics: dict[str, Any]) -> list[str]:
-    """One line per risk constraint that bound at more than a tenth of the decisions, with the
-    cash the targets held on average after risk against what the allocation asked for."""
+    """A line per risk constraint that bound at more than a tenth of the decisions, then the
+    cash the targets held on average after risk against what the allocation asked for (the
+    book's, one figure for all the constraints); nothing when none did."""
     total = metrics.get("n_decisions") or 0
     bound = [(name, n) for name, n in (metrics.get("risk_binding") or {}).items() if total and n > BINDING_SHARE * total]
-    return [f"{name} bound at {n} of {total} decisions; the targets left {_pct(metrics.get('cash_after_risk'))} "
-            f"in cash on average ({_pct(metrics.get('cash_before_risk'))} before risk)" for name, n in bound]
+    if not bound:
+        return []
+    return [f"{name} bound at {n} of {total} decisions" for name, n in bound] + [
+        f"the targets left {_pct(metrics.get('cash_after_risk'))} in cash on average "
+        f"({_pct(metrics.get('cash_before_risk'))} before risk)"]
 
 
 def job_counter(num: int) -> str:
