@@ -77,6 +77,14 @@ class ModeConfig:
     killswitch: KillSwitchConfig = dataclasses.field(default_factory=KillSwitchConfig)
 
 
+@dataclasses.dataclass
+class ReportConfig:
+    """report.html (pipeline/report.py)."""
+    # null: the data source's own; universe (equal-weight buy-and-hold of the data's symbols),
+    # a symbol of the data, or a CSV file of levels (dates, then a column of levels)
+    benchmark: Optional[str] = None
+
+
 def risk_schema() -> type:
     names = list(registry.registered()["risk"])
     return dataclasses.make_dataclass("RiskConfig", [(n, Any, dataclasses.field(default=None))
@@ -102,6 +110,7 @@ def run_schema() -> type:
         ("objective", str, dataclasses.field(default="sharpe")),
         ("walkforward", Any, dataclasses.field(default=None)),
         ("dashboard", DashboardConfig, dataclasses.field(default_factory=DashboardConfig)),
+        ("report", ReportConfig, dataclasses.field(default_factory=ReportConfig)),
         ("out_dir", Optional[str], dataclasses.field(default=None)),
     ])
 

@@ -78,11 +78,28 @@ def summary(metrics: dict[str, Any], cfg: Any, stages: Any, out: Path, elapsed: 
         ("trades", f"{metrics['n_trades']} in {metrics['n_rebalances']} rebalances"),
         ("exposure", _pct(metrics["exposure"])),
     ]
+    rows += [("risk" if i == 0 else "", note) for i, note in enumerate(binding_notes(metrics))]
     width = max(len(k) for k, _ in rows)
     lines = [names, "-" * max(len(names), 40)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"{'backtest'.ljust(width)}  {elapsed:.3f}s", f"{'output'.ljust(width)}  {out}"]
     print("\n".join(lines))
+
+
+BINDING_SHARE = 0.1  # a constraint binding at more decisions than this shapes the run: say so
+
+
+def binding_notes(metrics: dict[str, Any]) -> list[str]:
+    """A line per risk constraint that bound at more than a tenth of the decisions, then the
+    cash the targets held on average after risk against what the allocation asked for (the
+    book's, one figure for all the constraints); nothing when none did."""
+    total = metrics.get("n_decisions") or 0
+    bound = [(name, n) for name, n in (metrics.get("risk_binding") or {}).items() if total and n > BINDING_SHARE * total]
+    if not bound:
+        return []
+    return [f"{name} bound at {n} of {total} decisions" for name, n in bound] + [
+        f"the targets left {_pct(metrics.get('cash_after_risk'))} in cash on average "
+        f"({_pct(metrics.get('cash_before_risk'))} before risk)"]
 
 
 def job_counter(num: int) -> str:
@@ -119,7 +136,7 @@ def sweep_summary(frame: Any, objective: str, stats: dict[str, Any], lower_is_be
                   table(["job", *cols, "overrides"], rows, right=set(range(1, len(cols) + 1)))]
     if stats:
         lines += ["", f"overfitting across {stats.get('n_trials')} trials: best job {stats.get('best')} "
-                      f"(Sharpe {_num(stats.get('sharpe_annual'))}), deflated Sharpe ratio {_num(stats.get('dsr'))}, "
+                      f"(the first above; Sharpe {_num(stats.get('sharpe_annual'))}), deflated Sharpe ratio {_num(stats.get('dsr'))}, "
                       f"PBO {_num(stats.get('pbo'))}"]
     failed = frame[frame["status"] != "completed"]
     for r in failed.to_dict("records"):

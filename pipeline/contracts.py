@@ -19,7 +19,15 @@ from pipeline.params import Component
 # ---------------------------------------------------------------- data
 
 class DataSource(Component):
-    """Loads a market. Every source accepts ``start``, ``end`` and ``symbols`` to slice."""
+    """Loads a market. Every source accepts ``start``, ``end`` and ``symbols`` to slice.
+
+    A source states what a report should know about it: ``default_benchmark``, the report's
+    benchmark when ``report.benchmark`` is null (``universe``: the equal-weight buy-and-hold
+    of its symbols; or one of its symbols), and ``caveats``, sentences on the data's biases.
+    """
+
+    default_benchmark: ClassVar[str] = "universe"
+    caveats: ClassVar[tuple[str, ...]] = ()
 
     def load(self) -> MarketData:
         raise NotImplementedError

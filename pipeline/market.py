@@ -97,20 +97,17 @@ class MarketData:
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
-        """The bar stamps as text, as pandas writes them (``1990-01-02 16:00:00-05:00``),
-        formatted once: every output table labels its rows with them, and pandas' own
-        tz-aware formatting costs more than the whole backtest."""
-        index = self.index
-        local = index.tz_localize(None).values
-        if (local.astype("datetime64[s]") != local).any():  # sub-second stamps: pandas' format
-            return np.asarray(index.astype(str), dtype=object)
-        utc = index.tz_convert("UTC").tz_localize(None).values
-        minutes = ((local - utc) // np.timedelta64(1, "m")).astype(np.int64)
-        offsets, which = np.unique(minutes, return_inverse=True)
-        suffix = np.array([f"{'+' if o >= 0 else '-'}{abs(o) // 60:02d}:{abs(o) % 60:02d}" for o in offsets],
-                          dtype=object)[which]
-        body = np.char.replace(np.datetime_as_string(local, unit="s"), "T", " ").astype(object)
-        return body + suffix
+        """The bar stamps as UTC text (``1990-01-02 21:00:00+00:00``), formatted once: every
+        output table labels its rows with them. One offset for every row, so that
+        ``pd.read_csv(..., index_col=0, parse_dates=True)`` gives a DatetimeIndex (a local
+        zone's text mixes -05:00 and -04:00 and reads back as strings); pandas' own tz-aware
+        formatting costs more than the whole backtest."""
+        utc = self.index.tz_convert("UTC")
+        naive = utc.tz_localize(None).values
+        if (naive.astype("datetime64[s]") != naive).any():  # sub-second stamps: pandas' format
+            return np.asarray(utc.astype(str), dtype=object)
+        body = np.char.replace(np.datetime_as_string(naive, unit="s"), "T", " ").astype(object)
+        return body + "+00:00"
 
     def digest(self) -> str:
         """sha256 of the index, symbols and every field: the data's identity in provenance."""

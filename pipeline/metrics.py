@@ -76,18 +76,30 @@ def calmar(equity: np.ndarray, index: pd.DatetimeIndex) -> float:
     return cagr(equity, index) / abs(mdd) if mdd < 0 else math.nan
 
 
-def summarize(equity: np.ndarray, index: pd.DatetimeIndex, *, traded_notional: float,
+def turnover(rebalance_turnover: np.ndarray, index: pd.DatetimeIndex) -> float:
+    """Annualised two-way turnover: the mean over rebalances of ``traded notional / equity``
+    (buys plus sells over the equity the orders were sized from, ``sum |w_target - w_held|``
+    when every order fills), times rebalances per year. Dividing a year's trading by the
+    curve's average equity instead understates it on a growing curve, where early trades are
+    small in money but not as a share of the book."""
+    span = years(index)
+    if span <= 0:
+        return math.nan
+    per = np.asarray(rebalance_turnover, dtype=np.float64)
+    return float(np.mean(per) * per.size / span) if per.size else 0.0
+
+
+def summarize(equity: np.ndarray, index: pd.DatetimeIndex, *, rebalance_turnover: np.ndarray,
               gross_exposure: np.ndarray, costs: dict[str, float], n_trades: int,
               n_rebalances: int) -> dict[str, float | int | str]:
     """The run's headline numbers as written to ``metrics.json``.
 
-    ``turnover`` is annualised two-way turnover: traded notional (buys plus sells) per year
-    divided by average equity. ``exposure`` is the average gross exposure (sum of absolute
-    position values over equity) across bars.
+    ``rebalance_turnover``: traded notional over equity at each rebalance (``turnover``).
+    ``exposure`` is the average gross exposure (sum of absolute position values over equity)
+    across bars.
     """
     r = bar_returns(equity)
     ppy = periods_per_year(index)
-    span = years(index)
     out: dict[str, float | int | str] = {
         "start": str(index[0]),
         "end": str(index[-1]),
@@ -99,7 +111,7 @@ def summarize(equity: np.ndarray, index: pd.DatetimeIndex, *, traded_notional: f
         "sortino": sortino(r, ppy),
         "max_drawdown": max_drawdown(equity),
         "calmar": calmar(equity, index),
-        "turnover": float(traded_notional / np.mean(equity) / span) if span > 0 else math.nan,
+        "turnover": turnover(rebalance_turnover, index),
         "total_costs": float(sum(costs.values())),
         "n_trades": int(n_trades),
         "n_rebalances": int(n_rebalances),

@@ -391,24 +391,27 @@ def _callable_metric(x: np.ndarray, mask: np.ndarray, block: int,
 
 
 def summary(returns_matrix: Any, names: Sequence[str] | None = None, *, n_splits: int = 16,
-            periods_per_year: float = 252.0) -> dict[str, Any]:
+            periods_per_year: float = 252.0, best: int | str | None = None) -> dict[str, Any]:
     """Overfitting statistics across a sweep's trials, for the sweep callback.
 
     ``returns_matrix``: T x N per-period returns, one column per trial (a DataFrame's columns
-    name the trials when ``names`` is None; otherwise they are numbered from 0). Rows with a
-    NaN in any column are dropped first (trials are compared on common dates). The best trial
-    is the one with the highest full-sample Sharpe ratio. Returns a dict of plain Python
-    values (floats are NaN when undefined, with a ``*_reason``):
+    name the trials when ``names`` is None; otherwise they are numbered from 0), NaN where a
+    trial has no return (before its first decision). Each trial's Sharpe ratio is taken over
+    its own finite rows, the series its ``metrics.json`` Sharpe is computed from. ``best``
+    (an index or a name) is the selected trial, the one the sweep's table ranks first; None
+    selects the highest Sharpe ratio. Returns a dict of plain Python values (floats are NaN
+    when undefined, with a ``*_reason``):
 
-    - ``n_trials``, ``n_obs``: columns and rows used;
+    - ``n_trials``; ``n_obs``: the best trial's rows; ``pbo_n_obs``: the rows every trial has;
     - ``best``: the best trial's name; ``sharpe`` its per-period Sharpe ratio and
       ``sharpe_annual`` = ``sharpe * sqrt(periods_per_year)``;
     - ``dsr``, ``sr0``, ``var_sharpe``, ``skew``, ``kurtosis``, ``dsr_reason``: its Deflated
-      Sharpe Ratio with every trial counted (:func:`deflated_sharpe_ratio`);
+      Sharpe Ratio on its own rows, with every trial counted (:func:`deflated_sharpe_ratio`);
     - ``pbo``, ``pbo_splits``, ``pbo_logit_median``, ``pbo_degradation_slope``,
-      ``pbo_prob_oos_loss``, ``pbo_reason``: CSCV (:func:`pbo`) on the Sharpe ratio. The
-      number of splits is ``n_splits``, reduced to the largest even number leaving at least 2
-      rows per block on short histories; PBO is NaN for a single trial.
+      ``pbo_prob_oos_loss``, ``pbo_reason``: CSCV (:func:`pbo`) on the Sharpe ratio over the
+      rows every trial has (CSCV compares the trials on the same dates). The number of splits
+      is ``n_splits``, reduced to the largest even number leaving at least 2 rows per block on
+      short histories; PBO is NaN for a single trial.
     """
     if names is None and hasattr(returns_matrix, "columns"):
         names = [str(c) for c in returns_matrix.columns]
@@ -420,9 +423,10 @@ def summary(returns_matrix: Any, names: Sequence[str] | None = None, *, n_splits
     names = [str(i) for i in range(x.shape[1])] if names is None else [str(v) for v in names]
     if len(names) != x.shape[1]:
         raise ValueError(f"{len(names)} names for {x.shape[1]} trials")
+    own = [x[np.isfinite(x[:, j]), j] for j in range(x.shape[1])]
     x = x[~np.isnan(x).any(axis=1)]
     t, n = x.shape
-    out: dict[str, Any] = {"n_trials": n, "n_obs": t, "best": None, "sharpe": math.nan,
+    out: dict[str, Any] = {"n_trials": n, "n_obs": 0, "pbo_n_obs": t, "best": None, "sharpe": math.nan,
                            "sharpe_annual": math.nan, "dsr": math.nan, "sr0": math.nan,
                            "var_sharpe": math.nan, "skew": math.nan, "kurtosis": math.nan,
                            "dsr_reason": None, "pbo": math.nan, "pbo_splits": None,
@@ -431,14 +435,18 @@ def summary(returns_matrix: Any, names: Sequence[str] | None = None, *, n_splits
     if n == 0:
         out["dsr_reason"] = out["pbo_reason"] = "no trials"
         return out
-    sharpes = sharpe_ratio(x) if t >= 2 else np.full(n, np.nan)
-    if not np.isfinite(sharpes).any():
-        out["dsr_reason"] = "no trial has a defined Sharpe ratio (fewer than 2 rows or constant returns)"
+    sharpes = np.array([sharpe_ratio(r) if r.size >= 2 else math.nan for r in own])
+    if best is not None:
+        chosen = names.index(str(best)) if isinstance(best, str) else int(best)
+    elif np.isfinite(sharpes).any():
+        chosen = int(np.nanargmax(sharpes))
     else:
-        best = int(np.nanargmax(sharpes))
-        d = deflated_sharpe_ratio(x[:, best], sharpes)
-        out.update(best=names[best], sharpe=float(sharpes[best]),
-                   sharpe_annual=float(sharpes[best] * math.sqrt(periods_per_year)),
+        chosen = None
+        out["dsr_reason"] = "no trial has a defined Sharpe ratio (fewer than 2 rows or constant returns)"
+    if chosen is not None:
+        d = deflated_sharpe_ratio(own[chosen], sharpes)
+        out.update(best=names[chosen], n_obs=int(own[chosen].size), sharpe=d.sr_best,
+                   sharpe_annual=d.sr_best * math.sqrt(periods_per_year),
                    dsr=d.dsr, sr0=d.sr0, var_sharpe=d.var_sharpe, skew=d.skew, kurtosis=d.kurtosis,
                    dsr_reason=d.reason)
     splits = min(int(n_splits), (t // 2) // 2 * 2)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline import tca
 from pipeline.engine import Ledger
-from pipeline.metrics import summarize
+from pipeline.metrics import bar_returns, summarize
 
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
@@ -38,8 +38,9 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
     times = pd.Index(data.labels[ledger.start:], name="time")
     equity = pd.DataFrame({"equity": ledger.equity, "cash": ledger.cash,
                            "gross_exposure": ledger.gross_exposure}, index=times)
-    returns = pd.DataFrame({"return": np.append(0.0, ledger.equity[1:] / ledger.equity[:-1] - 1.0)},
-                           index=equity.index)
+    # from the bar after the start: the start bar has no return, and a zero there would be
+    # one more observation for whoever reads the file (metrics use the same series)
+    returns = pd.DataFrame({"return": bar_returns(ledger.equity)}, index=equity.index[1:])
     weights = pd.DataFrame(ledger.weights, columns=list(data.symbols),
                            index=pd.Index(data.labels[ledger.decisions], name="time"))
     o = ledger.orders
@@ -90,14 +91,32 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
     costs = {"commission": float(f["commission"].sum()), "spread": float(f["spread_cost"].sum()),
              "impact": float(f["impact_cost"].sum())}
     costs.update({kind: float(v.sum()) for kind, v in ledger.financing.items()})
-    traded = float(np.abs(f["quantity"] * f["price"]).sum())
-    out = summarize(ledger.equity, ledger.data.index[ledger.start:], traded_notional=traded,
+    out = summarize(ledger.equity, ledger.data.index[ledger.start:], rebalance_turnover=rebalance_turnover(ledger),
                     gross_exposure=ledger.gross_exposure, costs=costs,
                     n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
     out["cost_financing"] = float(sum(ledger.financing[kind].sum() for kind in ledger.financing))
     out["risk_binding"] = dict(ledger.binding)
+    # what the constraints left uninvested (1 - gross target weight) at the traded decisions,
+    # beside what the allocation asked for: the terminal names constraints that shape the run
+    out["n_decisions"] = int(ledger.plan.weights.shape[0])
+    out["cash_before_risk"] = _mean_or_nan(1.0 - np.abs(ledger.plan.weights[ledger.traded]).sum(axis=1))
+    out["cash_after_risk"] = _mean_or_nan(1.0 - np.abs(ledger.weights).sum(axis=1))
     out["execution"] = tca.summary(tca.table(ledger))
     return out
+
+
+def _mean_or_nan(x: np.ndarray) -> float:
+    return float(np.mean(x)) if x.size else math.nan
+
+
+def rebalance_turnover(ledger: Ledger) -> np.ndarray:
+    """Traded notional over the equity at the decision, one value per rebalance (its fills
+    may span the sessions its execution took)."""
+    f = ledger.fills
+    decided = ledger.orders["decision"][f["order"].astype(np.int64)]
+    k = np.searchsorted(ledger.decisions, decided)
+    traded = np.bincount(k, weights=np.abs(f["quantity"] * f["price"]), minlength=ledger.decisions.size)
+    return traded / ledger.equity[ledger.decisions - ledger.start]
 
 
 def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
@@ -108,6 +127,7 @@ def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
         "packages": package_versions(),
         "python": ".".join(map(str, __import__("sys").version_info[:3])),
         "data": {"name": ledger.data.name, "sha256": ledger.data.digest(),
+                 "caveats": list(getattr(stages.data, "caveats", ())),
                  "bars": ledger.data.n_bars, "symbols": list(ledger.data.symbols),
                  "first": str(ledger.data.index[0]), "last": str(ledger.data.index[-1])},
         "seed": int(cfg.seed),
@@ -176,6 +196,10 @@ def overrides() -> list[str]:
 
 
 def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
+    from pipeline import report
+
+    # first: a benchmark the config gets wrong fails before any file is written
+    bench = report.benchmark(ledger.data, ledger.start, report.benchmark_choice(cfg, stages.data))
     out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
     for name, frame in frames.items():
@@ -184,11 +208,9 @@ def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     metrics = metrics_of(ledger)
     prov = provenance(ledger, cfg, stages)
     _atomic(out / "provenance.json", lambda p: write_json(prov, p))
-    from pipeline import report
-
     # the tearsheet sees what the files hold (JSON's null for NaN), so a rebuild from the
     # folder (python -m pipeline.report) gives the same bytes
-    report.write(out, frames, _jsonable(metrics), _jsonable(prov), report.benchmark(ledger.data, ledger.start))
+    report.write(out, frames, _jsonable(metrics), _jsonable(prov), bench)
     (out / "error.txt").unlink(missing_ok=True)
     _atomic(out / "metrics.json", lambda p: write_json(metrics, p))
     return metrics

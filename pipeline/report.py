@@ -11,9 +11,9 @@ drawdowns, rolling volatility and Sharpe, monthly returns, weights over time, sl
 attribution, turnover and costs, execution quality (implementation shortfall against
 participation) and the full resolved config with the run's provenance.
 
-The benchmark is the S&P 500 index shipped with skfolio (``sp500_index.csv.gz``, read with
-pandas, no skfolio import) when the data is ``sp500``, else the equal-weight portfolio of the
-data's symbols, rebalanced every bar without costs.
+The benchmark is ``report.benchmark`` (``benchmark``): by default the data source's own
+(``universe``, the equal-weight buy-and-hold of the data's symbols on the same adjusted prices),
+or a symbol of the data, or a CSV file of levels. The data source's caveats head the caveats.
 
 ``python -m pipeline.report <run folder>`` rebuilds a folder's report from its files (the
 same bytes the run wrote).
@@ -21,7 +21,6 @@ same bytes the run wrote).
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 import math
@@ -478,42 +477,65 @@ def empty_chart(chart_id: str, title: str, why: str = "no data") -> str:
 # the benchmark
 
 
-@functools.cache
-def _sp500_index() -> pd.Series | None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("skfolio")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "sp500_index.csv.gz")
-    if not os.path.isfile(path):
-        return None
-    frame = pd.read_csv(path, index_col=0)
-    return pd.Series(frame.iloc[:, 0].to_numpy(dtype=np.float64),
-                     index=pd.Index(frame.index.astype(str), name="date"))
+UNIVERSE = "universe"
 
 
-def benchmark(data: Any, start: int = 0) -> tuple[str, np.ndarray] | None:
-    """The benchmark's level at each bar of ``data`` from ``start`` (a MarketData): the S&P 500
-    index for ``sp500`` data, else the equal-weight portfolio of the data's symbols."""
-    index = data.index[start:]
-    if getattr(data, "name", None) == "sp500":
-        series = _sp500_index()
-        if series is not None:
-            days = index.strftime("%Y-%m-%d")
-            level = series.reindex(days).ffill().to_numpy()
-            if np.isfinite(level).any():
-                return "S&P 500 index", level
+def benchmark(data: Any, start: int = 0, choice: str = UNIVERSE) -> tuple[str, np.ndarray] | None:
+    """The benchmark's level at each bar of ``data`` (a MarketData) from ``start``: ``choice``
+    is ``universe`` (the equal-weight buy-and-hold of the symbols priced at ``start``, on the
+    same adjusted prices as the strategy), one of the data's symbols, or a CSV file of levels
+    (``report.benchmark``; a source states its own default, ``DataSource.default_benchmark``).
+    Anything else is a ConfigError naming the key."""
+    from pipeline.errors import ConfigError
+    from pipeline.market import forward_filled
+
     close = np.asarray(data.close, dtype=np.float64)[start:]
     if close.size == 0:
         return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = close[1:] / close[:-1] - 1.0
-    r = np.where(np.isfinite(r), r, np.nan)
-    counted = np.isfinite(r).sum(axis=1)
-    mean = np.where(counted > 0, np.nansum(r, axis=1) / np.maximum(counted, 1), 0.0)
-    level = np.concatenate([[1.0], np.cumprod(1.0 + mean)])
-    return f"equal weight of the {close.shape[1]} symbols (rebalanced every bar, no costs)", level
+    choice = str(choice)
+    if choice == UNIVERSE:
+        first = close[0]
+        held = np.isfinite(first) & (first > 0)
+        # a delisted symbol's last price holds: its value stays in the book, as cash would
+        level = (forward_filled(close[:, held]) / first[held]).mean(axis=1)
+        late = int(close.shape[1] - held.sum())
+        return (f"equal-weight buy-and-hold of the {int(held.sum())} symbols priced at the start"
+                + (f" ({late} listed later left out)" if late else "") + ", no costs"), level
+    if choice in data.symbols:
+        j = data.symbols.index(choice)
+        level = pd.Series(close[:, j]).ffill().to_numpy()
+        return f"{choice} (buy-and-hold, no costs)", level
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"report.benchmark={choice!r} is not 'universe', a symbol of the data "
+                          f"({', '.join(data.symbols)}) or a CSV file; pick one of those, or null for "
+                          f"the data's own ({UNIVERSE})")
+    return path.name, _csv_levels(path, data.index[start:], choice)
+
+
+def _csv_levels(path: Path, index: pd.DatetimeIndex, key: str) -> np.ndarray:
+    """A CSV's first numeric column (dates in the first), on ``index``'s days, carried forward."""
+    from pipeline.errors import ConfigError
+
+    try:
+        frame = pd.read_csv(path, index_col=0)
+        dates = pd.to_datetime(frame.index, format="mixed")
+    except (ValueError, TypeError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"report.benchmark={key!r}: {path} does not read as dates then levels ({exc})") from None
+    numeric = frame.select_dtypes("number")
+    if numeric.empty:
+        raise ConfigError(f"report.benchmark={key!r}: {path} has no numeric column of levels")
+    if dates.tz is not None:
+        dates = dates.tz_convert(index.tz)
+    series = pd.Series(numeric.iloc[:, 0].to_numpy(dtype=np.float64), index=dates.strftime("%Y-%m-%d"))
+    series = series[~series.index.duplicated(keep="last")].sort_index()
+    days = index.strftime("%Y-%m-%d")
+    level = series.reindex(series.index.union(days)).ffill().reindex(days).to_numpy(copy=True)
+    level[np.asarray(days > series.index[-1])] = np.nan  # past the file's end: not known
+    if not np.isfinite(level).any():
+        raise ConfigError(f"report.benchmark={key!r}: {path} covers {series.index[0]}..{series.index[-1]}, "
+                          f"not the run's {days[0]}..{days[-1]}")
+    return level
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,11 +747,11 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
 
     # -- caveats
     data = prov.get("data", {})
-    notes = list(prov.get("assumptions", []))
-    if data.get("name") == "sp500":
-        notes.insert(0, "survivorship bias: the bundled sp500 sample holds 20 of today's large S&P 500 members "
-                        "over their whole history; stocks that failed, were acquired or left the index are "
-                        "missing, so past returns are overstated, most for stock-picking strategies")
+    notes = list(data.get("caveats", [])) + list(prov.get("assumptions", []))
+    chosen = (config.get("report") or {}).get("benchmark")
+    if chosen is not None and chosen != UNIVERSE and chosen not in data.get("symbols", []):
+        notes.append(f"the benchmark's levels come from {chosen} as given: a price index without dividends "
+                     f"trails the data's dividend-adjusted prices by the dividend yield, which flatters the strategy")
     notes.append("a backtest: fills are simulated from bars with the configured cost model; live fills, "
                  "dividends' taxes and corporate actions beyond price adjustment are not modelled")
     add("caveats", "Data caveats", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>", "caveats")
@@ -864,7 +886,8 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
     # -- turnover and costs
     fills = frames.get("fills")
     if fills is not None:
-        add("costs", "Turnover and costs", _costs_section(fills, t, equity, metrics, frames.get("financing")))
+        add("costs", "Turnover and costs", _costs_section(fills, frames.get("orders"), t, equity, metrics,
+                                                          frames.get("financing")))
 
     # -- execution quality
     ex = frames.get("execution")
@@ -883,8 +906,8 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
     return page("robo-trader run report", subtitle, nav, sections)
 
 
-def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metrics: dict[str, Any],
-                   financing: pd.DataFrame | None = None) -> str:
+def _costs_section(fills: pd.DataFrame, orders: pd.DataFrame | None, t: np.ndarray, equity: np.ndarray,
+                   metrics: dict[str, Any], financing: pd.DataFrame | None = None) -> str:
     if len(fills) == 0 or equity.size == 0:
         return '<p class="note">No fills.</p>'
     ft = _utc_ns(fills["time"])
@@ -893,24 +916,34 @@ def _costs_section(fills: pd.DataFrame, t: np.ndarray, equity: np.ndarray, metri
     traded = np.bincount(where, weights=fills["notional"].to_numpy(dtype=np.float64), minlength=n)
     kinds = [("commission", "commission"), ("spread", "spread_cost"), ("impact", "impact_cost")]
     cum = {k: np.cumsum(np.bincount(where, weights=fills[c].to_numpy(dtype=np.float64), minlength=n)) for k, c in kinds}
-    hit = traded > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        turnover = traded[hit] / equity[hit]
     colors = [PALETTE[0], PALETTE[1], RED]
+    # per rebalance, as metrics.json's turnover: each fill counted at its order's decision,
+    # over the equity marked there (the equity the orders were sized from)
+    if orders is not None and len(orders):
+        decided = pd.Series(_utc_ns(orders["decision_time"]), index=orders["order_id"].to_numpy())
+        at = np.clip(np.searchsorted(t, decided.reindex(fills["order_id"].to_numpy()).to_numpy()), 0, t.size - 1)
+    else:
+        at = where
     if financing is not None and len(financing) == n:  # per bar, on the equity's rows
         for i, kind in enumerate(c for c in financing.columns if c != "days"):
             cum[kind.replace("_", " ")] = np.cumsum(financing[kind].to_numpy(dtype=np.float64))
             kinds.append((kind.replace("_", " "), kind))
             colors.append(PALETTE[(2 + i) % len(PALETTE)])
+    per = np.bincount(at, weights=fills["notional"].to_numpy(dtype=np.float64), minlength=n)
+    hit = per > 0
+    turnover = per[hit] / equity[hit]
     total_traded = float(traded.sum())
     rows = [[k, money(cum[k][-1]), num(cum[k][-1] / total_traded * 1e4 if total_traded else math.nan, 2)]
             for k, _ in kinds]
     all_costs = sum(cum[k][-1] for k, _ in kinds)
     rows.append(["<b>total</b>", f"<b>{money(all_costs)}</b>",
                  f"<b>{num(all_costs / total_traded * 1e4 if total_traded else math.nan, 2)}</b>"])
-    return (spikes_chart("chart-turnover", "Turnover per trading session (traded notional / equity)", t[hit], turnover) +
-            f'<p class="note">Annualised two-way turnover {num(metrics.get("turnover"))}x; {int(hit.sum()):,} '
-            f'sessions with trades, {money(total_traded)} traded in all.</p>' +
+    return (spikes_chart("chart-turnover", "Turnover per rebalance (traded notional / equity at the decision)",
+                         t[hit], turnover) +
+            f'<p class="note">Annualised two-way turnover {num(metrics.get("turnover"))}x: the mean over '
+            f'{int(hit.sum()):,} rebalances with trades of the notional traded (buys plus sells) over the equity '
+            f'at the decision, {pct(float(np.mean(turnover)), 1)}, times the rebalances a year; '
+            f'{money(total_traded)} traded in all.</p>' +
             line_chart("chart-costs", "Cumulative costs by kind", t,
                        [(k, cum[k], c) for i, ((k, _), c) in enumerate(zip(kinds, colors))
                         if i < 3 or cum[k].any()], kind="money") +
@@ -1009,6 +1042,12 @@ def read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any], 
     return frames, metrics, prov
 
 
+def benchmark_choice(config: Any, source: Any) -> str:
+    """``report.benchmark`` as configured, else the data source's own default."""
+    chosen = (config.get("report") or {}).get("benchmark")
+    return str(chosen) if chosen is not None else getattr(source, "default_benchmark", UNIVERSE)
+
+
 def folder_benchmark(prov: dict[str, Any], equity_index: pd.DatetimeIndex) -> tuple[str, np.ndarray] | None:
     """The benchmark for a recorded run: rebuilds its data source from the resolved config."""
     from pipeline.contracts import DataSource
@@ -1020,7 +1059,7 @@ def folder_benchmark(prov: dict[str, Any], equity_index: pd.DatetimeIndex) -> tu
     source = build_component(node, "data", DataSource, seed=int(prov.get("seed", 0)))
     data = source.load()
     start = int(np.searchsorted(_utc_ns(data.index), _utc_ns(equity_index)[0]))
-    return benchmark(data, start)
+    return benchmark(data, start, benchmark_choice(prov.get("config", {}), source))
 
 
 def from_folder(folder: Path) -> Path:

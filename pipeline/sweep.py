@@ -7,8 +7,9 @@ launcher ran them: basic, joblib, submitit) and writes into the sweep folder:
 
 - ``sweep.csv``: one row per job: its number, overrides, status, error and metrics;
 - ``summary.md``: the best jobs by the configured objective, and across all completed jobs the
-  number of trials, the Deflated Sharpe Ratio of the best one and the Probability of Backtest
-  Overfitting (``pipeline.overfitting``), computed from the jobs' daily returns;
+  number of trials, the Deflated Sharpe Ratio of the best one (the table's first, ``BEST``) and
+  the Probability of Backtest Overfitting (``pipeline.overfitting``), computed from the jobs'
+  ``returns.csv``;
 - ``summary.html``: the same as a page (self-contained, like each job's ``report.html``, which
   it links): the table of jobs, a heatmap of the objective over the two swept parameters that
   take the most values, and the overfitting statistics.
@@ -32,6 +33,10 @@ from pipeline.recorder import write_json
 STATUS = "status.json"
 TOTAL_ENV = "ROBO_TRADER_SWEEP_JOBS"
 LOWER_IS_BETTER = ("annual_vol", "turnover", "total_costs")
+# what "best" means in every output of a sweep (the table, summary.md, overfitting.json, the terminal)
+BEST = ("The best job is the first of the table ranked by {objective} (each job's metrics.json, over its "
+        "own bars); the Deflated Sharpe Ratio deflates its Sharpe ratio over those bars, the same figure as "
+        "its metrics.json. CSCV, for the PBO, ranks the jobs by Sharpe ratio on the {common} bars they all have.")
 
 
 class SweepSummary(Callback):
@@ -128,11 +133,13 @@ def collect(sweep_dir: Path) -> "Any":
 
 
 def returns_matrix(sweep_dir: Path, jobs: list[str]) -> "Any":
-    """Daily returns of the given jobs, side by side on their common dates."""
+    """The given jobs' bar returns side by side on a DatetimeIndex, NaN where a job has none
+    (before its first decision)."""
     import pandas as pd
 
-    columns = {job: pd.read_csv(sweep_dir / job / "returns.csv", index_col=0)["return"] for job in jobs}
-    return pd.DataFrame(columns).dropna()
+    columns = {job: pd.read_csv(sweep_dir / job / "returns.csv", index_col=0, parse_dates=True)["return"]
+               for job in jobs}
+    return pd.DataFrame(columns)
 
 
 def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
@@ -149,11 +156,13 @@ def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
         cols = ["job", "overrides", objective] + [c for c in ("sharpe", "cagr", "max_drawdown", "turnover")
                                                    if c != objective and c in done]
         lines += [f"## Best {min(top, len(ranked))} by {objective}", "", _markdown(ranked[cols].head(top)), ""]
-        stats = overfitting(sweep_dir, list(done["job"]))
+        stats = overfitting(sweep_dir, list(done["job"]), best_job(ranked, objective))
         if stats:
             lines += ["## Overfitting statistics across the sweep", "",
+                      BEST.format(objective=objective, common=stats["pbo_n_obs"]), "",
                       f"- trials: {stats['n_trials']}",
-                      f"- best by Sharpe: job {stats['best']} (annualised Sharpe {_fmt(stats['sharpe_annual'])})",
+                      f"- best: job {stats['best']} (annualised Sharpe {_fmt(stats['sharpe_annual'])} over its "
+                      f"{stats['n_obs']} bars)",
                       f"- Deflated Sharpe Ratio of the best (Bailey & Lopez de Prado 2014): {_fmt(stats['dsr'])}",
                       f"- Probability of Backtest Overfitting, CSCV with {stats['pbo_splits']} splits "
                       f"(Bailey et al. 2015): {_fmt(stats['pbo'])}", ""]
@@ -172,13 +181,25 @@ def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
                           LOWER_IS_BETTER, sweep_dir, top)
 
 
-def overfitting(sweep_dir: Path, jobs: list[str]) -> dict[str, Any]:
+def best_job(ranked: Any, objective: str) -> str | None:
+    """The job a sweep selects: the first of the table ranked by the objective with a value."""
+    import pandas as pd
+
+    finite = ranked[pd.to_numeric(ranked[objective], errors="coerce").notna()]
+    return None if finite.empty else str(finite["job"].iloc[0])
+
+
+def overfitting(sweep_dir: Path, jobs: list[str], best: str | None = None) -> dict[str, Any]:
+    """The overfitting statistics of the sweep's ``best`` job among ``jobs`` (None: the
+    highest Sharpe ratio), each job's returns over its own bars (those of its metrics.json)."""
+    from pipeline.metrics import periods_per_year
     from pipeline.overfitting import summary
 
-    if len(jobs) < 2:
+    if not jobs:
         return {}
     returns = returns_matrix(sweep_dir, jobs)
-    return summary(returns.to_numpy(), list(returns.columns))
+    return summary(returns.to_numpy(), list(returns.columns), best=best,
+                   periods_per_year=periods_per_year(returns.index))
 
 
 def _fmt(x: Any) -> str:
@@ -307,9 +328,9 @@ def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, A
 
     # overfitting
     if stats:
-        rows = [["trials", r.esc(stats.get("n_trials"))], ["common bars", r.esc(stats.get("n_obs"))],
-                ["best job by Sharpe", r.esc(stats.get("best"))],
-                ["its annualised Sharpe", r.num(stats.get("sharpe_annual"), 3)],
+        rows = [["trials", r.esc(stats.get("n_trials"))], [f"best job (the table's first by {objective})", r.esc(stats.get("best"))],
+                ["its bars", r.esc(stats.get("n_obs"))], ["its annualised Sharpe", r.num(stats.get("sharpe_annual"), 3)],
+                ["bars every job has (for PBO)", r.esc(stats.get("pbo_n_obs"))],
                 ["Deflated Sharpe Ratio (Bailey & López de Prado 2014)", r.num(stats.get("dsr"), 3)],
                 ["expected maximum Sharpe under the null (per bar)", r.num(stats.get("sr0"), 4)],
                 [f"Probability of Backtest Overfitting, CSCV with {stats.get('pbo_splits')} splits (Bailey et al. 2015)",
@@ -322,9 +343,9 @@ def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, A
         body += ('<p class="note">DSR is the probability that the best job\'s true Sharpe ratio is above zero '
                  'after allowing for the number of trials; PBO is the probability that the configuration best '
                  'in sample ranks below the median out of sample. From a single sweep, treat PBO as a rough '
-                 'figure.</p>')
+                 f'figure.</p><p class="note">{r.esc(BEST.format(objective=objective, common=stats.get("pbo_n_obs")))}</p>')
     else:
-        body = '<p class="note">Needs at least two completed jobs.</p>'
+        body = '<p class="note">Needs a completed job.</p>'
     add("overfitting", "Overfitting statistics", body)
 
     # jobs

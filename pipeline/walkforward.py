@@ -122,11 +122,14 @@ def write(out: Path, result: dict[str, Any], grid: list[dict[str, Any]], returns
     out.mkdir(parents=True, exist_ok=True)
     table = result["folds"].copy()
     table["params"] = [json.dumps(grid[j], sort_keys=True) for j in table["candidate"]]
+    # times in UTC, as the run folders write them: one offset, so the files parse as dates
+    for col in ("train_start", "train_end", "test_start", "test_end"):
+        table[col] = pd.DatetimeIndex(table[col]).tz_convert("UTC")
     table.to_csv(out / "walkforward.csv", index=False)
     n_oos = result["returns"].size
     oos_index = index[len(index) - n_oos:]
     pd.DataFrame({"return": result["returns"], "candidate": result["chosen"]},
-                 index=pd.Index(oos_index, name="time")).to_csv(out / "oos_returns.csv")
+                 index=pd.Index(oos_index.tz_convert("UTC"), name="time")).to_csv(out / "oos_returns.csv")
     full = np.array([score(returns[:, j], index, spec["metric"]) for j in range(returns.shape[1])])
     sign = -1.0 if spec["metric"] in LOWER_IS_BETTER else 1.0
     hindsight = int(np.nanargmax(sign * full))

@@ -81,3 +81,18 @@ def test_walk_forward_reports_out_of_sample_beside_in_sample(tmp_path):
     spans = pd.read_csv(tmp_path / "walkforward.csv")
     assert oos["time"].iloc[0] == spans["test_start"].iloc[0] and oos["time"].iloc[-1] == spans["test_end"].iloc[-1]
     assert set(oos["candidate"]) <= {0, 1} and "out of sample" in proc.stdout
+
+
+def test_13_15_overfitting_json_sharpe_equals_the_jobs_metrics_json(tmp_path):
+    # two lookbacks: two warm-ups, so the jobs start on different bars
+    subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", "strategy.momentum.lookback=60,120",
+                    "data.start=2012-01-01", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stats = json.loads((tmp_path / "sweep" / "overfitting.json").read_text())
+    table = pd.read_csv(tmp_path / "sweep" / "sweep.csv")
+    best = table.sort_values("sharpe", ascending=False)["job"].iloc[0]
+    metrics = json.loads((tmp_path / "sweep" / str(best) / "metrics.json").read_text())
+    assert stats["best"] == str(best)
+    assert abs(stats["sharpe_annual"] - metrics["sharpe"]) < 1e-12
+    equity = pd.read_csv(tmp_path / "sweep" / str(best) / "equity.csv")
+    assert stats["n_obs"] == len(equity) - 1

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.estimators import CovarianceMethod, correlation
+from pipeline.estimators import CovarianceMethod, correlation, sample_covariance
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 
 
@@ -40,18 +40,21 @@ def recursive_bisection(cov: np.ndarray, order: np.ndarray) -> np.ndarray:
 class HRP(WindowAllocator):
     """Hierarchical risk parity: cluster, order, then split risk top-down.
 
-    1. distance ``d_ij = sqrt((1 - rho_ij) / 2)`` from the correlation of the configured
-       covariance (skfolio's ``PearsonDistance``);
+    1. distance ``d_ij = sqrt((1 - rho_ij) / 2)`` from the Pearson (sample) correlation of
+       the window's returns, whatever ``covariance`` says (skfolio's ``PearsonDistance``,
+       which clusters on the returns, not on its prior's covariance);
     2. hierarchical clustering with ``linkage`` (scipy), then, with ``optimal_ordering``,
        the leaf order that puts similar columns next to each other
        (``scipy.cluster.hierarchy.optimal_leaf_ordering``; skfolio's default seriation);
-    3. recursive bisection of that order (``recursive_bisection``).
+    3. recursive bisection of that order (``recursive_bisection``) with the configured
+       covariance (skfolio's prior).
 
     Lopez de Prado, "Building diversified portfolios that outperform out of sample", JPM
     42(4), 2016; Ward linkage and optimal ordering are skfolio's defaults (the paper used
-    single linkage). With the same linkage and covariance this reproduces
-    ``skfolio.optimization.HierarchicalRiskParity`` (risk measure variance). Long-only,
-    weights sum to 1.
+    single linkage). With the same linkage this reproduces
+    ``skfolio.optimization.HierarchicalRiskParity`` (risk measure variance, its default
+    distance) given ``EmpiricalPrior(covariance_estimator=...)`` of the same covariance.
+    Long-only, weights sum to 1.
     """
 
     rules = WINDOW_RULES
@@ -77,7 +80,7 @@ class HRP(WindowAllocator):
         cov = self._covariance(P)
         if cov.shape[0] == 1:
             return np.ones(1)
-        distance = np.sqrt(np.clip(0.5 * (1.0 - correlation(cov)), 0.0, 1.0))
+        distance = np.sqrt(np.clip(0.5 * (1.0 - correlation(sample_covariance(P))), 0.0, 1.0))
         np.fill_diagonal(distance, 0.0)
         condensed = squareform(distance, checks=False)
         tree = hierarchy.linkage(condensed, method=self.linkage)

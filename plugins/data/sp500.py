@@ -27,6 +27,10 @@ class SP500(DataSource):
     """
 
     rules = {"min_history": "[1, inf)"}
+    caveats = ("survivorship bias: the bundled sp500 sample holds 20 of today's large S&P 500 members "
+               "over their whole history; stocks that failed, were acquired or left the index are "
+               "missing, so past returns are overstated, most for stock-picking strategies (the "
+               "universe benchmark, the buy-and-hold of the same 20, shares the bias)",)
 
     def __init__(self, start: Optional[str] = None, end: Optional[str] = None,
                  symbols: Optional[list[str]] = None, min_history: int = 2):

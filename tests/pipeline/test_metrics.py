@@ -59,7 +59,28 @@ def test_periods_per_year_daily_and_intraday():
 
 
 def test_summarize_turnover_and_exposure():
-    out = metrics.summarize(EQUITY, INDEX, traded_notional=50.0, gross_exposure=np.full(6, 0.5),
+    out = metrics.summarize(EQUITY, INDEX, rebalance_turnover=np.array([0.5]), gross_exposure=np.full(6, 0.5),
                             costs={"commission": 1.0, "spread": 2.0}, n_trades=3, n_rebalances=1)
-    assert out["turnover"] == pytest.approx(50.0 / EQUITY.mean() / (7 / 365.25))
+    assert out["turnover"] == pytest.approx(0.5 / (7 / 365.25))
     assert out["exposure"] == 0.5 and out["total_costs"] == 3.0 and out["cost_spread"] == 2.0
+
+
+def test_13_14_turnover_is_the_mean_per_rebalance_share_of_equity_annualised():
+    from types import SimpleNamespace
+
+    from pipeline.recorder import rebalance_turnover
+
+    # a book that doubles over two years (365.25 days each), rebalanced at its three year-ends;
+    # by hand: 100 traded at equity 100 (the whole book bought), 30 + 30 at 150 (40 %), 80 at
+    # 200 (40 %): mean 60 % a rebalance, 3 rebalances in 2 years -> 0.9x a year
+    index = pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta([0.0, 365.25, 730.5], unit="D")
+    ledger = SimpleNamespace(
+        start=10, equity=np.array([100.0, 150.0, 200.0]), decisions=np.array([10, 11, 12]),
+        orders={"decision": np.array([10, 11, 11, 12])},
+        fills={"order": np.array([0, 1, 2, 3, 3]), "quantity": np.array([10.0, -3.0, 1.5, 2.0, 2.0]),
+               "price": np.array([10.0, 10.0, 20.0, 20.0, 20.0])})
+    per = rebalance_turnover(ledger)
+    np.testing.assert_allclose(per, [1.0, 0.4, 0.4])
+    assert metrics.turnover(per, index) == pytest.approx(0.9, abs=1e-12)
+    # the old figure, a year's notional over the mean equity, said 0.8x on this growing book
+    assert 240 / 2 / np.mean([100.0, 150.0, 200.0]) == pytest.approx(0.8)

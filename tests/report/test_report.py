@@ -31,8 +31,8 @@ def test_every_run_writes_a_complete_report(default_run):
     for anchor in ("metrics", "caveats", "equity", "drawdowns", "rolling", "monthly", "weights", "attribution",
                    "costs", "execution", "config"):
         assert f'<section id="{anchor}"' in html, anchor
-    # equity against the bundled S&P 500 index (the data is sp500)
-    assert "benchmark: S&amp;P 500 index" in html
+    # equity against the data's own benchmark: its 20 stocks bought and held, dividends in both
+    assert "benchmark: equal-weight buy-and-hold of the 20 symbols priced at the start, no costs" in html
     # every chart draws data
     points = chart_points(html)
     for chart in CHARTS:
@@ -100,7 +100,7 @@ def test_equal_weight_benchmark_for_other_data_and_several_sleeves(tmp_path, run
     run_cli("data=synthetic", "data.n_bars=600", "data.n_symbols=6", "strategy=[momentum,buy_and_hold]",
             "strategy.momentum.lookback=60", "portfolio=inverse_vol", f"out_dir={tmp_path}")
     html = (tmp_path / "report.html").read_text()
-    assert "equal weight of the 6 symbols" in html
+    assert "equal-weight buy-and-hold of the 6 symbols" in html
     assert "survivorship" not in html  # that caveat belongs to the bundled sp500 sample
     points = chart_points(html)
     assert points["chart-sleeves"] > 0 and points["chart-sleeve-weights"] > 0
@@ -172,14 +172,45 @@ def test_monthly_returns_compound_to_the_total():
     assert np.prod(1 + table["Year"].to_numpy()) == pytest.approx(equity[-1] / equity[0])
 
 
-def test_benchmark_is_the_sp500_index_for_sp500_data_else_equal_weight(sp500):
-    name, level = report.benchmark(sp500, 10)
-    assert name == "S&P 500 index" and level.size == sp500.n_bars - 10 and np.isfinite(level).all()
-    assert level[-1] == pytest.approx(3783.22)  # the index on 2022-12-28
+def test_13_5_the_default_benchmark_is_the_universe_bought_and_held_on_the_same_prices(sp500):
     from dataclasses import replace
 
-    other = replace(sp500, name="mine")
-    name, level = report.benchmark(other, 0)
-    assert name.startswith("equal weight of the 20 symbols")
-    r = np.nanmean(sp500.close[1:] / sp500.close[:-1] - 1, axis=1)
-    assert level[-1] == pytest.approx(np.prod(1 + r))
+    from plugins.data.sp500 import SP500
+
+    choice = report.benchmark_choice({"report": {"benchmark": None}}, SP500())
+    assert choice == "universe"
+    name, level = report.benchmark(sp500, 10, choice)
+    assert name.startswith("equal-weight buy-and-hold of the 20 symbols")
+    # by hand: a dollar in each stock at bar 10, never rebalanced (the adjusted closes carry the dividends)
+    growth = sp500.close[10:] / sp500.close[10]
+    np.testing.assert_allclose(level, growth.mean(axis=1), rtol=1e-12)
+    # no data set is special-cased: the same data under another name gets the same benchmark
+    assert report.benchmark(replace(sp500, name="mine"), 10, choice)[1].tolist() == level.tolist()
+
+
+def test_13_5_report_benchmark_takes_a_symbol_or_a_csv_and_names_a_mistake(sp500, tmp_path):
+    from pipeline.errors import ConfigError
+
+    name, level = report.benchmark(sp500, 100, "KO")
+    assert name.startswith("KO") and level.tolist() == sp500.close[100:, sp500.symbols.index("KO")].tolist()
+    days = sp500.index[100:].strftime("%Y-%m-%d")
+    pd.DataFrame({"level": np.arange(len(days), dtype=float)[::2] + 1.0}, index=pd.Index(days[::2], name="date")) \
+        .to_csv(tmp_path / "index.csv")
+    name, level = report.benchmark(sp500, 100, str(tmp_path / "index.csv"))
+    assert name == "index.csv" and level[0] == 1.0 and level[1] == 1.0 and level[2] == 3.0  # carried forward
+    with pytest.raises(ConfigError, match=r"report.benchmark='SPX' is not 'universe', a symbol of the data \(AAPL"):
+        report.benchmark(sp500, 0, "SPX")
+    pd.DataFrame({"level": [1.0]}, index=pd.Index(["1980-01-02"], name="date")).to_csv(tmp_path / "old.csv")
+    with pytest.raises(ConfigError, match="covers 1980-01-02..1980-01-02, not the run's"):
+        report.benchmark(sp500, 0, str(tmp_path / "old.csv"))
+
+
+def test_13_5_the_caveats_are_the_sources_and_a_csv_benchmark_is_labelled():
+    frames, metrics, prov = _frames()
+    prov["data"]["caveats"] = ["a caveat the source states"]
+    html = report.build(frames, metrics, prov, None)
+    assert "a caveat the source states" in html and "price index without dividends" not in html
+    prov["config"]["report"] = {"benchmark": "/data/spx_price_index.csv"}
+    html = report.build(frames, metrics, prov, ("spx_price_index.csv", np.linspace(1, 2, len(frames["equity"]))))
+    assert "the benchmark&#x27;s levels come from /data/spx_price_index.csv as given: a price index without " \
+           "dividends trails the data&#x27;s dividend-adjusted prices by the dividend yield" in html

@@ -87,7 +87,11 @@ def test_a_sweep_without_a_second_value_says_there_is_nothing_to_map(tmp_path):
     fake_sweep(tmp_path, [["seed=7"]])
     sweep.write_summary(tmp_path, "sharpe")
     html = (tmp_path / "summary.html").read_text()
-    assert "nothing to map" in html and "Needs at least two completed jobs" in html
+    assert "nothing to map" in html
+    # one job still has a Sharpe ratio and a DSR (against zero); PBO needs a second job to choose
+    stats = json.loads((tmp_path / "overfitting.json").read_text())
+    assert stats["n_trials"] == 1 and stats["best"] == "0" and stats["sr0"] == 0.0
+    assert "a single trial: nothing was selected" in html
 
 
 def test_planned_jobs_counts_the_basic_sweepers_combinations():
@@ -113,3 +117,33 @@ def test_a_real_sweep_counts_its_jobs_and_ends_with_the_best(tmp_path, run_cli):
     assert len(re.findall(r'<rect class="cell"', html)) == 4
     for job in range(4):
         assert (tmp_path / str(job) / "report.html").is_file()
+
+
+def test_13_12_one_best_job_in_the_table_the_overfitting_line_and_summary_md(tmp_path, capsys):
+    # job 1 starts late and has the higher Sharpe over its own bars (its metrics.json); job 0 is
+    # better on the bars both have: the best is job 1 everywhere, and every output says why
+    rng = np.random.default_rng(5)
+    times = pd.date_range("2015-01-01", periods=400, freq="B", tz="UTC")
+    early, late = rng.normal(-0.002, 0.01, 250), rng.normal(0.006, 0.01, 150)
+    series = {0: pd.Series(np.append(early, late), index=times),
+              1: pd.Series(rng.normal(0.002, 0.01, 150), index=times[250:])}
+    own = {}
+    for num, r in series.items():
+        job = tmp_path / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"strategy.momentum.lookback={60 + 190 * num}"]))
+        r.rename("return").rename_axis("time").to_frame().to_csv(job / "returns.csv")
+        own[num] = float(r.mean() / r.std(ddof=1) * np.sqrt(252))
+        (job / "metrics.json").write_text(json.dumps({"sharpe": own[num], "cagr": 0.1}))
+    common = {num: float(r.iloc[-150:].mean() / r.iloc[-150:].std(ddof=1)) for num, r in series.items()}
+    assert own[1] > own[0] and common[0] > common[1]  # the two rankings disagree
+    sweep.write_summary(tmp_path, "sharpe")
+    stats = json.loads((tmp_path / "overfitting.json").read_text())
+    table = pd.read_csv(tmp_path / "sweep.csv").sort_values("sharpe", ascending=False)
+    assert stats["best"] == str(table["job"].iloc[0]) == "1"
+    assert stats["sharpe_annual"] == pytest.approx(own[1], abs=1e-12)
+    assert stats["n_obs"] == 150 and stats["pbo_n_obs"] == 150
+    md = (tmp_path / "summary.md").read_text()
+    assert "The best job is the first of the table ranked by sharpe" in md and "- best: job 1 " in md
+    assert "The best job is the first of the table ranked by sharpe" in (tmp_path / "summary.html").read_text()
+    assert "best job 1 (the first above;" in capsys.readouterr().out

@@ -88,3 +88,33 @@ def test_a_run_ends_with_its_summary_table(run_cli, tmp_path):
     out = run_cli(f"out_dir={tmp_path}").stdout
     for row in ("period", "final equity", "CAGR", "Sharpe", "max drawdown", "turnover / yr", "costs", "output"):
         assert re.search(rf"^{re.escape(row)}\s+\S", out, re.M), row
+
+
+@pytest.mark.slow
+def test_13_16_the_summary_names_a_constraint_that_shapes_the_run_and_the_cash_it_left(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(root / "run.py"), *args, f"hydra.run.dir={tmp_path / 'hydra'}"],
+                              cwd=tmp_path, check=True, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(root)}).stdout
+
+    # three names at 1/3 each against the default max_weight=0.25: a quarter of the book in cash
+    out = run("strategy.momentum.top_k=3", f"out_dir={tmp_path / 'capped'}")
+    lines = re.search(r"^risk\s+(.*)\n\s+(.*)$", out, re.M).groups()
+    assert lines == ("max_weight bound at 384 of 384 decisions",
+                     "the targets left 25.00% in cash on average (0.00% before risk)")
+    # five names at 1/5 never reach the cap: nothing to say
+    assert not re.search(r"^risk\s", run(f"out_dir={tmp_path / 'free'}"), re.M)
+
+
+def test_13_16_binding_notes_only_past_a_tenth_of_the_decisions():
+    metrics = {"n_decisions": 100, "risk_binding": {"max_weight": 10, "vol_target": 11, "long_only": 0},
+               "cash_after_risk": 0.125, "cash_before_risk": 0.0}
+    assert console.binding_notes(metrics) == [
+        "vol_target bound at 11 of 100 decisions", "the targets left 12.50% in cash on average (0.00% before risk)"]
+    assert console.binding_notes({**metrics, "risk_binding": {"max_weight": 10}}) == []

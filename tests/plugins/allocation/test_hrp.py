@@ -8,7 +8,7 @@ from plugins.allocation.hrp import HRP, recursive_bisection
 LINKAGES = ["single", "complete", "average", "weighted", "ward"]
 
 
-def skfolio_hrp(X, linkage, optimal_ordering, covariance_estimator=None):
+def skfolio_hrp(X, linkage, optimal_ordering, covariance_estimator=None, cluster_on_it=False):
     from skfolio import RiskMeasure
     from skfolio.cluster import HierarchicalClustering, LinkageMethod
     from skfolio.distance import CovarianceDistance
@@ -21,9 +21,11 @@ def skfolio_hrp(X, linkage, optimal_ordering, covariance_estimator=None):
         optimal_ordering=optimal_ordering)
     kwargs = {}
     if covariance_estimator is not None:
-        # the distance from the same covariance's correlation, as HRP computes it
-        kwargs = dict(prior_estimator=EmpiricalPrior(covariance_estimator=covariance_estimator),
-                      distance_estimator=CovarianceDistance(covariance_estimator=covariance_estimator))
+        # skfolio's own choice: the covariance in the prior, its default PearsonDistance on the
+        # returns for the clusters; ``cluster_on_it`` clusters on that covariance's correlation
+        kwargs = dict(prior_estimator=EmpiricalPrior(covariance_estimator=covariance_estimator))
+        if cluster_on_it:
+            kwargs["distance_estimator"] = CovarianceDistance(covariance_estimator=covariance_estimator)
     model = HierarchicalRiskParity(risk_measure=RiskMeasure.VARIANCE, seriation_estimator=seriation,
                                    **kwargs)
     return model.fit(X).weights_
@@ -46,6 +48,22 @@ def test_matches_skfolio_ledoit_wolf(sp500_frame, linkage):
     ours = HRP(covariance="ledoit_wolf", linkage=linkage).weigh_one(X, np.ones(20))
     np.testing.assert_allclose(ours, skfolio_hrp(X, linkage, True, LedoitWolf()), rtol=1e-10,
                                atol=1e-12)
+
+
+def test_13_13_default_hrp_clusters_on_the_returns_correlation_as_skfolio_does(sp500_frame):
+    """``allocation=hrp`` as configured (Ledoit-Wolf, Ward, optimal ordering) against skfolio's
+    HierarchicalRiskParity with a Ledoit-Wolf prior and its default distance, over windows
+    where clustering on the shrunk correlation instead moves the weights."""
+    from skfolio.moments import LedoitWolf
+
+    returns = sp500_frame.to_numpy()
+    moved = 0.0
+    for start in range(0, returns.shape[0] - 252, 800):
+        X = returns[start: start + 252]
+        ours = HRP().weigh_one(X, np.ones(20))
+        np.testing.assert_allclose(ours, skfolio_hrp(X, "ward", True, LedoitWolf()), rtol=1e-10, atol=1e-12)
+        moved = max(moved, np.abs(ours - skfolio_hrp(X, "ward", True, LedoitWolf(), cluster_on_it=True)).max())
+    assert moved > 0.01  # the windows tell the two choices apart
 
 
 def test_bisection_of_uncorrelated_columns_is_inverse_variance():
