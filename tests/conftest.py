@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from plugins.data.sp500 import SP500
 
@@ -39,7 +40,10 @@ def sp500():
 
 
 # Property tests draw from a fixed sequence so CI is reproducible: the same examples every run.
-# No example database: it would be written into the checkout (tests write only under tmp_path).
+# No example database, and Hypothesis' own cache in a temporary folder: by default both are
+# written into the working folder, the checkout (tests write only under tmp_path).
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="robo-trader-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True, database=None)
 settings.load_profile("repeatable")
 
@@ -117,6 +121,7 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when a test wrote into the checkout (outputs/, a journal, a cache) instead of tmp_path."""
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
     before = getattr(session.config, "_checkout_before", None)
     after = _untracked()
     if before is None or after is None:
