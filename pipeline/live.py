@@ -276,6 +276,7 @@ def _check_mode(mode: Any) -> None:
     if mode.at is not None:
         _parse_at(mode.at)
     _zone(mode.tz, "mode.tz")
+    _max_age(mode.max_data_age)
 
 
 def _check_live(mode: Any, broker: LiveBroker) -> None:
@@ -315,6 +316,30 @@ def _parse_at(text: str) -> dt.time:
     except (ValueError, TypeError):
         raise ConfigError(f"mode.at={text!r} is not a time of day; write HH:MM, e.g. '09:35' "
                           f"(quoted: YAML reads 09:35 as a number)") from None
+
+
+def _max_age(text: Optional[str]):
+    """``mode.max_data_age``: an int (business days), a ``pandas.Timedelta``, or None (no check)."""
+    import pandas as pd
+
+    if text is None:
+        return None
+    text = str(text).strip()
+    try:
+        days = int(text)
+    except ValueError:
+        pass
+    else:
+        if days >= 0:
+            return days
+    try:
+        age = pd.Timedelta(text)
+    except ValueError:
+        age = None
+    if age is None or age <= pd.Timedelta(0):
+        raise ConfigError(f"mode.max_data_age={text!r} is not an age: give business days (e.g. 2) or a "
+                          f"duration (e.g. 36h, 90min); null turns the check off")
+    return age
 
 
 def _zone(name: str, key: str):
@@ -545,7 +570,7 @@ class LiveRunner(Listener):
         t = data.n_bars - 1
         stamp = data.index[t]
         key = stamp.isoformat()
-        self._check_age(stamp)
+        self._check_age(data)
         row = self.journal.decision(key)
         if row is not None:
             if row["status"] == "planned":
@@ -573,15 +598,32 @@ class LiveRunner(Listener):
             raise DataError(f"{data.name}: {data.n_bars} bar(s) loaded; the live loop needs history")
         return data
 
-    def _check_age(self, stamp) -> None:
-        limit = self.mode.max_data_age_hours
+    def _check_age(self, data) -> None:
+        """Refuse a data source whose last bar is older than ``mode.max_data_age``: a decision
+        on it would trade old targets at old prices (the bundled sample ends in 2022)."""
+        import pandas as pd
+
+        limit = _max_age(self.mode.max_data_age)
         if limit is None:
             return
-        age = (time.time() - stamp.timestamp()) / 3600.0
-        if age > float(limit):
-            raise DataError(f"the data's last bar is {stamp} ({age:.1f} hours ago), older than "
-                            f"mode.max_data_age_hours={limit}: the data source is not up to date "
-                            f"(use data=ib, or raise the limit)")
+        zone = _zone(self.mode.tz, "mode.tz")
+        stamp = data.index[-1].tz_convert(zone)
+        now = pd.Timestamp(time.time(), unit="s", tz="UTC").tz_convert(zone)
+        if isinstance(limit, int):
+            # business days from the bar's day to today: yesterday's close is 1 day old on a
+            # Tuesday and on a Monday
+            age = len(pd.bdate_range(stamp.date(), now.date())) - 1
+            old, how = age > limit, f"{age} business day(s) ago"
+            name = f"mode.max_data_age={limit} (business days)"
+        else:
+            age = now - stamp
+            old, how = age > limit, f"{age.total_seconds() / 3600:.1f} hours ago"
+            name = f"mode.max_data_age={self.mode.max_data_age}"
+        if old:
+            raise DataError(f"data {data.name}: its last bar is {stamp:%Y-%m-%d %H:%M %Z}, {how}, older "
+                            f"than {name}: mode={self.mode.name} would decide and size orders on old "
+                            f"prices; use data=ib for current bars from the gateway (or set "
+                            f"mode.max_data_age; null turns the check off)")
 
     def _due(self, data) -> tuple[bool, str]:
         import pandas as pd

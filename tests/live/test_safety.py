@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from plugins.brokers.fake_gateway import FakeGateway
-from tests.live.conftest import ROOT, journal, ok, paper_args, run_py
+from tests.live.conftest import ROOT, SAMPLE, journal, ok, paper_args, run_py
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def one_line_error(proc, *words):
 def live_args(gw, tmp, *extra):
     args = paper_args(gw, tmp, "mode=live", "data=ib", f"data.cache_dir={tmp / 'cache'}",
                       "data.duration=3 M", *extra)
-    return [a for a in args if a not in ("mode=paper", "data=sp500")]
+    return [a for a in args if a not in ("mode=paper", *SAMPLE)]
 
 
 # ------------------------------------------------------------ live trading gates
