@@ -7,10 +7,13 @@ and risk stages run in a worker thread, and the broker is driven by its async AP
 At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
 ``mode.every_seconds``; ``mode.run_once`` ticks once, now, and exits):
 
-1. The data is loaded up to now from the configured source (``data=ib`` reads IB's bars).
-   Its last bar is the decision bar; a decision is due when ``schedule.rebalance`` puts a
-   decision bar after the last one the journal has handled (calendar rules look one business
-   day ahead to know whether the last bar ends its period; the first deployment always trades).
+1. The data is loaded up to now from the configured source (``data=ib`` reads IB's bars);
+   data older than ``mode.max_data_age`` is refused. Its last bar is the decision bar; a
+   decision is due when ``schedule.rebalance`` puts a decision bar after the last one the
+   journal has handled (calendar rules look one business day ahead to know whether the last
+   bar ends its period; the first deployment always trades). A decision is keyed by its bar
+   and the config that determines its targets (``decision_config``): another config on a bar
+   already decided is decided again, from the positions.
 2. Targets: ``pipeline.portfolio.targets`` and the configured risk constraints for that bar
    (path-dependent constraints see the account's book), converted to shares with the
    account's net liquidation value at the decision's prices, in the broker's lots, and
@@ -567,22 +570,34 @@ class LiveRunner(Listener):
             if reason:
                 await self._kill(reason)
         data = await self._load()
-        t = data.n_bars - 1
-        stamp = data.index[t]
-        key = stamp.isoformat()
+        bar = data.index[-1].isoformat()
         self._check_age(data)
-        row = self.journal.decision(key)
+        config, parts = decision_config(self.cfg, data)
+        key = f"{bar}#{config}"
+        earlier = self.journal.decisions_at(bar)
+        # a decision from before decisions were keyed by config stands for this config too
+        row = self.journal.decision(key) or next((r for r in earlier if r["config"] is None), None)
         if row is not None:
             if row["status"] == "planned":
-                await self.execute(key)
+                await self.execute(row["decision"])
             else:
-                say(f"decision {key} already {row['status']}: nothing to do")
+                old = "" if row["config"] else " (journaled before decisions were keyed by their config)"
+                say(f"decision {row['decision']} already {row['status']}{old}: nothing to do")
             return
-        due, why = self._due(data)
+        if earlier:
+            due, why = True, (f"decision {earlier[-1]['decision']} on this bar had another config "
+                              f"({_changed(earlier[-1], parts)}): deciding again with this one")
+            say(why)
+        else:
+            due, why = self._due(data)
         if not due:
-            say(f"no decision due at {key}: {why}")
+            last = self.journal.last_decision()
+            if last is not None and last["config"] and last["config"] != config:
+                why += (f"; the config differs from decision {last['decision']}'s ({_changed(last, parts)}): "
+                        f"its targets trade at the next decision bar, or now with schedule.rebalance=daily")
+            say(f"no decision due at {bar}: {why}")
             return
-        await self.plan(data, key)
+        await self.plan(data, key, config, parts)
         row = self.journal.decision(key)
         if row is not None and row["status"] == "planned":
             await self.execute(key)
@@ -630,10 +645,10 @@ class LiveRunner(Listener):
 
         last = self.journal.last_decision()
         return decision_due(data.index, self.cfg.schedule.rebalance,
-                            None if last is None else pd.Timestamp(last["decision"]))
+                            None if last is None else pd.Timestamp(last["bar"]))
 
     # ------------------------------------------------------------ planning
-    async def plan(self, data, key: str) -> None:
+    async def plan(self, data, key: str, config: str, parts: dict) -> None:
         from pipeline.journal import Child, Parent
 
         symbols = list(data.symbols)
@@ -656,7 +671,8 @@ class LiveRunner(Listener):
         result = await asyncio.to_thread(self._targets, data, equity, held, peak, first)
         if result is None:
             self.journal.save_plan(key, self.run_id, equity, time.time(), time.time(), [], [],
-                                   status="skipped", note="within schedule.drift")
+                                   status="skipped", note="within schedule.drift", bar=data.index[-1].isoformat(),
+                                   config=config, config_parts=parts)
             say(f"decision {key}: weights within schedule.drift of the targets: no trade")
             return
         weights, target, qty, price, orders, children = result
@@ -664,7 +680,7 @@ class LiveRunner(Listener):
         start = time.time() + 0.05
         bin_seconds = float(self.mode.bin_seconds)
         parents, kids = [], []
-        stamp = data.index[-1].strftime("%Y%m%d%H%M")
+        stamp = f"{data.index[-1]:%Y%m%d%H%M}-{config}"
         counter: dict[str, int] = {}
         for j, col in enumerate(orders.symbol):
             sym = symbols[col]
@@ -695,7 +711,8 @@ class LiveRunner(Listener):
         horizon = max((c.expire_at for c in kids), default=start)
         status = "planned" if kids else "done"
         self.journal.save_plan(key, self.run_id, equity, start, horizon, parents, kids, status=status,
-                               note="" if kids else "positions already at target")
+                               note="" if kids else "positions already at target", bar=data.index[-1].isoformat(),
+                               config=config, config_parts=parts)
         if not kids:
             say(f"decision {key}: positions already at target (lot {lot}): no order")
             return
@@ -1236,6 +1253,40 @@ def decision_due(index, rule: Any, last) -> tuple[bool, str]:
         return False, f"no {rule} decision bar in the data yet"
     latest = index[int(bars[-1])]
     return latest > last, f"last {rule} decision bar is {latest}"
+
+
+# the config that determines a decision's targets (besides the data's source and symbols)
+TARGET_PARTS = ("strategy", "allocation", "portfolio", "sleeve_caps", "risk")
+
+
+def decision_config(cfg: Any, data) -> tuple[str, dict]:
+    """The resolved config parts that determine the targets, and their hash: a decision is
+    keyed by its bar and this hash. Connection and cache settings are left out (they change
+    no target); so are the data's dates, which the bar already names."""
+    from omegaconf import OmegaConf
+
+    parts: dict[str, Any] = {"data": {"source": data.name, "symbols": list(data.symbols)}}
+    for name in TARGET_PARTS:
+        node = cfg.get(name)
+        parts[name] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8], json.loads(text)
+
+
+def _changed(row, parts: dict) -> str:
+    """The config keys in which ``parts`` differ from a journaled decision's, for messages."""
+    def flat(value: Any, path: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(flat(v, f"{path}.{k}" if path else str(k)))
+            return out
+        return {path: value}
+
+    before, now = flat(json.loads(row["config_parts"] or "{}")), flat(parts)
+    keys = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    return f"changed: {shown}" if keys else "changed"
 
 
 _HITS: dict[str, int] = {}

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.live import _max_age
-from tests.live.conftest import ROOT, SAMPLE, ok, paper_args, run_py
+from tests.live.conftest import ROOT, SAMPLE, journal, ok, paper_args, run_py
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +51,59 @@ def test_13_6_the_readme_paper_commands_trade_on_live_data():
     text = (ROOT / "README.md").read_text()
     commands = [line for line in text.splitlines() if line.startswith("python run.py mode=paper")]
     assert commands and all("data=ib" in line for line in commands)
+
+
+# ------------------------------------------------------------ 13.7 decisions keyed by their config
+
+def momentum_args(gw, tmp, *extra: str) -> list[str]:
+    return [a for a in paper_args(gw, tmp, "strategy=momentum", "allocation=equal_weight", *extra)
+            if a != "strategy=buy_and_hold"]
+
+
+def test_13_7_another_top_k_on_the_same_bar_is_a_decision_of_its_own(gateway, tmp_path):
+    ok(run_py(*momentum_args(gateway, tmp_path, "strategy.momentum.top_k=2")))
+    sent = len(gateway.snapshot()["received"])
+    assert sent > 0
+    out = ok(run_py(*momentum_args(gateway, tmp_path, "strategy.momentum.top_k=3")))
+    assert "on this bar had another config (changed: strategy.momentum.top_k): deciding again" in out
+    assert len(gateway.snapshot()["received"]) > sent  # the new targets were traded
+    db = journal(tmp_path)
+    rows = db.execute("SELECT decision, bar, config FROM decisions ORDER BY created").fetchall()
+    assert len(rows) == 2 and rows[0]["bar"] == rows[1]["bar"] == "2022-12-28T16:00:00-05:00"
+    assert rows[0]["config"] != rows[1]["config"]
+    assert len(gateway.snapshot()["positions"]) == 3  # the top 3 are held, not the top 2
+    # the same config again on the same bar is done
+    again = ok(run_py(*momentum_args(gateway, tmp_path, "strategy.momentum.top_k=3")))
+    assert f"decision {rows[1]['decision']} already done: nothing to do" in again
+
+
+def test_13_7_a_changed_config_between_decision_bars_says_what_differs_and_how_to_trade_it(gateway, tmp_path):
+    monthly = ("schedule.rebalance=monthly",)
+    ok(run_py(*momentum_args(gateway, tmp_path, *monthly, "strategy.momentum.top_k=2", "data.end=2022-11-30")))
+    out = ok(run_py(*[a for a in momentum_args(gateway, tmp_path, *monthly, "strategy.momentum.top_k=3")
+                      if a != "schedule.rebalance=daily"]))
+    assert ("no decision due at 2022-12-28T16:00:00-05:00: last monthly decision bar is 2022-11-30 16:00:00-05:00; "
+            "the config differs from decision 2022-11-30T16:00:00-05:00#") in out
+    assert "(changed: strategy.momentum.top_k): its targets trade at the next decision bar, or now with " \
+           "schedule.rebalance=daily" in out
+
+
+def test_13_7_a_journal_from_before_config_keys_opens_and_its_decision_stands(gateway, tmp_path):
+    ok(run_py(*paper_args(gateway, tmp_path)))
+    sent = len(gateway.snapshot()["received"])
+    db = journal(tmp_path)  # back to the old layout: decisions keyed by their bar alone
+    with db:
+        for table in ("parents", "orders"):
+            db.execute(f"UPDATE {table} SET decision = (SELECT bar FROM decisions)")
+        db.execute("CREATE TABLE old AS SELECT decision, run_id, status, equity, started, horizon, created, "
+                   "updated, note FROM decisions")
+        db.execute("UPDATE old SET decision = (SELECT bar FROM decisions)")
+        db.execute("DROP TABLE decisions")
+        db.execute("ALTER TABLE old RENAME TO decisions")
+    db.close()
+    out = ok(run_py(*paper_args(gateway, tmp_path)))
+    assert ("decision 2022-12-28T16:00:00-05:00 already done (journaled before decisions were keyed by "
+            "their config): nothing to do") in out
+    assert len(gateway.snapshot()["received"]) == sent
+    row = journal(tmp_path).execute("SELECT decision, bar, config FROM decisions").fetchone()
+    assert (row["decision"], row["bar"], row["config"]) == ("2022-12-28T16:00:00-05:00",) * 2 + (None,)
