@@ -207,7 +207,13 @@ class LiveBroker:
         raise NotImplementedError
 
     async def quotes(self, symbols: list[str]) -> dict[str, float]:
+        """Current prices (last trade, else midpoint, else the session's close) of the symbols
+        the broker has a quote for."""
         raise NotImplementedError
+
+    def quote_problem(self) -> str:
+        """Why the last ``quotes`` call left symbols out (e.g. the gateway's error), or ''."""
+        return ""
 
     async def known_orders(self) -> dict[str, OrderUpdate]:
         """Every order of this client the broker knows today, open or completed, by orderRef."""
@@ -653,6 +659,9 @@ class LiveRunner(Listener):
 
         symbols = list(data.symbols)
         await self._qualify(symbols)
+        # sized on the gateway's quotes: the data's last close may be days (or years) old
+        quoted = await self.broker.quotes(symbols)
+        quote = np.array([quoted.get(s, np.nan) for s in symbols])
         positions = await self.broker.positions()
         equity = await self.broker.net_liquidation()
         reason = self.killswitch.observe_equity(equity)
@@ -668,7 +677,7 @@ class LiveRunner(Listener):
         self.journal.snapshot_positions(positions)
         peak = float(self.journal.get("peak_equity", equity))
         first = self.journal.last_decision() is None
-        result = await asyncio.to_thread(self._targets, data, equity, held, peak, first)
+        result = await asyncio.to_thread(self._targets, data, equity, held, peak, first, quote)
         if result is None:
             self.journal.save_plan(key, self.run_id, equity, time.time(), time.time(), [], [],
                                    status="skipped", note="within schedule.drift", bar=data.index[-1].isoformat(),
@@ -676,6 +685,16 @@ class LiveRunner(Listener):
             say(f"decision {key}: weights within schedule.drift of the targets: no trade")
             return
         weights, target, qty, price, orders, children = result
+        unpriced = [s for j, s in enumerate(symbols) if s not in quoted and (weights[j] or held[j])]
+        if unpriced:
+            problem = self.broker.quote_problem() or "no quote"
+            self.journal.event("no quote", {"symbols": unpriced, "problem": problem})
+            say(f"warning: no current quote for {', '.join(unpriced)} from {self.broker.where()} ({problem}): "
+                f"their orders are not sized and their positions stay as they are (paper and live size on "
+                f"the gateway's quotes, not on the data's last close); check the account's market-data "
+                f"subscriptions")
+        # every target weight, for the final check at current prices
+        wanted = {s: float(weights[j]) for j, s in enumerate(symbols) if weights[j] or held[j]}
         lot = self.broker.lot_size
         start = time.time() + 0.05
         bin_seconds = float(self.mode.bin_seconds)
@@ -710,11 +729,12 @@ class LiveRunner(Listener):
                 expire_at=start + (horizon_bin[p] + 1) * bin_seconds))
         horizon = max((c.expire_at for c in kids), default=start)
         status = "planned" if kids else "done"
+        idle = f"no current quote for {', '.join(unpriced)}" if unpriced else "positions already at target"
         self.journal.save_plan(key, self.run_id, equity, start, horizon, parents, kids, status=status,
-                               note="" if kids else "positions already at target", bar=data.index[-1].isoformat(),
-                               config=config, config_parts=parts)
+                               note="" if kids else idle, bar=data.index[-1].isoformat(),
+                               config=config, config_parts=parts, targets=wanted)
         if not kids:
-            say(f"decision {key}: positions already at target (lot {lot}): no order")
+            say(f"decision {key}: {idle} (lot {lot}): no order")
             return
         n_bins = len({c.release_at for c in kids})
         rate = self.mode.pretrade.max_orders_per_second
@@ -726,9 +746,10 @@ class LiveRunner(Listener):
         say(f"decision {key}: {len(parents)} parent orders -> {len(kids)} child orders over {n_bins} "
             f"bin(s) of {bin_seconds:g}s, equity {equity:,.2f}")
 
-    def _targets(self, data, equity: float, held: np.ndarray, peak: float, first: bool):
+    def _targets(self, data, equity: float, held: np.ndarray, peak: float, first: bool, quote: np.ndarray):
         """Targets, risk, shares, parents and children for the last bar (in a worker thread:
-        it touches neither the journal nor the broker)."""
+        it touches neither the journal nor the broker). Shares are sized on ``quote`` (the
+        broker's current prices); a symbol without one (NaN) keeps its position."""
         from pipeline.contracts import Book, Orders, RiskContext, Session
         from pipeline.engine import MIN_ORDER_FRACTION, _check_children
         from pipeline.market import forward_filled
@@ -747,11 +768,14 @@ class LiveRunner(Listener):
         for name, constraint in stages.constraints:
             if not constraint.stateful:
                 weights, _ = constraint.apply(weights, ctx)
-        price = forward_filled(data.close)[t]
+        price = quote
+        # the book is valued at the quotes too; the last close only stands in for a symbol without
+        # one, whose position is left alone
+        value = np.where(np.isfinite(quote), quote, forward_filled(data.close)[t])
         with np.errstate(invalid="ignore", divide="ignore"):
-            current = np.where(price > 0, held * price / equity, 0.0)
+            current = np.where(value > 0, held * value / equity, 0.0)
         target_w = weights[0]
-        book = Book(bar=t, equity=equity, peak_equity=max(peak, equity), weights=current, prices=price)
+        book = Book(bar=t, equity=equity, peak_equity=max(peak, equity), weights=current, prices=value)
         for name, constraint in stages.constraints:
             if constraint.stateful:
                 target_w, _ = constraint.apply_step(target_w, book)
@@ -773,22 +797,21 @@ class LiveRunner(Listener):
         if sym.size == 0:
             from pipeline.contracts import ChildOrders
             return target_w, target, qty, price, orders, ChildOrders.whole_orders(orders)
-        session = Session(bar=t + 1, reference=price, close=price,
+        session = Session(bar=t + 1, reference=value, close=value,
                           volume=None if data.volume is None else data.volume[t], symbols=sym,
-                          lot=lot, source=lambda bar, s: self._bins(data, s))
+                          lot=lot, source=lambda bar, s: self._bins(data, s, value[s]))
         children = stages.algo.slice(orders, session)
         _check_children(children, orders)
         return target_w, target, qty, price, orders, children
 
-    def _bins(self, data, symbols: np.ndarray):
-        """The coming session's bins for ``symbols``: forecasts only (see the module's docstring)."""
+    def _bins(self, data, symbols: np.ndarray, arrival: np.ndarray):
+        """The coming session's bins for ``symbols`` at their ``arrival`` (current) prices:
+        forecasts only (see the module's docstring)."""
         from pipeline.contracts import Bins
         from pipeline.intraday import trailing_volatility, trailing_volume, volume_profile
-        from pipeline.market import forward_filled
 
         n = int(self.mode.bins)
         t = data.n_bars - 1
-        arrival = forward_filled(data.close)[t, symbols]
         sigma = trailing_volatility(data.close[:, symbols], 20)[t]
         if data.volume is not None:
             adv = np.nan_to_num(trailing_volume(data.volume[:, symbols], 20)[t])
@@ -1044,6 +1067,12 @@ class LiveRunner(Listener):
         text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         note = "positions match targets" if not off else \
             "off target: " + ", ".join(f"{s} {h:+g} (target {t:+g})" for s, (t, h) in sorted(off.items()))
+        row = self.journal.decision(key)
+        if row["targets"]:  # decisions journaled before target weights were kept have no check
+            wanted = json.loads(row["targets"])
+            quoted = await self.broker.quotes(sorted(wanted))
+            note += "; " + exposure_check(wanted, positions, quoted, await self.broker.net_liquidation(),
+                                          self.broker.quote_problem())
         self.journal.finish_decision(key, "done", note)
         self.handled.append(key)
         say(f"decision {key} done: {text}; {note}")
@@ -1253,6 +1282,32 @@ def decision_due(index, rule: Any, last) -> tuple[bool, str]:
         return False, f"no {rule} decision bar in the data yet"
     latest = index[int(bars[-1])]
     return latest > last, f"last {rule} decision bar is {latest}"
+
+
+# a weight (or the gross) this far from its target, at current prices, is reported as off
+EXPOSURE_TOLERANCE = 0.01
+
+
+def exposure_check(wanted: dict[str, float], positions: dict[str, float], quotes: dict[str, float],
+                   equity: float, problem: str = "") -> str:
+    """The book at current prices against the target weights ``wanted``: the gross exposure
+    and each symbol's weight of net liquidation, and what differs by more than
+    ``EXPOSURE_TOLERANCE``. Shares can match their targets while the exposure does not (shares
+    sized on old prices)."""
+    priced = [s for s in sorted(wanted) if s in quotes]
+    weight = {s: positions.get(s, 0.0) * quotes[s] / equity for s in priced}
+    gross = sum(abs(w) for w in weight.values())
+    target = sum(abs(wanted[s]) for s in priced)
+    off = [s for s in priced if abs(weight[s] - wanted[s]) > EXPOSURE_TOLERANCE]
+    if off or abs(gross - target) > EXPOSURE_TOLERANCE:
+        text = (f"exposure off target at current prices: gross {gross:.1%} of net liquidation (target "
+                f"{target:.1%})" + "".join(f", {s} {weight[s]:.1%} (target {wanted[s]:.1%})" for s in off))
+    else:
+        text = f"gross exposure {gross:.1%} of net liquidation at current prices (target {target:.1%})"
+    unpriced = [s for s in sorted(wanted) if s not in quotes]
+    if unpriced:
+        text += f"; not checked at current prices (no quote: {problem or 'none'}): {', '.join(unpriced)}"
+    return text
 
 
 # the config that determines a decision's targets (besides the data's source and symbols)
