@@ -16,8 +16,9 @@ At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
    already decided is decided again, from the positions.
 2. Targets: ``pipeline.portfolio.targets`` and the configured risk constraints for that bar
    (path-dependent constraints see the account's book), converted to shares with the
-   account's net liquidation value at the decision's prices, in the broker's lots, and
-   diffed against the broker's positions (symbols outside the data are left alone).
+   account's net liquidation value at the broker's current quotes (never the data's last
+   close: a symbol without a quote gets no order), in the broker's lots, and diffed against
+   the broker's positions (symbols outside the data are left alone).
 3. The parents go through the configured ``ExecutionAlgo.slice`` over the session's bins:
    ``mode.bins`` bins of ``mode.bin_seconds`` each from now (a US session is 13 x 30 min; tests
    use fractions of a second). Bins hold the forecast only (volume profile times the average
@@ -32,7 +33,8 @@ At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
    journal as they arrive. At a parent's horizon what is still working is cancelled (and, with
    ``broker.unfilled=sweep``, the rest sent as one market order).
 6. At the end the executions are re-read from the broker, positions are snapshot and compared
-   with the targets, and the decision is closed.
+   with the targets, in shares and, at current quotes, in weights and gross exposure
+   (``exposure_check``), and the decision is closed.
 
 Crash safety: after a restart (or a reconnect) the runner reconciles the journal with the
 broker before doing anything: executions since the last one seen are added (by execution id),
