@@ -70,7 +70,8 @@ class ModeConfig:
     state_dir: str = "state"            # journal.sqlite and the KILL file live here
     run_id: Optional[str] = None        # part of every orderRef; default: made up once per journal
     confirm: Optional[str] = None       # mode=live: the account id, to confirm
-    max_data_age_hours: Optional[float] = None  # refuse to decide on older data
+    # refuse to decide on older data: business days (e.g. 2) or a duration (e.g. 36h); null: no check
+    max_data_age: Optional[str] = None
     ack_timeout: float = 10.0           # an unacknowledged order is looked up after this long
     settle_seconds: float = 60.0        # after the horizon, wait this long for cancels and fills
     pretrade: PretradeConfig = dataclasses.field(default_factory=PretradeConfig)

@@ -12,8 +12,13 @@ Tables:
 - ``meta``: the run id and what the journal belongs to (account, created).
 - ``state``: small persistent values (kill switch, day-start and peak equity, reject count,
   the time of the last execution seen at the broker).
-- ``decisions``: one row per decision bar: its status (``planned``, ``done``, ``skipped``),
-  the equity used for sizing, and when execution started.
+- ``decisions``: one row per decision, keyed by its bar and the config that made it (a hash of
+  the config parts that determine targets, kept beside it as JSON, so that another universe or
+  ``top_k`` on the same bar is a decision of its own): its status (``planned``, ``done``,
+  ``skipped``), the equity used for sizing, when execution started, and every symbol's target
+  weight (JSON, for the final check at current prices). Journals written before decisions had
+  a config key get these columns on opening; their decisions have no config (``None``) and
+  stand for whatever config ran on their bar.
 - ``parents``: per decision and symbol, the target shares, the position when planned, the
   parent quantity and its arrival price.
 - ``orders``: one row per child order, keyed by its orderRef, with its release and expiry
@@ -47,7 +52,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT, updated REAL);
 CREATE TABLE IF NOT EXISTS decisions (
     decision TEXT PRIMARY KEY, run_id TEXT, status TEXT, equity REAL, started REAL,
-    horizon REAL, created REAL, updated REAL, note TEXT);
+    horizon REAL, created REAL, updated REAL, note TEXT, bar TEXT, config TEXT, config_parts TEXT,
+    targets TEXT);
 CREATE TABLE IF NOT EXISTS parents (
     decision TEXT, symbol TEXT, target REAL, position REAL, quantity REAL, arrival REAL,
     weight REAL, PRIMARY KEY (decision, symbol));
@@ -112,6 +118,17 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """A journal from before decisions were keyed by their config: its keys are its bars."""
+        with self._tx():  # looked at inside the write lock: two processes opening it migrate once
+            if "bar" in {r["name"] for r in self.db.execute("PRAGMA table_info(decisions)")}:
+                return
+            for column in ("bar", "config", "config_parts", "targets"):
+                self.db.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")
+            self.db.execute("UPDATE decisions SET bar = decision")
+            self.event("migrate", "decisions keyed by bar and config; earlier ones have no config")
 
     def close(self) -> None:
         self.db.close()
@@ -156,7 +173,11 @@ class Journal:
     def last_decision(self, statuses: Iterable[str] = ("planned", "done", "skipped")) -> Optional[sqlite3.Row]:
         marks = ",".join("?" * len(tuple(statuses)))
         return self.db.execute(f"SELECT * FROM decisions WHERE status IN ({marks}) "
-                               f"ORDER BY decision DESC LIMIT 1", tuple(statuses)).fetchone()
+                               f"ORDER BY bar DESC, created DESC LIMIT 1", tuple(statuses)).fetchone()
+
+    def decisions_at(self, bar: str) -> list[sqlite3.Row]:
+        """Every decision taken on ``bar``, whatever its config, oldest first."""
+        return self.db.execute("SELECT * FROM decisions WHERE bar = ? ORDER BY created", (bar,)).fetchall()
 
     def open_decisions(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM decisions WHERE status = 'planned' "
@@ -164,13 +185,20 @@ class Journal:
 
     def save_plan(self, decision: str, run_id: str, equity: float, started: float, horizon: float,
                   parents: list[Parent], children: list[Child], status: str = "planned",
-                  note: str = "") -> None:
-        """The decision, its parents and every child in one transaction (all or nothing)."""
+                  note: str = "", bar: Optional[str] = None, config: Optional[str] = None,
+                  config_parts: Optional[dict] = None, targets: Optional[dict[str, float]] = None) -> None:
+        """The decision, its parents and every child in one transaction (all or nothing).
+        ``bar`` defaults to ``decision``; ``config`` is the hash of ``config_parts``; ``targets``
+        maps symbols to target weights."""
         now = time.time()
         with self._tx():
             self.db.execute("INSERT INTO decisions (decision, run_id, status, equity, started, horizon, "
-                            "created, updated, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (decision, run_id, status, equity, started, horizon, now, now, note))
+                            "created, updated, note, bar, config, config_parts, targets) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (decision, run_id, status, equity, started, horizon, now, now, note,
+                             bar or decision, config,
+                             None if config_parts is None else json.dumps(config_parts, sort_keys=True),
+                             None if targets is None else json.dumps(targets, sort_keys=True)))
             self.db.executemany(
                 "INSERT INTO parents (decision, symbol, target, position, quantity, arrival, weight) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",

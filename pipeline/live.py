@@ -7,14 +7,18 @@ and risk stages run in a worker thread, and the broker is driven by its async AP
 At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
 ``mode.every_seconds``; ``mode.run_once`` ticks once, now, and exits):
 
-1. The data is loaded up to now from the configured source (``data=ib`` reads IB's bars).
-   Its last bar is the decision bar; a decision is due when ``schedule.rebalance`` puts a
-   decision bar after the last one the journal has handled (calendar rules look one business
-   day ahead to know whether the last bar ends its period; the first deployment always trades).
+1. The data is loaded up to now from the configured source (``data=ib`` reads IB's bars);
+   data older than ``mode.max_data_age`` is refused. Its last bar is the decision bar; a
+   decision is due when ``schedule.rebalance`` puts a decision bar after the last one the
+   journal has handled (calendar rules look one business day ahead to know whether the last
+   bar ends its period; the first deployment always trades). A decision is keyed by its bar
+   and the config that determines its targets (``decision_config``): another config on a bar
+   already decided is decided again, from the positions.
 2. Targets: ``pipeline.portfolio.targets`` and the configured risk constraints for that bar
    (path-dependent constraints see the account's book), converted to shares with the
-   account's net liquidation value at the decision's prices, in the broker's lots, and
-   diffed against the broker's positions (symbols outside the data are left alone).
+   account's net liquidation value at the broker's current quotes (never the data's last
+   close: a symbol without a quote gets no order), in the broker's lots, and diffed against
+   the broker's positions (symbols outside the data are left alone).
 3. The parents go through the configured ``ExecutionAlgo.slice`` over the session's bins:
    ``mode.bins`` bins of ``mode.bin_seconds`` each from now (a US session is 13 x 30 min; tests
    use fractions of a second). Bins hold the forecast only (volume profile times the average
@@ -29,7 +33,8 @@ At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
    journal as they arrive. At a parent's horizon what is still working is cancelled (and, with
    ``broker.unfilled=sweep``, the rest sent as one market order).
 6. At the end the executions are re-read from the broker, positions are snapshot and compared
-   with the targets, and the decision is closed.
+   with the targets, in shares and, at current quotes, in weights and gross exposure
+   (``exposure_check``), and the decision is closed.
 
 Crash safety: after a restart (or a reconnect) the runner reconciles the journal with the
 broker before doing anything: executions since the last one seen are added (by execution id),
@@ -204,7 +209,13 @@ class LiveBroker:
         raise NotImplementedError
 
     async def quotes(self, symbols: list[str]) -> dict[str, float]:
+        """Current prices (last trade, else midpoint, else the session's close) of the symbols
+        the broker has a quote for."""
         raise NotImplementedError
+
+    def quote_problem(self) -> str:
+        """Why the last ``quotes`` call left symbols out (e.g. the gateway's error), or ''."""
+        return ""
 
     async def known_orders(self) -> dict[str, OrderUpdate]:
         """Every order of this client the broker knows today, open or completed, by orderRef."""
@@ -276,6 +287,7 @@ def _check_mode(mode: Any) -> None:
     if mode.at is not None:
         _parse_at(mode.at)
     _zone(mode.tz, "mode.tz")
+    _max_age(mode.max_data_age)
 
 
 def _check_live(mode: Any, broker: LiveBroker) -> None:
@@ -315,6 +327,30 @@ def _parse_at(text: str) -> dt.time:
     except (ValueError, TypeError):
         raise ConfigError(f"mode.at={text!r} is not a time of day; write HH:MM, e.g. '09:35' "
                           f"(quoted: YAML reads 09:35 as a number)") from None
+
+
+def _max_age(text: Optional[str]):
+    """``mode.max_data_age``: an int (business days), a ``pandas.Timedelta``, or None (no check)."""
+    import pandas as pd
+
+    if text is None:
+        return None
+    text = str(text).strip()
+    try:
+        days = int(text)
+    except ValueError:
+        pass
+    else:
+        if days >= 0:
+            return days
+    try:
+        age = pd.Timedelta(text)
+    except ValueError:
+        age = None
+    if age is None or age <= pd.Timedelta(0):
+        raise ConfigError(f"mode.max_data_age={text!r} is not an age: give business days (e.g. 2) or a "
+                          f"duration (e.g. 36h, 90min); null turns the check off")
+    return age
 
 
 def _zone(name: str, key: str):
@@ -542,22 +578,34 @@ class LiveRunner(Listener):
             if reason:
                 await self._kill(reason)
         data = await self._load()
-        t = data.n_bars - 1
-        stamp = data.index[t]
-        key = stamp.isoformat()
-        self._check_age(stamp)
-        row = self.journal.decision(key)
+        bar = data.index[-1].isoformat()
+        self._check_age(data)
+        config, parts = decision_config(self.cfg, data)
+        key = f"{bar}#{config}"
+        earlier = self.journal.decisions_at(bar)
+        # a decision from before decisions were keyed by config stands for this config too
+        row = self.journal.decision(key) or next((r for r in earlier if r["config"] is None), None)
         if row is not None:
             if row["status"] == "planned":
-                await self.execute(key)
+                await self.execute(row["decision"])
             else:
-                say(f"decision {key} already {row['status']}: nothing to do")
+                old = "" if row["config"] else " (journaled before decisions were keyed by their config)"
+                say(f"decision {row['decision']} already {row['status']}{old}: nothing to do")
             return
-        due, why = self._due(data)
+        if earlier:
+            due, why = True, (f"decision {earlier[-1]['decision']} on this bar had another config "
+                              f"({_changed(earlier[-1], parts)}): deciding again with this one")
+            say(why)
+        else:
+            due, why = self._due(data)
         if not due:
-            say(f"no decision due at {key}: {why}")
+            last = self.journal.last_decision()
+            if last is not None and last["config"] and last["config"] != config:
+                why += (f"; the config differs from decision {last['decision']}'s ({_changed(last, parts)}): "
+                        f"its targets trade at the next decision bar, or now with schedule.rebalance=daily")
+            say(f"no decision due at {bar}: {why}")
             return
-        await self.plan(data, key)
+        await self.plan(data, key, config, parts)
         row = self.journal.decision(key)
         if row is not None and row["status"] == "planned":
             await self.execute(key)
@@ -573,29 +621,49 @@ class LiveRunner(Listener):
             raise DataError(f"{data.name}: {data.n_bars} bar(s) loaded; the live loop needs history")
         return data
 
-    def _check_age(self, stamp) -> None:
-        limit = self.mode.max_data_age_hours
+    def _check_age(self, data) -> None:
+        """Refuse a data source whose last bar is older than ``mode.max_data_age``: a decision
+        on it would trade old targets at old prices (the bundled sample ends in 2022)."""
+        import pandas as pd
+
+        limit = _max_age(self.mode.max_data_age)
         if limit is None:
             return
-        age = (time.time() - stamp.timestamp()) / 3600.0
-        if age > float(limit):
-            raise DataError(f"the data's last bar is {stamp} ({age:.1f} hours ago), older than "
-                            f"mode.max_data_age_hours={limit}: the data source is not up to date "
-                            f"(use data=ib, or raise the limit)")
+        zone = _zone(self.mode.tz, "mode.tz")
+        stamp = data.index[-1].tz_convert(zone)
+        now = pd.Timestamp(time.time(), unit="s", tz="UTC").tz_convert(zone)
+        if isinstance(limit, int):
+            # business days from the bar's day to today: yesterday's close is 1 day old on a
+            # Tuesday and on a Monday
+            age = len(pd.bdate_range(stamp.date(), now.date())) - 1
+            old, how = age > limit, f"{age} business day(s) ago"
+            name = f"mode.max_data_age={limit} (business days)"
+        else:
+            age = now - stamp
+            old, how = age > limit, f"{age.total_seconds() / 3600:.1f} hours ago"
+            name = f"mode.max_data_age={self.mode.max_data_age}"
+        if old:
+            raise DataError(f"data {data.name}: its last bar is {stamp:%Y-%m-%d %H:%M %Z}, {how}, older "
+                            f"than {name}: mode={self.mode.name} would decide and size orders on old "
+                            f"prices; use data=ib for current bars from the gateway (or set "
+                            f"mode.max_data_age; null turns the check off)")
 
     def _due(self, data) -> tuple[bool, str]:
         import pandas as pd
 
         last = self.journal.last_decision()
         return decision_due(data.index, self.cfg.schedule.rebalance,
-                            None if last is None else pd.Timestamp(last["decision"]))
+                            None if last is None else pd.Timestamp(last["bar"]))
 
     # ------------------------------------------------------------ planning
-    async def plan(self, data, key: str) -> None:
+    async def plan(self, data, key: str, config: str, parts: dict) -> None:
         from pipeline.journal import Child, Parent
 
         symbols = list(data.symbols)
         await self._qualify(symbols)
+        # sized on the gateway's quotes: the data's last close may be days (or years) old
+        quoted = await self.broker.quotes(symbols)
+        quote = np.array([quoted.get(s, np.nan) for s in symbols])
         positions = await self.broker.positions()
         equity = await self.broker.net_liquidation()
         reason = self.killswitch.observe_equity(equity)
@@ -611,18 +679,29 @@ class LiveRunner(Listener):
         self.journal.snapshot_positions(positions)
         peak = float(self.journal.get("peak_equity", equity))
         first = self.journal.last_decision() is None
-        result = await asyncio.to_thread(self._targets, data, equity, held, peak, first)
+        result = await asyncio.to_thread(self._targets, data, equity, held, peak, first, quote)
         if result is None:
             self.journal.save_plan(key, self.run_id, equity, time.time(), time.time(), [], [],
-                                   status="skipped", note="within schedule.drift")
+                                   status="skipped", note="within schedule.drift", bar=data.index[-1].isoformat(),
+                                   config=config, config_parts=parts)
             say(f"decision {key}: weights within schedule.drift of the targets: no trade")
             return
         weights, target, qty, price, orders, children = result
+        unpriced = [s for j, s in enumerate(symbols) if s not in quoted and (weights[j] or held[j])]
+        if unpriced:
+            problem = self.broker.quote_problem() or "no quote"
+            self.journal.event("no quote", {"symbols": unpriced, "problem": problem})
+            say(f"warning: no current quote for {', '.join(unpriced)} from {self.broker.where()} ({problem}): "
+                f"their orders are not sized and their positions stay as they are (paper and live size on "
+                f"the gateway's quotes, not on the data's last close); check the account's market-data "
+                f"subscriptions")
+        # every target weight, for the final check at current prices
+        wanted = {s: float(weights[j]) for j, s in enumerate(symbols) if weights[j] or held[j]}
         lot = self.broker.lot_size
         start = time.time() + 0.05
         bin_seconds = float(self.mode.bin_seconds)
         parents, kids = [], []
-        stamp = data.index[-1].strftime("%Y%m%d%H%M")
+        stamp = f"{data.index[-1]:%Y%m%d%H%M}-{config}"
         counter: dict[str, int] = {}
         for j, col in enumerate(orders.symbol):
             sym = symbols[col]
@@ -652,10 +731,12 @@ class LiveRunner(Listener):
                 expire_at=start + (horizon_bin[p] + 1) * bin_seconds))
         horizon = max((c.expire_at for c in kids), default=start)
         status = "planned" if kids else "done"
+        idle = f"no current quote for {', '.join(unpriced)}" if unpriced else "positions already at target"
         self.journal.save_plan(key, self.run_id, equity, start, horizon, parents, kids, status=status,
-                               note="" if kids else "positions already at target")
+                               note="" if kids else idle, bar=data.index[-1].isoformat(),
+                               config=config, config_parts=parts, targets=wanted)
         if not kids:
-            say(f"decision {key}: positions already at target (lot {lot}): no order")
+            say(f"decision {key}: {idle} (lot {lot}): no order")
             return
         n_bins = len({c.release_at for c in kids})
         rate = self.mode.pretrade.max_orders_per_second
@@ -667,9 +748,10 @@ class LiveRunner(Listener):
         say(f"decision {key}: {len(parents)} parent orders -> {len(kids)} child orders over {n_bins} "
             f"bin(s) of {bin_seconds:g}s, equity {equity:,.2f}")
 
-    def _targets(self, data, equity: float, held: np.ndarray, peak: float, first: bool):
+    def _targets(self, data, equity: float, held: np.ndarray, peak: float, first: bool, quote: np.ndarray):
         """Targets, risk, shares, parents and children for the last bar (in a worker thread:
-        it touches neither the journal nor the broker)."""
+        it touches neither the journal nor the broker). Shares are sized on ``quote`` (the
+        broker's current prices); a symbol without one (NaN) keeps its position."""
         from pipeline.contracts import Book, Orders, RiskContext, Session
         from pipeline.engine import MIN_ORDER_FRACTION, _check_children
         from pipeline.market import forward_filled
@@ -688,11 +770,14 @@ class LiveRunner(Listener):
         for name, constraint in stages.constraints:
             if not constraint.stateful:
                 weights, _ = constraint.apply(weights, ctx)
-        price = forward_filled(data.close)[t]
+        price = quote
+        # the book is valued at the quotes too; the last close only stands in for a symbol without
+        # one, whose position is left alone
+        value = np.where(np.isfinite(quote), quote, forward_filled(data.close)[t])
         with np.errstate(invalid="ignore", divide="ignore"):
-            current = np.where(price > 0, held * price / equity, 0.0)
+            current = np.where(value > 0, held * value / equity, 0.0)
         target_w = weights[0]
-        book = Book(bar=t, equity=equity, peak_equity=max(peak, equity), weights=current, prices=price)
+        book = Book(bar=t, equity=equity, peak_equity=max(peak, equity), weights=current, prices=value)
         for name, constraint in stages.constraints:
             if constraint.stateful:
                 target_w, _ = constraint.apply_step(target_w, book)
@@ -714,22 +799,21 @@ class LiveRunner(Listener):
         if sym.size == 0:
             from pipeline.contracts import ChildOrders
             return target_w, target, qty, price, orders, ChildOrders.whole_orders(orders)
-        session = Session(bar=t + 1, reference=price, close=price,
+        session = Session(bar=t + 1, reference=value, close=value,
                           volume=None if data.volume is None else data.volume[t], symbols=sym,
-                          lot=lot, source=lambda bar, s: self._bins(data, s))
+                          lot=lot, source=lambda bar, s: self._bins(data, s, value[s]))
         children = stages.algo.slice(orders, session)
         _check_children(children, orders)
         return target_w, target, qty, price, orders, children
 
-    def _bins(self, data, symbols: np.ndarray):
-        """The coming session's bins for ``symbols``: forecasts only (see the module's docstring)."""
+    def _bins(self, data, symbols: np.ndarray, arrival: np.ndarray):
+        """The coming session's bins for ``symbols`` at their ``arrival`` (current) prices:
+        forecasts only (see the module's docstring)."""
         from pipeline.contracts import Bins
         from pipeline.intraday import trailing_volatility, trailing_volume, volume_profile
-        from pipeline.market import forward_filled
 
         n = int(self.mode.bins)
         t = data.n_bars - 1
-        arrival = forward_filled(data.close)[t, symbols]
         sigma = trailing_volatility(data.close[:, symbols], 20)[t]
         if data.volume is not None:
             adv = np.nan_to_num(trailing_volume(data.volume[:, symbols], 20)[t])
@@ -985,6 +1069,12 @@ class LiveRunner(Listener):
         text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         note = "positions match targets" if not off else \
             "off target: " + ", ".join(f"{s} {h:+g} (target {t:+g})" for s, (t, h) in sorted(off.items()))
+        row = self.journal.decision(key)
+        if row["targets"]:  # decisions journaled before target weights were kept have no check
+            wanted = json.loads(row["targets"])
+            quoted = await self.broker.quotes(sorted(wanted))
+            note += "; " + exposure_check(wanted, positions, quoted, await self.broker.net_liquidation(),
+                                          self.broker.quote_problem())
         self.journal.finish_decision(key, "done", note)
         self.handled.append(key)
         say(f"decision {key} done: {text}; {note}")
@@ -1194,6 +1284,66 @@ def decision_due(index, rule: Any, last) -> tuple[bool, str]:
         return False, f"no {rule} decision bar in the data yet"
     latest = index[int(bars[-1])]
     return latest > last, f"last {rule} decision bar is {latest}"
+
+
+# a weight (or the gross) this far from its target, at current prices, is reported as off
+EXPOSURE_TOLERANCE = 0.01
+
+
+def exposure_check(wanted: dict[str, float], positions: dict[str, float], quotes: dict[str, float],
+                   equity: float, problem: str = "") -> str:
+    """The book at current prices against the target weights ``wanted``: the gross exposure
+    and each symbol's weight of net liquidation, and what differs by more than
+    ``EXPOSURE_TOLERANCE``. Shares can match their targets while the exposure does not (shares
+    sized on old prices)."""
+    priced = [s for s in sorted(wanted) if s in quotes]
+    weight = {s: positions.get(s, 0.0) * quotes[s] / equity for s in priced}
+    gross = sum(abs(w) for w in weight.values())
+    target = sum(abs(wanted[s]) for s in priced)
+    off = [s for s in priced if abs(weight[s] - wanted[s]) > EXPOSURE_TOLERANCE]
+    if off or abs(gross - target) > EXPOSURE_TOLERANCE:
+        text = (f"exposure off target at current prices: gross {gross:.1%} of net liquidation (target "
+                f"{target:.1%})" + "".join(f", {s} {weight[s]:.1%} (target {wanted[s]:.1%})" for s in off))
+    else:
+        text = f"gross exposure {gross:.1%} of net liquidation at current prices (target {target:.1%})"
+    unpriced = [s for s in sorted(wanted) if s not in quotes]
+    if unpriced:
+        text += f"; not checked at current prices (no quote: {problem or 'none'}): {', '.join(unpriced)}"
+    return text
+
+
+# the config that determines a decision's targets (besides the data's source and symbols)
+TARGET_PARTS = ("strategy", "allocation", "portfolio", "sleeve_caps", "risk")
+
+
+def decision_config(cfg: Any, data) -> tuple[str, dict]:
+    """The resolved config parts that determine the targets, and their hash: a decision is
+    keyed by its bar and this hash. Connection and cache settings are left out (they change
+    no target); so are the data's dates, which the bar already names."""
+    from omegaconf import OmegaConf
+
+    parts: dict[str, Any] = {"data": {"source": data.name, "symbols": list(data.symbols)}}
+    for name in TARGET_PARTS:
+        node = cfg.get(name)
+        parts[name] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8], json.loads(text)
+
+
+def _changed(row, parts: dict) -> str:
+    """The config keys in which ``parts`` differ from a journaled decision's, for messages."""
+    def flat(value: Any, path: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(flat(v, f"{path}.{k}" if path else str(k)))
+            return out
+        return {path: value}
+
+    before, now = flat(json.loads(row["config_parts"] or "{}")), flat(parts)
+    keys = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    return f"changed: {shown}" if keys else "changed"
 
 
 _HITS: dict[str, int] = {}

@@ -32,7 +32,8 @@ a volume of 200 M USD a day.
 Faults, settable from tests (methods, thread-safe through ``call``) and from the command line:
 ``drop`` (close client sockets), ``drop_after_orders`` (drop the socket right after the Nth
 order), ``outage`` (code 1100, then 1101 or 1102; no fills and no new orders meanwhile),
-``farm`` (2103 / 2104), ``ack_delay`` (seconds before an order is acknowledged),
+``farm`` (2103 / 2104), ``market_data`` (off: quotes are refused with error 354, as for an
+account without a market-data subscription), ``ack_delay`` (seconds before an order is acknowledged),
 ``reject_next`` / ``reject_symbols`` (error 201), ``hist_limit`` (historical-data pacing: more
 than N requests in a window is error 162), ``set_price`` (a price shock).
 """
@@ -317,6 +318,7 @@ class FakeGateway:
         self.hist_limit: Optional[tuple[int, float]] = None
         self.ib_up: Optional[asyncio.Event] = None
         self.farm_ok = True
+        self.market_data_on = True
         self.server: Optional[asyncio.base_events.Server] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[LoopThread] = None
@@ -433,6 +435,11 @@ class FakeGateway:
     def farm(self, ok: bool) -> None:
         self.farm_ok = ok
         self.broadcast_code(2104 if ok else 2103)
+
+    def market_data(self, on: bool) -> None:
+        """Market data on or off: off, every quote request is answered with error 354 (the
+        account has no market-data subscription); orders still fill at the gateway's prices."""
+        self.market_data_on = bool(on)
 
     async def set_price(self, symbol: str, price: float) -> None:
         self.prices[symbol] = float(price)
@@ -641,6 +648,9 @@ class FakeGateway:
         req_id, inst = f[2], self._instrument(f[4], f[3])
         if inst is None:
             conn.send([4, 2, req_id, 200, "No security definition has been found for the request", ""])
+            return
+        if not self.market_data_on:
+            conn.send([4, 2, req_id, 354, "Requested market data is not subscribed.", ""])
             return
         if not self.farm_ok:
             conn.send([4, 2, req_id, 10197, "No market data during competing live session", ""])
@@ -1015,6 +1025,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="code 2103 at AT seconds after start, 2104 SECONDS later")
     p.add_argument("--hist-limit", default=None, metavar="N/SECONDS",
                    help="historical-data pacing: more than N requests in SECONDS is error 162")
+    p.add_argument("--no-market-data", action="store_true",
+                   help="refuse quotes with error 354, as for an account without market data")
     p.add_argument("--price", action="append", default=[], metavar="SYMBOL=PRICE",
                    help="set a symbol's price (a shock) after start")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -1030,6 +1042,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         gw.reject_symbols = set(args.reject)
         gw.reject_next = args.reject_next
         gw.drop_after_orders = args.drop_after_orders
+        gw.market_data(not args.no_market_data)
         if args.hist_limit:
             n, window = args.hist_limit.split("/")
             gw.hist_limit = (int(n), float(window))

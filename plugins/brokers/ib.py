@@ -39,6 +39,7 @@ import datetime as dt
 import logging
 import math
 import random
+import time
 from typing import Literal, Optional
 
 from pipeline.contracts import Broker, ChildOrders, Fills, Orders, Session
@@ -351,19 +352,45 @@ class IBBroker(Broker, LiveBroker):
 
     async def quotes(self, symbols: list[str]) -> dict[str, float]:
         contracts = [self._contracts[s] for s in symbols if s in self._contracts]
+        self._quote_problem = ""
         if not contracts:
             return {}
+        refused: dict[str, str] = {}
+
+        def on_error(req_id, code, message, contract) -> None:
+            if contract is not None and contract.symbol in symbols and not 2100 <= code < 2200:
+                refused[contract.symbol] = f"IB error {code}: {message.strip()}"
+
+        started = time.time()
+        self.ib_.errorEvent += on_error
         try:
             tickers = await asyncio.wait_for(self.ib_.reqTickersAsync(*contracts), self.quote_timeout)
-        except (asyncio.TimeoutError, ConnectionError):
+        except asyncio.TimeoutError:
+            # a snapshot can take IB seconds to close: what has arrived so far still counts
+            tickers = [t for t in map(self.ib_.ticker, contracts) if t is not None]
+            refused.update({c.symbol: f"no snapshot within broker.quote_timeout={self.quote_timeout:g}s"
+                            for c in contracts})
+        except ConnectionError as exc:
+            self._quote_problem = f"not connected: {exc}"
             return {}
+        finally:
+            self.ib_.errorEvent -= on_error
         out = {}
         for t in tickers:
+            # ib_async keeps a contract's ticker across requests: values that no tick of this
+            # request refreshed are an earlier day's
+            if not t.timestamp or t.timestamp < started:
+                continue
             for value in (t.last, t.midpoint(), t.close):
                 if value is not None and math.isfinite(value) and value > 0:
                     out[t.contract.symbol] = float(value)
                     break
+        if len(out) < len(contracts):
+            self._quote_problem = "; ".join(sorted(set(refused.values()))) or "the snapshot had no price"
         return out
+
+    def quote_problem(self) -> str:
+        return getattr(self, "_quote_problem", "")
 
     # ------------------------------------------------------------ orders
     def place(self, order: LiveOrder) -> None:

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from tests.live.conftest import SYMBOLS, journal, ok, paper_args, run_py, targets
+from tests.live.conftest import SAMPLE, SYMBOLS, journal, ok, paper_args, run_py, targets
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,9 @@ def test_paper_run_reaches_the_targets_and_journals_every_step(gateway, tmp_path
     refs = [r["ref"] for r in snap["received"]]
     run_id = db.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()[0]
     assert len(refs) == len(set(refs)) == 12
-    assert all(r.startswith(f"rt:{run_id}:202212281600:") for r in refs)
+    key = db.execute("SELECT decision, config FROM decisions").fetchone()
+    assert key["decision"] == f"2022-12-28T16:00:00-05:00#{key['config']}"  # the bar and its config
+    assert all(r.startswith(f"rt:{run_id}:202212281600-{key['config']}:") for r in refs)
     fills = {r["exec_id"]: r for r in db.execute("SELECT * FROM fills")}
     assert set(fills) == {e["exec_id"] for e in snap["executions"]}
     assert all(r["commission"] is not None and r["commission"] > 0 for r in fills.values())
@@ -44,7 +46,7 @@ def test_paper_run_reaches_the_targets_and_journals_every_step(gateway, tmp_path
     assert {r["symbol"]: r["quantity"] for r in snapshots if r["snapshot"] == last} == want
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     summary = json.loads((tmp_path / "out" / "live.json").read_text())
-    assert summary["orders_sent"] == 12 and summary["decisions"] == ["2022-12-28T16:00:00-05:00"]
+    assert summary["orders_sent"] == 12 and summary["decisions"] == [key["decision"]]
     # a second tick on the same bar is a no-op: nothing more is sent
     again = ok(run_py(*paper_args(gateway, tmp_path)))
     assert "already done" in again and len(gateway.snapshot()["received"]) == 12
@@ -55,7 +57,7 @@ def test_data_ib_reads_paced_bars_and_caches_them(gateway, tmp_path):
     args = paper_args(gateway, tmp_path, "data=ib", f"data.cache_dir={tmp_path / 'cache'}",
                       "data.duration=1 Y", "data.max_requests=2", "data.per_seconds=1.1",
                       "data.identical_gap=0")
-    args = [a for a in args if not a.startswith("data=sp500")]
+    args = [a for a in args if a not in SAMPLE]  # IB's bars are current: the default age limit holds
     started = time.time()
     ok(run_py(*args))
     snap = gateway.snapshot()
@@ -63,7 +65,7 @@ def test_data_ib_reads_paced_bars_and_caches_them(gateway, tmp_path):
     assert [s for _, s in hist] == SYMBOLS and not any(s.startswith("violation") for _, s in hist)
     assert hist[-1][0] - hist[0][0] >= 1.0  # four requests at two a second
     db = journal(tmp_path)
-    decision = db.execute("SELECT decision FROM decisions").fetchone()[0]
+    decision = db.execute("SELECT bar FROM decisions").fetchone()[0]
     assert pd.Timestamp(decision).date() == gateway.market.dates[-1]  # today's data, not the file's
     assert pd.Timestamp(decision).hour == 16
     assert snap["positions"] == targets(db)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
 from plugins.brokers.fake_gateway import FakeGateway
-from tests.live.conftest import ROOT, journal, ok, paper_args, run_py
+from tests.live.conftest import ROOT, SAMPLE, journal, ok, paper_args, run_py, start_py
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def one_line_error(proc, *words):
 def live_args(gw, tmp, *extra):
     args = paper_args(gw, tmp, "mode=live", "data=ib", f"data.cache_dir={tmp / 'cache'}",
                       "data.duration=3 M", *extra)
-    return [a for a in args if a not in ("mode=paper", "data=sp500")]
+    return [a for a in args if a not in ("mode=paper", *SAMPLE)]
 
 
 # ------------------------------------------------------------ live trading gates
@@ -140,13 +141,24 @@ def test_max_position_notional_blocks_the_child_that_would_exceed_it(gateway, tm
 
 
 def test_price_collar_blocks_when_the_quote_moved_away(gateway, tmp_path):
-    gateway.call(gateway.set_price, "AAPL", gateway.prices["AAPL"] * 1.08)
-    ok(run_py(*paper_args(gateway, tmp_path, "mode.pretrade.price_collar=0.05")))
-    rows = journal(tmp_path).execute("SELECT symbol, status, reason FROM orders").fetchall()
-    assert {r["status"] for r in rows if r["symbol"] == "AAPL"} == {"blocked"}
-    assert all("price_collar" in r["reason"] and "+8.00%" in r["reason"] for r in rows if r["symbol"] == "AAPL")
+    # the decision is priced at the quotes when it is planned: AAPL jumps once its first child left
+    proc = start_py(*paper_args(gateway, tmp_path, "mode.pretrade.price_collar=0.05", "mode.bin_seconds=1.0"))
+    try:
+        started = time.time()
+        while not any(r["symbol"] == "AAPL" for r in gateway.snapshot()["received"]):
+            assert proc.poll() is None and time.time() - started < 60, "no AAPL order was sent"
+            time.sleep(0.005)
+        gateway.call(gateway.set_price, "AAPL", gateway.prices["AAPL"] * 1.08)
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = journal(tmp_path).execute("SELECT ref, symbol, status, reason FROM orders").fetchall()
+    aapl = {r["ref"].rsplit(":", 1)[1]: r for r in rows if r["symbol"] == "AAPL"}
+    assert aapl["0"]["status"] == "filled" and {aapl[n]["status"] for n in ("1", "2")} == {"blocked"}
+    assert all("price_collar" in aapl[n]["reason"] and "+8.00%" in aapl[n]["reason"] for n in ("1", "2"))
     assert {r["status"] for r in rows if r["symbol"] != "AAPL"} == {"filled"}
-    assert "AAPL" not in {r["symbol"] for r in gateway.snapshot()["received"]}
+    assert [r["symbol"] for r in gateway.snapshot()["received"]].count("AAPL") == 1
 
 
 def test_order_rate_is_limited(gateway, tmp_path):
