@@ -155,8 +155,9 @@ class LiveBroker:
     Connection states reported through ``Listener.on_connection``: ``connected``,
     ``disconnected`` (socket lost; the broker reconnects with backoff), ``reconnected``,
     ``ib_lost`` (1100), ``restored`` (1102), ``restored_data_lost`` (1101, after resubscribing),
-    ``farm_broken`` (2103), ``farm_ok`` (2104), ``failed`` (gave up reconnecting). ``ready`` is
-    set only while orders may be sent.
+    ``farm_broken`` / ``farm_ok`` (one data farm lost / back: the detail names it and what its
+    loss pauses), ``failed`` (gave up reconnecting, or the gateway takes no orders at all, e.g. a
+    read-only API: the run stops with the detail). ``ready`` is set only while orders may be sent.
     """
 
     live_only: ClassVar[bool] = True
