@@ -469,7 +469,7 @@ class LiveRunner(Listener):
         already = self._kill_task is not None
         if not already and (self._trading is None or self._trading.done()):  # the run is ending
             self.killswitch.engage(f"dashboard: {reason}")
-            return "kill switch engaged; the run had finished its work: no order was working"
+            return "kill switch engaged; this run is stopping: its next start cancels whatever still works"
         message = await asyncio.shield(self._start_kill(f"dashboard: {reason}"))
         return f"kill switch {'already ' if already else ''}engaged: {message}"
 
@@ -1093,7 +1093,9 @@ class LiveRunner(Listener):
             return False
         if status == child.status and update.order_id == child.order_id and update.perm_id in (None, 0, child.perm_id):
             return False
-        reason = (update.message or None) if status in ("rejected", "cancelled") else None
+        reason = None
+        if status in ("rejected", "cancelled") and update.message:
+            reason = f"error {update.error_code}: {update.message}" if update.error_code else update.message
         self.journal.mark(child.ref, status, reason=reason, order_id=update.order_id,
                           perm_id=update.perm_id or None)
         if status == "rejected" and child.status != "rejected":

@@ -84,7 +84,8 @@ def test_14_7_a_read_only_api_is_said_so_and_does_not_trip_the_kill_switch(gatew
     assert "10147" not in proc.stdout + proc.stderr
     assert "released" in killswitch(tmp_path, "status").stdout
     rows = journal(tmp_path).execute("SELECT status, reason FROM orders WHERE status = 'rejected'").fetchall()
-    assert rows and all(r["reason"] == "The API interface is currently in Read-Only mode." for r in rows)
+    assert rows and all(r["reason"] == "error 321: The API interface is currently in Read-Only mode."
+                    for r in rows)
     assert gateway.snapshot()["orders"] == []  # nothing was ever taken
 
 
