@@ -558,7 +558,8 @@ def _reason(text: str) -> str:
     """IB's text of an order error without the prefixes ib_async's log and IB put before it."""
     text = _LOG_PREFIX.sub("", " ".join(text.split())).split(", contract: ")[0]
     text = text.split(" : cause - ", 1)[-1]  # 321: "Error validating request.-'bN' : cause - ..."
-    for prefix, bare in (("Order rejected - reason:", "Order rejected"), ("Order Canceled - reason:", "Order Canceled")):
+    for prefix, bare in (("Order rejected - reason:", "Order rejected"),
+                         ("Order Canceled - reason:", "Order Canceled")):
         if text.startswith(prefix):
             text = text[len(prefix):].strip() or bare
     return text
