@@ -32,6 +32,7 @@ class DashboardConfig:
     """The paper/live dashboard (pipeline/dashboard.py) on 127.0.0.1; a token is always required."""
     enabled: bool = True
     host: str = "127.0.0.1"
+    allow_remote: bool = False       # another host than loopback: plain HTTP to the network
     port: int = 8765
     token: Optional[str] = None      # null: $ROBO_TRADER_DASHBOARD_TOKEN, else a random one, printed
 

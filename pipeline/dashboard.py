@@ -21,10 +21,16 @@ or, when the caller has no event loop: ``dash.serve_in_thread()`` ... ``dash.clo
   Bearer ...``; a request without it (or with a wrong one) gets HTTP 401 and no WebSocket.
   ``None`` takes ``$ROBO_TRADER_DASHBOARD_TOKEN``, else a random one (see ``dash.url``).
 - ``on_kill(reason: str)``: called (in the dashboard's event loop thread; a coroutine function
-  is awaited) when the kill-switch button is pressed on the page. When it returns, the
-  dashboard publishes ``kill_switch`` ``{"engaged": True, ...}``; if it raises, the page is
-  told the press failed. ``None``: the page's button is disabled (a replay).
+  is awaited) when the kill-switch button is pressed on the page. When it returns, the page is
+  answered ``ok`` with what it returned (a string: what the kill did, e.g. how many orders it
+  cancelled) and, unless the switch is shown engaged already, the dashboard publishes
+  ``kill_switch`` ``{"engaged": True, ...}``; if it raises, the page is told the press failed.
+  ``stop`` waits for a kill in progress to answer its page. ``None``: the page's button is
+  disabled (a replay).
 - ``port=0`` picks a free port (``dash.port`` says which, after ``start``).
+- ``host``: a loopback address unless ``allow_remote=True``: the page and its kill switch
+  travel over plain HTTP, token included, so serving them to the network is refused by default
+  (``dash.warning`` says so when allowed; an SSH tunnel to 127.0.0.1 is the safe way).
 
 Events (``kind``, ``payload``); every value is plain JSON (numpy scalars and NaN are fine):
 
@@ -55,7 +61,8 @@ then keeps serving until Ctrl-C, or stops with ``--exit-when-done``).
 Wire protocol (the page speaks it; tests and tools may too): the server sends
 ``{"type": "snapshot", "seq", "state"}`` on connect, then ``{"type": "event", "seq", "kind",
 "payload"}`` per published event; the page sends ``{"type": "command", "command": "kill",
-"reason"}`` and gets ``{"type": "ack", "command", "ok", "message"}``.
+"reason"}`` and gets ``{"type": "ack", "command", "ok", "message"}``; a message that is not
+JSON (or is nested too deeply to read) gets an ack with ``ok: false`` and the connection stays.
 """
 
 from __future__ import annotations
@@ -64,16 +71,19 @@ import asyncio
 import copy
 import hmac
 import inspect
+import ipaddress
 import json
 import logging
 import math
 import os
 import secrets
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from pipeline.errors import ConfigError
 from pipeline.loop_thread import LoopThread
 
 log = logging.getLogger("robo_trader.dashboard")
@@ -105,12 +115,32 @@ def plain(obj: Any) -> Any:
     return str(obj)  # timestamps, enums, paths
 
 
+def exposure(host: str, allow_remote: bool, host_key: str = "dashboard.host",
+             allow_key: str = "dashboard.allow_remote=true") -> str | None:
+    """None for a loopback ``host``; a warning for another one that ``allow_remote`` allows; a
+    ``ConfigError`` otherwise (the keys name the user's settings in the messages)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        loopback = False
+    if loopback:
+        return None
+    if not allow_remote:
+        raise ConfigError(f"{host_key}={host} would serve the dashboard and its kill switch beyond this machine "
+                          f"over plain HTTP (the token travels in clear): keep {host_key}={DEFAULT_HOST} and "
+                          f"reach it through an SSH tunnel (ssh -L {DEFAULT_PORT}:127.0.0.1:{DEFAULT_PORT} "
+                          f"<host>), or set {allow_key} to accept that")
+    return (f"the dashboard listens on {host} over plain HTTP ({allow_key}): anyone on the network "
+            f"who sees its token can read the account and stop trading")
+
+
 class Dashboard:
     """Serves the dashboard page and its WebSocket; see the module's docstring for the API."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
                  on_kill: Callable[[str], Any] | None = None, mode: str = "paper",
-                 title: str = "robo-trader") -> None:
+                 title: str = "robo-trader", allow_remote: bool = False) -> None:
+        self.warning = exposure(host, allow_remote)
         self.host = host
         self.port = int(port)
         self.token = token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
@@ -125,6 +155,7 @@ class Dashboard:
         }
         self._clients: set[Any] = set()
         self._sockets: set[Any] = set()
+        self._kills: set[asyncio.Task] = set()
         self._server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: LoopThread | None = None
@@ -155,9 +186,13 @@ class Dashboard:
                                    server_header=None, create_connection=Tracked)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("dashboard: serving on http://%s:%s/", self.host, self.port)
+        if self.warning:
+            log.warning("dashboard: %s", self.warning)
         return self
 
     async def stop(self) -> None:
+        if self._kills:  # a press being carried out still answers its page
+            await asyncio.wait(set(self._kills), timeout=5.0)
         if self._server is not None:
             server, self._server = self._server, None
             server.close()
@@ -322,7 +357,14 @@ class Dashboard:
     async def _command(self, websocket: Any, raw: Any) -> None:
         try:
             message = json.loads(raw)
-        except (TypeError, ValueError):
+        except RecursionError:  # json's decoder recurses once per level of nesting
+            await websocket.send(json.dumps({"type": "ack", "command": None, "ok": False,
+                                             "message": "message nested too deeply: a command is a flat "
+                                                        "JSON object"}))
+            return
+        except (TypeError, ValueError) as exc:
+            await websocket.send(json.dumps({"type": "ack", "command": None, "ok": False,
+                                             "message": f"not JSON ({exc}): a command is a JSON object"}))
             return
         if not isinstance(message, dict) or message.get("type") != "command":
             return
@@ -336,10 +378,18 @@ class Dashboard:
             await websocket.send(json.dumps({"type": "ack", "command": "kill", "ok": False,
                                              "message": "no kill switch here (a replay, or none registered)"}))
             return
+        # a task of its own, so that stop() can let it answer, and a page that goes away
+        # meanwhile does not cancel the kill
+        task = asyncio.ensure_future(self._kill(websocket, reason))
+        self._kills.add(task)
+        task.add_done_callback(self._kills.discard)
+        await asyncio.shield(task)
+
+    async def _kill(self, websocket: Any, reason: str) -> None:
         try:
             result = self.on_kill(reason)
             if inspect.isawaitable(result):
-                await result
+                result = await result
         except Exception as exc:  # noqa: BLE001 - report it to the page, keep serving
             log.exception("dashboard: the kill-switch callback failed")
             await websocket.send(json.dumps({"type": "ack", "command": "kill", "ok": False,
@@ -347,21 +397,23 @@ class Dashboard:
             return
         import datetime as _dt
 
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        self.publish("kill_switch", {"engaged": True, "reason": reason, "source": "dashboard", "time": now})
+        if not self.state()["kill_switch"].get("engaged"):  # the live loop may have said more already
+            now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            self.publish("kill_switch", {"engaged": True, "reason": reason, "source": "dashboard", "time": now})
         await websocket.send(json.dumps({"type": "ack", "command": "kill", "ok": True,
-                                         "message": "kill switch engaged"}))
+                                         "message": result if isinstance(result, str) else "kill switch engaged"}))
 
     @classmethod
     def from_config(cls, node: Any, on_kill: Callable[[str], Any] | None = None,
                     mode: str = "paper") -> "Dashboard | None":
-        """From a ``dashboard:`` config node (``enabled``, ``host``, ``port``, ``token``);
-        ``None`` when disabled."""
+        """From a ``dashboard:`` config node (``enabled``, ``host``, ``port``, ``token``,
+        ``allow_remote``); ``None`` when disabled."""
         get = (lambda k, d=None: node.get(k, d)) if node is not None else (lambda k, d=None: d)
         if node is not None and not get("enabled", True):
             return None
         return cls(host=get("host", DEFAULT_HOST) or DEFAULT_HOST, port=get("port", DEFAULT_PORT),
-                   token=get("token"), on_kill=on_kill, mode=mode)
+                   token=get("token"), on_kill=on_kill, mode=mode,
+                   allow_remote=bool(get("allow_remote", False)))
 
 
 def _buffered(connection: Any) -> int:
@@ -487,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("replay", help="stream a finished run folder through the dashboard page")
     rp.add_argument("folder", type=Path, help="a run folder (holding equity.csv, fills.csv, ...)")
     rp.add_argument("--host", default=DEFAULT_HOST)
+    rp.add_argument("--allow-remote", action="store_true",
+                    help="allow a --host other than loopback (plain HTTP: prefer an SSH tunnel)")
     rp.add_argument("--port", type=int, default=DEFAULT_PORT)
     rp.add_argument("--token", default=None, help=f"access token (default: ${TOKEN_ENV}, else a random one)")
     rp.add_argument("--speed", type=float, default=250.0, help="bars per second (0: as fast as possible)")
@@ -496,10 +550,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.folder / "equity.csv").is_file():
         parser.error(f"{args.folder}: not a run folder (no equity.csv)")
+    try:
+        warning = exposure(args.host, args.allow_remote, "--host", "--allow-remote")
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     async def run() -> None:
-        dash = Dashboard(args.host, args.port, args.token, mode="replay")
+        dash = Dashboard(args.host, args.port, args.token, mode="replay", allow_remote=args.allow_remote)
         await dash.start()
+        if warning:
+            print(f"dashboard: warning: {warning}", file=sys.stderr, flush=True)
         print(f"dashboard: {dash.url}", flush=True)
         try:
             await replay(args.folder, dash, args.speed, wait_for_page=args.wait)

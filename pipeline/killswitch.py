@@ -105,7 +105,7 @@ class KillSwitch:
         count = (state.get("count", 0) if state.get("day") == day else 0) + 1
         self.journal.put("rejects", {"day": day, "count": count})
         if self.max_rejects is not None and count >= self.max_rejects:
-            reason = (f"{count} orders rejected today (last {ref}: error {code} {message}); "
+            reason = (f"{count} orders rejected today (last {ref}: error {code}: {message}); "
                       f"mode.killswitch.max_rejects={self.max_rejects}")
             self.engage(reason)
             return reason

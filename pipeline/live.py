@@ -55,7 +55,9 @@ the sizing capital is the account's net liquidation value, not ``capital``.
 Safety: ``mode=live`` needs ``broker.live=true``, ``broker.account`` among the gateway's
 managed accounts and a confirmation (``mode.confirm=<account>``, or typing the account at a
 terminal); ``mode=paper`` refuses live accounts. The kill switch (``pipeline.killswitch``) stops
-everything and cancels open orders, and persists.
+everything and cancels open orders, and persists. It is watched beside the trading loop: engaged
+by its file, its command, the dashboard or a limit, it acts within ``KILL_POLL`` seconds whatever
+the loop waits for, once, and says how many orders it cancelled and how many had been sent.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ from pipeline.errors import ConfigError, DataError, UserError
 log = logging.getLogger("robo_trader.live")
 
 MODES = ("backtest", "paper", "live")
+KILL_POLL = 0.2  # seconds between looks at the kill switch (file and journal)
 # IB error codes that mean the order was refused, not cancelled by us
 REJECT_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 113, 114, 115, 116, 117, 118, 119, 200,
                 201, 203, 321, 322, 382, 383, 387, 388, 391, 392, 393, 394, 395, 396, 397, 398,
@@ -157,8 +160,9 @@ class LiveBroker:
     Connection states reported through ``Listener.on_connection``: ``connected``,
     ``disconnected`` (socket lost; the broker reconnects with backoff), ``reconnected``,
     ``ib_lost`` (1100), ``restored`` (1102), ``restored_data_lost`` (1101, after resubscribing),
-    ``farm_broken`` (2103), ``farm_ok`` (2104), ``failed`` (gave up reconnecting). ``ready`` is
-    set only while orders may be sent.
+    ``farm_broken`` / ``farm_ok`` (one data farm lost / back: the detail names it and what its
+    loss pauses), ``failed`` (gave up reconnecting, or the gateway takes no orders at all, e.g. a
+    read-only API: the run stops with the detail). ``ready`` is set only while orders may be sent.
     """
 
     live_only: ClassVar[bool] = True
@@ -371,6 +375,7 @@ def say(text: str) -> None:
 
 class LiveRunner(Listener):
     def __init__(self, cfg: Any, stages: Any, out: Path) -> None:
+        from pipeline.dashboard import Dashboard
         from pipeline.journal import Journal
         from pipeline.killswitch import FILE, KillSwitch
         from pipeline.pretrade import Limits, Window
@@ -407,7 +412,12 @@ class LiveRunner(Listener):
         self.qualified: set[str] = set()
         self.handled: list[str] = []
         self.counts: dict[str, int] = {}
+        # built before connecting, so that a dashboard setting it refuses stops the run first
+        self._dashboard = Dashboard.from_config(cfg.get("dashboard"), on_kill=self._dashboard_kill,
+                                                mode=str(self.mode.name))
         self.dash = None
+        self._trading: Optional[asyncio.Task] = None
+        self._kill_task: Optional[asyncio.Task] = None
 
     # ------------------------------------------------------------ main
     async def main(self) -> dict[str, Any]:
@@ -422,25 +432,7 @@ class LiveRunner(Listener):
             await self._start_dashboard()
             say(f"connected to {self.broker.where()} as client {getattr(self.broker, 'client_id', '?')}, "
                 f"account {account} ({mode.name}), run {self.run_id}, journal {self.journal.path}")
-            await self._check_killswitch()
-            await self.reconcile(startup=True)
-            for row in self.journal.open_decisions():
-                late = time.time() - float(row["horizon"] or 0.0)
-                if late > float(mode.grace_seconds):
-                    await self._abandon(row["decision"], late)
-                    continue
-                say(f"resuming decision {row['decision']} from the journal")
-                await self.execute(row["decision"])
-            ticks = 0
-            if mode.run_once or self._tick_missed():
-                await self.tick()
-                ticks += 1
-            while not mode.run_once and (mode.max_ticks is None or ticks < mode.max_ticks):
-                when = self._next_tick()
-                say(f"next tick at {dt.datetime.fromtimestamp(when, _zone(mode.tz, 'mode.tz')):%Y-%m-%d %H:%M:%S %Z}")
-                await self._sleep_until(when)
-                await self.tick()
-                ticks += 1
+            await self._guarded()
         finally:
             try:
                 await self.broker.stop()
@@ -451,13 +443,47 @@ class LiveRunner(Listener):
                 self.journal.close()
         return summary
 
+    async def _guarded(self) -> None:
+        """Trade, with the kill switch watched beside it: engaged from anywhere, it stops the
+        trading wherever that waits (the next tick, a child's release, a request to the broker)."""
+        self._trading = asyncio.ensure_future(self._trade())
+        watcher = asyncio.ensure_future(self._watch_killswitch())
+        try:
+            await self._trading
+        except asyncio.CancelledError:
+            if self._kill_task is None:  # cancelled from outside (Ctrl-C), not by the kill
+                raise
+        finally:
+            watcher.cancel()
+        if self._kill_task is not None:
+            raise KillSwitchEngaged(await self._kill_task)
+
+    async def _trade(self) -> None:
+        mode = self.mode
+        await self._check_killswitch()
+        await self.reconcile(startup=True)
+        for row in self.journal.open_decisions():
+            late = time.time() - float(row["horizon"] or 0.0)
+            if late > float(mode.grace_seconds):
+                await self._abandon(row["decision"], late)
+                continue
+            say(f"resuming decision {row['decision']} from the journal")
+            await self.execute(row["decision"])
+        ticks = 0
+        if mode.run_once or self._tick_missed():
+            await self.tick()
+            ticks += 1
+        while not mode.run_once and (mode.max_ticks is None or ticks < mode.max_ticks):
+            when = self._next_tick()
+            say(f"next tick at {dt.datetime.fromtimestamp(when, _zone(mode.tz, 'mode.tz')):%Y-%m-%d %H:%M:%S %Z}")
+            await self._sleep_until(when)
+            await self.tick()
+            ticks += 1
+
     # ------------------------------------------------------------ dashboard
     async def _start_dashboard(self) -> None:
         """Serve the dashboard (``dashboard.*``); a port in use costs the page, not the run."""
-        from pipeline.dashboard import Dashboard
-
-        dash = Dashboard.from_config(self.cfg.get("dashboard"), on_kill=self._dashboard_kill,
-                                     mode=str(self.mode.name))
+        dash = self._dashboard
         if dash is None:
             return
         try:
@@ -466,14 +492,22 @@ class LiveRunner(Listener):
             say(f"warning: dashboard not served ({exc}); set dashboard.port, or dashboard.enabled=false")
             return
         self.dash = dash
+        if dash.warning:
+            say(f"warning: {dash.warning}")
         say(f"dashboard: {dash.url}")
         reason = self.killswitch.reason()
         dash.publish("kill_switch", {"engaged": bool(reason), "reason": reason})
         dash.publish("status", {"connected": True, "message": f"{self.broker.where()} account {self.account}"})
 
-    async def _dashboard_kill(self, reason: str) -> None:
-        self.killed = f"dashboard: {reason}"
-        await self._kill(self.killed)
+    async def _dashboard_kill(self, reason: str) -> str:
+        """The page's button: the one kill every other source shares, so a second press (or a
+        press after the switch tripped on its own) answers what that kill did."""
+        already = self._kill_task is not None
+        if not already and (self._trading is None or self._trading.done()):  # the run is ending
+            self.killswitch.engage(f"dashboard: {reason}")
+            return "kill switch engaged; this run is stopping: its next start cancels whatever still works"
+        message = await asyncio.shield(self._start_kill(f"dashboard: {reason}"))
+        return f"kill switch {'already ' if already else ''}engaged: {message}"
 
     def _show(self, kind: str, payload: dict[str, Any]) -> None:
         if self.dash is not None:
@@ -869,7 +903,7 @@ class LiveRunner(Listener):
                          key=lambda c: (c.release_at, c.ref))
             for child in due:
                 await self._send(child)
-                if self.killed:
+                if self.killed or self.fatal:
                     break
             await self._check_stale_intents(pending)
             horizon = max(c.expire_at for c in self.children.values())
@@ -993,6 +1027,8 @@ class LiveRunner(Listener):
         if time.time() >= child.expire_at:
             self.journal.mark(child.ref, "cancelled", reason="horizon reached before release "
                                                              "(order rate limit or a pause)")
+            return
+        if self.killed:  # engaged while this child waited for its quote: the kill cancels, never races
             return
         self.journal.mark(child.ref, "intent", sent=time.time())
         _failpoint("after_intent")
@@ -1147,15 +1183,20 @@ class LiveRunner(Listener):
             return False
         if status == child.status and update.order_id == child.order_id and update.perm_id in (None, 0, child.perm_id):
             return False
-        reason = (update.message or None) if status in ("rejected", "cancelled") else None
+        reason = None
+        if status in ("rejected", "cancelled") and update.message:
+            reason = f"error {update.error_code}: {update.message}" if update.error_code else update.message
         self.journal.mark(child.ref, status, reason=reason, order_id=update.order_id,
                           perm_id=update.perm_id or None)
         if status == "rejected" and child.status != "rejected":
             self._count("rejected")
-            say(f"rejected {child.ref}: error {update.error_code} {update.message}")
-            reason = self.killswitch.observe_reject(child.ref, update.error_code, update.message)
-            if reason:
-                self.killed = reason
+            say(f"rejected {child.ref}: error {update.error_code}: {update.message}")
+            # a gateway that refuses every order (read-only) has stopped the run with its own
+            # message: its refusals are not a run of rejects for the kill switch
+            if self.fatal is None:
+                reason = self.killswitch.observe_reject(child.ref, update.error_code, update.message)
+                if reason:
+                    self._start_kill(reason)
         return True
 
     # ------------------------------------------------------------ listener (broker callbacks)
@@ -1186,49 +1227,107 @@ class LiveRunner(Listener):
 
     def on_connection(self, state: str, detail: str = "") -> None:
         self.journal.event("connection", {"state": state, "detail": detail})
-        self._show("status", {"connected": state not in ("disconnected", "ib_lost", "farm_broken", "failed"),
+        self._show("status", {"connected": state not in ("disconnected", "ib_lost", "failed"),
                               "message": f"{state}: {detail}"})
-        if state in ("disconnected", "ib_lost", "farm_broken"):
+        if state in ("disconnected", "ib_lost"):
             say(f"{state}: {detail} (trading paused)")
-        elif state in ("reconnected", "restored", "restored_data_lost", "farm_ok"):
+        elif state in ("farm_broken", "farm_ok"):
+            say(f"{state}: {detail}")  # the broker names the farm and what its loss pauses
+        elif state in ("reconnected", "restored", "restored_data_lost"):
             say(f"{state}: {detail}")
-            self.reconcile_due = state != "farm_ok"
+            self.reconcile_due = True
         elif state == "failed":
             self.fatal = BrokerError(detail)
         if self.changed is not None:
             self.changed.set()
 
     # ------------------------------------------------------------ kill switch
+    async def _watch_killswitch(self) -> None:
+        """The file or ``python -m pipeline.killswitch on``, seen within KILL_POLL seconds
+        whatever the trading loop waits for."""
+        while self._kill_task is None:
+            reason = self.killswitch.reason()
+            if reason:
+                self._start_kill(reason)
+                return
+            await asyncio.sleep(KILL_POLL)
+
     async def _check_killswitch(self) -> None:
         reason = self.killswitch.reason()
         if reason:
             await self._kill(reason)
 
+    def _start_kill(self, reason: str) -> asyncio.Task:
+        """The one kill: the watcher, the trading loop's own limits and the dashboard all start
+        or join it, so it runs once and every caller gets its account of what it did."""
+        if self._kill_task is None:
+            self.killed = reason  # synchronously: nothing is sent from here on
+            self._kill_task = asyncio.ensure_future(self._kill_all(reason))
+        return self._kill_task
+
     async def _kill(self, reason: str) -> None:
-        self.killswitch.engage(reason)
-        self._show("kill_switch", {"engaged": True, "reason": reason})
-        await self._wait_ready()
-        cancelled = await self.broker.cancel_open()
-        for child in self.journal.children():
-            if child.status == "planned":
-                self.journal.mark(child.ref, "skipped", reason=f"kill switch: {reason}")
-        if cancelled:
-            # wait (briefly) for the broker to confirm the cancels, so the journal says so
-            end = time.time() + float(self.mode.ack_timeout)
-            while time.time() < end:
-                known = await self.broker.known_orders()
-                if all(known.get(r) is None or known[r].status in ("Cancelled", "ApiCancelled", "Filled",
-                                                                   "Inactive") for r in cancelled):
-                    for r in cancelled:
-                        child = self.journal.child(r)
-                        if child is not None and r in known:
-                            self._apply(child, known[r])
-                    break
-                await asyncio.sleep(0.1)
-        self.journal.event("killswitch cancel", {"cancelled": cancelled})
+        """From the trading loop: the kill, then stop."""
+        raise KillSwitchEngaged(await asyncio.shield(self._start_kill(reason)))
+
+    async def _kill_all(self, reason: str) -> str:
+        """Engage the switch, skip what is planned, cancel what works; the trading loop stops."""
         release = f"python -m pipeline.killswitch off --state-dir {self.state_dir}"
-        raise KillSwitchEngaged(f"{reason}; {len(cancelled)} open order(s) cancelled, nothing sent; "
-                                f"release with `{release}`")
+        try:
+            self.killswitch.engage(reason)
+            self._show("kill_switch", {"engaged": True, "reason": reason})
+            skipped = 0
+            for child in self.journal.children():
+                if child.status == "planned":
+                    self.journal.mark(child.ref, "skipped", reason=f"kill switch: {reason}")
+                    skipped += 1
+            sent = self.counts.get("sent", 0)
+            done = f"{sent} order(s) sent by this run before it" if sent else "nothing sent by this run"
+            if skipped:
+                done += f", {skipped} planned order(s) not sent"
+            try:
+                outcome = await self._cancel_working()
+            except Exception as exc:  # noqa: BLE001 - the switch holds; say what could not be done
+                outcome = (f"cancelling at the gateway failed ({type(exc).__name__}: {exc}): check its open "
+                           f"orders in TWS / IB Gateway")
+            message = f"{reason}; {outcome}; {done}; release with `{release}` once the cause is dealt with"
+            say(f"kill switch engaged: {message}")
+            return message
+        finally:
+            if self._trading is not None and self._trading is not asyncio.current_task():
+                self._trading.cancel()
+
+    async def _cancel_working(self) -> str:
+        """Cancel every working order (the journal's at once, then any other the gateway holds
+        for this client) and wait, up to ``mode.ack_timeout``, for the broker to confirm."""
+        await self._wait_ready()
+        working = [c.ref for c in self.journal.children() if c.status in ("intent", "submitted")]
+        say(f"kill switch: cancelling {len(working)} working order(s)")
+        for ref in working:
+            self.broker.cancel(ref)
+        # the gateway takes requests in order: what it still lists as open was not cancelled above
+        refs = list(dict.fromkeys(working + await self.broker.cancel_open()))
+        final = ("Cancelled", "ApiCancelled", "Filled", "Inactive")
+        known: dict[str, OrderUpdate] = {}
+        end = time.time() + float(self.mode.ack_timeout)
+        while refs:
+            known = await self.broker.known_orders()
+            if time.time() >= end or all(known.get(r) is None or known[r].status in final for r in refs):
+                break
+            await asyncio.sleep(0.1)
+        for r in refs:
+            child = self.journal.child(r)
+            if child is not None and r in known:
+                self._apply(child, known[r])
+        self.journal.event("killswitch cancel", {"cancelled": refs})
+        filled = sum(1 for r in refs if r in known and known[r].status == "Filled")
+        open_ = [r for r in refs if r in known and known[r].status not in final]
+        text = f"{len(refs) - filled - len(open_)} open order(s) cancelled"
+        if filled:
+            text += f" ({filled} filled before the cancel arrived)"
+        if open_:
+            text += (f"; {len(open_)} not confirmed within mode.ack_timeout={self.mode.ack_timeout}s "
+                     f"({', '.join(open_[:3])}): check them at the gateway")
+        return text
 
     # ------------------------------------------------------------ output
     def _count(self, what: str) -> None:

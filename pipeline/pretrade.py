@@ -1,7 +1,10 @@
 """Pre-trade checks and rate limits: what every child order passes before it is sent.
 
 ``check`` returns the reason an order may not be sent (the runner journals the child as
-``blocked`` with it), or None:
+``blocked`` with it), or None. Whatever the limits, a child whose quantity is not a finite
+non-zero number, whose limit price is not a finite positive one, or whose resulting exposure is
+not finite is refused: every comparison below is false for NaN, so such a child would pass them
+all. Then:
 
 - ``max_order_notional``: the child's size times its reference price;
 - ``max_position_notional``: the position the child would leave, if every open order of the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from collections import deque
 from typing import Hashable, Optional
@@ -36,6 +40,13 @@ def check(limits: Limits, symbol: str, quantity: float, limit_price: Optional[fl
           arrival: float, quote: Optional[float], exposure_after: float) -> Optional[str]:
     """The reason this child may not be sent, or None. ``exposure_after``: signed shares the
     symbol would hold if this child and every working one filled."""
+    if not (math.isfinite(quantity) and quantity != 0):
+        return f"invalid quantity: {symbol} {quantity!r} shares (expected a finite, non-zero number; a plugin bug)"
+    if limit_price is not None and not (math.isfinite(limit_price) and limit_price > 0):
+        return f"invalid limit price: {symbol} limit {limit_price!r} (expected a finite price > 0; a plugin bug)"
+    if not math.isfinite(exposure_after):
+        return (f"invalid exposure: {symbol} would hold {exposure_after!r} shares (a position or a working "
+                f"order is not a number: check the broker's positions and the journal)")
     reference = quote if quote is not None and quote > 0 else arrival
     if not (reference > 0):
         return f"no valid reference price for {symbol} ({reference})"

@@ -32,8 +32,11 @@ a volume of 200 M USD a day.
 Faults, settable from tests (methods, thread-safe through ``call``) and from the command line:
 ``drop`` (close client sockets), ``drop_after_orders`` (drop the socket right after the Nth
 order), ``outage`` (code 1100, then 1101 or 1102; no fills and no new orders meanwhile),
-``farm`` (2103 / 2104), ``market_data`` (off: quotes are refused with error 354, as for an
-account without a market-data subscription), ``ack_delay`` (seconds before an order is acknowledged),
+``farm`` (2103 / 2104), ``farm_status`` (one farm by name: market data 2103 / 2104 / 2108,
+historical 2105 / 2106 / 2107, security definitions 2157 / 2158), ``market_data`` (off: quotes
+are refused with error 354, as for an account without a market-data subscription), ``read_only``
+(the API's Read-Only mode: every order is refused with error 321), ``ack_delay`` (seconds before
+an order is acknowledged),
 ``reject_next`` / ``reject_symbols`` (error 201), ``hist_limit`` (historical-data pacing: more
 than N requests in a window is error 162), ``set_price`` (a price shock).
 """
@@ -67,6 +70,11 @@ CONNECTIVITY = {
     2104: "Market data farm connection is OK:usfarm",
     2106: "HMDS data farm connection is OK:ushmds",
 }
+# service -> (code lost, code back, code idle but available on demand, IB's name for the farm)
+FARM_CODES = {"market data": (2103, 2104, 2108, "Market data farm"),
+              "historical data": (2105, 2106, 2107, "HMDS data farm"),
+              "security definition": (2157, 2158, None, "Sec-def data farm")}
+READ_ONLY = "Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode."
 ACCOUNT_TAGS = ("NetLiquidation", "TotalCashValue", "GrossPositionValue", "EquityWithLoanValue",
                 "BuyingPower", "AvailableFunds", "ExcessLiquidity", "SettledCash")
 
@@ -319,6 +327,8 @@ class FakeGateway:
         self.ib_up: Optional[asyncio.Event] = None
         self.farm_ok = True
         self.market_data_on = True
+        self.farms: dict[str, tuple[str, bool]] = {}  # farm name -> (service, up), set by farm_status
+        self.read_only_api = False
         self.server: Optional[asyncio.base_events.Server] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[LoopThread] = None
@@ -440,6 +450,22 @@ class FakeGateway:
         """Market data on or off: off, every quote request is answered with error 354 (the
         account has no market-data subscription); orders still fill at the gateway's prices."""
         self.market_data_on = bool(on)
+    def farm_status(self, name: str, ok: bool, service: str = "market data", idle: bool = False) -> None:
+        """One data farm lost or back, by name, with IB's code and text for its ``service``
+        (``idle``: IB's "inactive but available on demand", which counts as up). Quotes are
+        served while every market-data farm is up."""
+        lost, back, on_demand, label = FARM_CODES[service]
+        self.farms[name] = (service, ok)
+        self.farm_ok = all(up for kind, up in self.farms.values() if kind == "market data")
+        if ok and idle and on_demand is not None:
+            self.broadcast_code(on_demand, f"{label} connection is inactive but should be available "
+                                           f"upon demand.{name}")
+        else:
+            self.broadcast_code(back if ok else lost, f"{label} connection is {'OK' if ok else 'broken'}:{name}")
+
+    def read_only(self, on: bool = True) -> None:
+        """The API's Read-Only mode (TWS / IB Gateway setting): orders are refused with error 321."""
+        self.read_only_api = on
 
     async def set_price(self, symbol: str, price: float) -> None:
         self.prices[symbol] = float(price)
@@ -714,6 +740,9 @@ class FakeGateway:
         self.received.append({"time": now, "client_id": conn.client_id, "order_id": order_id,
                               "ref": ref, "symbol": symbol, "action": action, "quantity": qty,
                               "type": otype, "limit": limit})
+        if self.read_only_api:  # refused before it exists: a later cancel finds nothing (10147)
+            conn.send([4, 2, order_id, 321, READ_ONLY, ""])
+            return
         existing = next((o for o in self.orders
                          if o.client_id == conn.client_id and o.order_id == order_id), None)
         if existing is not None:
@@ -1023,6 +1052,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="a nightly reset: close every socket at AT seconds, refuse connections for SECONDS")
     p.add_argument("--farm-broken", default=None, metavar="AT:SECONDS",
                    help="code 2103 at AT seconds after start, 2104 SECONDS later")
+    p.add_argument("--read-only", action="store_true", help="the API's Read-Only mode: orders get error 321")
     p.add_argument("--hist-limit", default=None, metavar="N/SECONDS",
                    help="historical-data pacing: more than N requests in SECONDS is error 162")
     p.add_argument("--no-market-data", action="store_true",
@@ -1043,6 +1073,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         gw.reject_next = args.reject_next
         gw.drop_after_orders = args.drop_after_orders
         gw.market_data(not args.no_market_data)
+        gw.read_only(args.read_only)
         if args.hist_limit:
             n, window = args.hist_limit.split("/")
             gw.hist_limit = (int(n), float(window))

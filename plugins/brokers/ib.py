@@ -16,8 +16,14 @@ Connection state machine (``pipeline.live.LiveBroker`` documents the states):
 - 1101 (restored, data lost): account updates and positions are requested again, then
   ``restored_data_lost``; 1102 (restored, data kept): ``restored``; both resume trading and
   make the runner reconcile;
-- 2103 (market data farm broken): ``farm_broken``, trading pauses when
-  ``pause_on_farm_broken``; 2104 / 2106 (farm OK): ``farm_ok``.
+- data farms, tracked by name (the message ends with it: ``...is broken:usfarm``): a market
+  data farm lost (2103) means no quotes, and pauses orders while ``pause_on_farm_broken`` (their
+  price checks need quotes) until that farm is back (2104, or 2108: idle, available on demand);
+  an HMDS farm lost (2105; back 2106/2107) means no historical bars, a security-definition farm
+  lost (2157; back 2158) no contract lookups: neither pauses orders. ``farm_broken`` /
+  ``farm_ok`` say which farm and what it pauses.
+- 321 "Read-Only": the API is read-only and takes no order: ``failed``, saying how to allow
+  orders; 326 (client id in use) is a connection error that says so.
 
 A gateway that cannot be reached after ``connect_attempts`` tries is a one-line error naming
 host:port and what to do. Host, port, client id and account come from the config or the
@@ -40,6 +46,7 @@ import logging
 import math
 import random
 import time
+import re
 from typing import Literal, Optional
 
 from pipeline.contracts import Broker, ChildOrders, Fills, Orders, Session
@@ -48,6 +55,20 @@ from pipeline.live import (BrokerError, Execution, Listener, LiveBroker, LiveOrd
                            OrderUpdate)
 
 log = logging.getLogger("robo_trader.ib")
+
+# IB's data-farm status codes: the service the farm provides, and whether it is up (2107/2108:
+# idle, but available on demand)
+FARMS = {2103: ("market data", False), 2104: ("market data", True), 2108: ("market data", True),
+         2105: ("historical data", False), 2106: ("historical data", True), 2107: ("historical data", True),
+         2157: ("security definition", False), 2158: ("security definition", True)}
+READ_ONLY = "read-only"  # in error 321's text when the API's Read-Only mode refuses an order
+# errors about a cancel request of ours, not about the order: never the reason an order ended
+CANCEL_REQUEST_ERRORS = (10147, 10148)
+_LOG_PREFIX = re.compile(r"^(?:Error|Warning) -?\d+, reqId -?\d+: ")
+
+
+class ClientIdInUse(ConnectionError):
+    """Error 326: another connection holds this client id."""
 
 
 class IBBroker(Broker, LiveBroker):
@@ -101,7 +122,8 @@ class IBBroker(Broker, LiveBroker):
         self._listener = listener
         self._ready = asyncio.Event()
         self._state = "disconnected"
-        self._farm_ok = True
+        self._farms_down: dict[str, str] = {}  # farm name -> the service it provides
+        self._refused = False
         self._stopping = False
         self._account = self.account
         self._contracts: dict = {}
@@ -151,6 +173,11 @@ class IBBroker(Broker, LiveBroker):
         raise BrokerError(self._unreachable(last, attempt))
 
     def _unreachable(self, exc: Optional[BaseException], attempts: int) -> str:
+        if isinstance(exc, ClientIdInUse):
+            return (f"client id {self.client_id} is already in use at IB Gateway/TWS {self.where()} (error 326, "
+                    f"{attempts} attempt{'s' if attempts != 1 else ''}): another program is connected with it "
+                    f"(a second runner, a notebook, a tool); stop that one, or give this run a free id with "
+                    f"broker.client_id=<n> (IB_CLIENT_ID); orders can be cancelled only by the id that placed them")
         what = _describe(exc)
         return (f"cannot connect to IB Gateway/TWS at {self.where()} with client id {self.client_id} "
                 f"({what}, {attempts} attempt{'s' if attempts != 1 else ''}): start IB Gateway or TWS "
@@ -165,14 +192,15 @@ class IBBroker(Broker, LiveBroker):
 
         def on_api_error(message: str) -> None:
             if not refused.done():
-                refused.set_result(message)
+                refused.set_result(ConnectionError(message))
 
         def on_error(req_id, code, message, contract) -> None:
             if code == 326 and not refused.done():
-                refused.set_result(f"client id {self.client_id} already in use")
+                refused.set_result(ClientIdInUse(f"client id {self.client_id} already in use"))
 
         ib.client.apiError += on_api_error
         ib.errorEvent += on_error
+        self._farms_down.clear()  # the gateway reports every farm's state on connecting
         # the account is subscribed to once it is known to be managed here (use_account), so a
         # wrong account id is reported at once instead of timing out a subscription
         task = asyncio.ensure_future(ib.connectAsync(self.host, self.port, clientId=self.client_id,
@@ -189,7 +217,7 @@ class IBBroker(Broker, LiveBroker):
                     pass
                 if ib.client.isConnected():
                     ib.disconnect()
-                raise ConnectionError(refused.result())
+                raise refused.result()
         finally:
             ib.client.apiError -= on_api_error
             ib.errorEvent -= on_error
@@ -207,8 +235,11 @@ class IBBroker(Broker, LiveBroker):
         except asyncio.TimeoutError:
             log.warning("account updates for %s timed out", account)
 
+    def _quotes_lost(self) -> list[str]:
+        return sorted(name for name, service in self._farms_down.items() if service == "market data")
+
     def _update_ready(self) -> None:
-        ok = self._state == "connected" and (self._farm_ok or not self.pause_on_farm_broken)
+        ok = self._state == "connected" and not (self.pause_on_farm_broken and self._quotes_lost())
         if ok:
             self._ready.set()
         else:
@@ -244,14 +275,50 @@ class IBBroker(Broker, LiveBroker):
             self._state = "connected"
             self._update_ready()
             self._listener.on_connection("restored", f"{code} {message}")
-        elif code == 2103:
-            self._farm_ok = False
+        elif code in FARMS:
+            self._farm(code, message)
+        elif code == 321 and READ_ONLY in message.lower():
+            self._refuse(message)
+
+    def _farm(self, code: int, message: str) -> None:
+        """One farm lost or back, by name: only what it serves is paused, and the runner told."""
+        service, up = FARMS[code]
+        name = _farm_name(message) or service
+        if up:
+            if self._farms_down.pop(name, None) is None:
+                return  # it was not lost: the routine report on connecting, or a repeat
             self._update_ready()
-            self._listener.on_connection("farm_broken", f"{code} {message}")
-        elif code in (2104, 2106) and not self._farm_ok:
-            self._farm_ok = True
-            self._update_ready()
-            self._listener.on_connection("farm_ok", f"{code} {message}")
+            waiting = self._quotes_lost()
+            tail = ""
+            if service == "market data" and self.pause_on_farm_broken:
+                tail = (f"; orders still wait for market data farm(s) {', '.join(waiting)}" if waiting
+                        else "; orders resume")
+            self._listener.on_connection("farm_ok", f"{service} farm {name} is back ({code}){tail}")
+            return
+        if self._farms_down.get(name) == service:
+            return
+        self._farms_down[name] = service
+        self._update_ready()
+        if service == "market data":
+            effect = ("no quotes for the orders' price checks: orders wait until it is back "
+                      "(broker.pause_on_farm_broken=true)" if self.pause_on_farm_broken else
+                      "no quotes: orders go on, checked against the decision's prices "
+                      "(broker.pause_on_farm_broken=false)")
+        elif service == "historical data":
+            effect = "no historical bars (data=ib) until it is back; orders go on"
+        else:
+            effect = "no contract lookups for symbols not qualified yet; orders go on"
+        self._listener.on_connection("farm_broken", f"{service} farm {name} lost ({code}): {effect}")
+
+    def _refuse(self, message: str) -> None:
+        """The API is read-only: no order can be placed, so the run stops saying how to allow them."""
+        if self._refused:
+            return
+        self._refused = True
+        self._listener.on_connection(
+            "failed", f"the API of IB Gateway/TWS at {self.where()} is read-only (error 321: {_reason(message)}): "
+                      f"it takes no orders; untick 'Read-Only API' (IB Gateway: Configure > Settings > API > "
+                      f"Settings; TWS: File > Global Configuration > API > Settings) and run again")
 
     async def _resubscribe(self) -> None:
         ib = self.ib_
@@ -472,7 +539,10 @@ class IBBroker(Broker, LiveBroker):
     # ------------------------------------------------------------ events -> listener
     def _on_trade(self, trade) -> None:
         if trade.order.orderRef:
-            self._listener.on_order(_update(trade))
+            update = _update(trade)
+            if update.error_code == 321 and READ_ONLY in update.message.lower():
+                self._refuse(update.message)  # before the order's refusal, so it is not counted a reject
+            self._listener.on_order(update)
 
     def _on_exec(self, trade, fill) -> None:
         if not fill.execution.orderRef and trade is not None:
@@ -487,10 +557,13 @@ def _update(trade) -> OrderUpdate:
     status = trade.orderStatus
     code, message = 0, ""
     for entry in reversed(trade.log):
-        if entry.errorCode:
-            code, message = entry.errorCode, entry.message
+        if entry.errorCode and entry.errorCode not in CANCEL_REQUEST_ERRORS:
+            code, message = entry.errorCode, _reason(entry.message)
             break
-    return OrderUpdate(ref=trade.order.orderRef, status=status.status, filled=float(status.filled or 0),
+    state = status.status
+    if state == "ValidationError" and code == 321 and READ_ONLY in message.lower():
+        state = "Inactive"  # ib_async keeps it as a warning; the gateway never took the order
+    return OrderUpdate(ref=trade.order.orderRef, status=state, filled=float(status.filled or 0),
                        remaining=float(status.remaining or 0), avg_price=float(status.avgFillPrice or 0),
                        order_id=trade.order.orderId or None, perm_id=trade.order.permId or None,
                        error_code=int(code or 0), message=message)
@@ -506,6 +579,26 @@ def _execution(fill) -> Execution:
                      quantity=sign * float(ex.shares), price=float(ex.price), time=when,
                      commission=commission, currency=report.currency if report is not None else "",
                      order_id=ex.orderId or None, perm_id=ex.permId or None)
+
+
+def _reason(text: str) -> str:
+    """IB's text of an order error without the prefixes ib_async's log and IB put before it."""
+    text = _LOG_PREFIX.sub("", " ".join(text.split())).split(", contract: ")[0]
+    text = text.split(" : cause - ", 1)[-1]  # 321: "Error validating request.-'bN' : cause - ..."
+    for prefix, bare in (("Order rejected - reason:", "Order rejected"),
+                         ("Order Canceled - reason:", "Order Canceled")):
+        if text.startswith(prefix):
+            text = text[len(prefix):].strip() or bare
+    return text
+
+
+def _farm_name(message: str) -> str:
+    """The farm a status message is about: ``...is broken:usfarm``, ``...upon demand.ushmds``."""
+    for sep in (":", "demand."):
+        _, found, tail = message.strip().rpartition(sep)
+        if found and tail.strip():
+            return tail.strip()
+    return ""
 
 
 def _describe(exc: Optional[BaseException]) -> str:

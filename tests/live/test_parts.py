@@ -101,6 +101,20 @@ def test_pretrade_checks():
     assert check(Limits(), "X", 1e9, 1.0, 100.0, 500.0, 1e9) is None
 
 
+@pytest.mark.parametrize("limits", [Limits(), Limits(max_order_notional=10_000, max_position_notional=50_000,
+                                                     price_collar=0.05)], ids=["no limits", "limits"])
+def test_14_9_pretrade_refuses_nan_inf_and_zero_quantity_bad_limit_and_nan_exposure(limits):
+    nan, inf = float("nan"), float("inf")
+    for qty in (nan, inf, -inf, 0.0, -0.0):
+        assert check(limits, "X", qty, None, 100.0, 101.0, 50).startswith("invalid quantity: X"), qty
+    for limit in (nan, inf, 0.0, -1.0):
+        assert check(limits, "X", 50, limit, 100.0, 101.0, 50).startswith("invalid limit price: X"), limit
+    for exposure in (nan, inf):
+        assert check(limits, "X", 50, None, 100.0, 101.0, exposure).startswith("invalid exposure: X"), exposure
+    # a sell is a negative quantity, and a limit order a finite positive limit: both pass
+    assert check(limits, "X", -50, 100.5, 100.0, 101.0, -50) is None
+
+
 def test_window_limits_by_count_key_and_identical_request():
     now = [0.0]
     w = Window(3, 10.0, per_key=2, per_key_seconds=2.0, same_gap=15.0, clock=lambda: now[0])

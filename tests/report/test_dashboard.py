@@ -129,6 +129,58 @@ def test_an_async_kill_callback_is_awaited_and_a_failing_one_reported():
     assert "broker unreachable" in acks[0]["message"] or callback is None
 
 
+def test_14_5_the_kill_ack_answers_what_the_kill_did_and_a_second_press_the_same():
+    answers = []
+
+    async def on_kill(reason):
+        await asyncio.sleep(0)
+        answers.append(reason)
+        return f"kill switch engaged ({reason}): 3 open order(s) cancelled" if len(answers) == 1 else \
+            "kill switch already engaged: 3 open order(s) cancelled"
+
+    with Dashboard(port=0, token="t", on_kill=on_kill) as d:
+        with connect(f"ws://127.0.0.1:{d.port}/ws?token=t", open_timeout=5) as ws:
+            json.loads(ws.recv(timeout=5))
+            acks = []
+            for _ in range(2):
+                ws.send(json.dumps({"type": "command", "command": "kill", "reason": "test"}))
+                while len(acks) < _ + 1:
+                    m = json.loads(ws.recv(timeout=5))
+                    if m["type"] == "ack":
+                        acks.append(m)
+    assert [a["ok"] for a in acks] == [True, True]
+    assert acks[0]["message"] == "kill switch engaged (test): 3 open order(s) cancelled"
+    assert acks[1]["message"] == "kill switch already engaged: 3 open order(s) cancelled"
+
+
+def test_14_9_a_deeply_nested_message_gets_a_clean_error_and_the_connection_stays(dash):
+    with connect(f"ws://127.0.0.1:{dash.port}/ws?token=s3cret", open_timeout=5) as ws:
+        json.loads(ws.recv(timeout=5))
+        ws.send("[" * 30000 + "]" * 30000)  # within the 64 KiB message limit, far beyond the recursion limit
+        error = json.loads(ws.recv(timeout=5))
+        assert (error["type"], error["ok"]) == ("ack", False) and "nested too deeply" in error["message"]
+        ws.send("{not json")
+        assert "not JSON" in json.loads(ws.recv(timeout=5))["message"]
+        ws.send(json.dumps({"type": "command", "command": "kill", "reason": "still here"}))
+        acks = [m for m in (json.loads(ws.recv(timeout=5)) for _ in range(2)) if m["type"] == "ack"]
+    assert acks[0]["ok"] is True and dash.kills == ["still here"]
+
+
+def test_14_9_a_remote_host_is_refused_without_allow_remote_and_warned_when_allowed():
+    from pipeline.errors import ConfigError
+
+    for host in ("0.0.0.0", "192.168.1.20", "::", "trader.example.com"):
+        with pytest.raises(ConfigError, match="dashboard.allow_remote=true") as refused:
+            Dashboard(host=host, token="t")
+        assert f"dashboard.host={host} would serve the dashboard" in str(refused.value)
+        with pytest.raises(ConfigError, match="plain HTTP"):
+            Dashboard.from_config({"host": host})
+    allowed = Dashboard.from_config({"host": "0.0.0.0", "allow_remote": True})
+    assert "listens on 0.0.0.0 over plain HTTP" in allowed.warning
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert Dashboard(host=host).warning is None
+
+
 def test_publish_from_the_event_loop_thread():
     async def main():
         d = Dashboard(port=0, token="t")
