@@ -48,3 +48,16 @@ def test_risk_order_is_declared_not_positional():
     assert names == ["max_weight", "max_gross_leverage"]
     cfg = _compose("risk.max_weight=null")
     assert [n for n, _ in build_stages(cfg).constraints] == ["max_gross_leverage"]
+
+
+def test_13_8_experiment_presets_exist_and_set_the_groups_they_name():
+    assert registry.config_files("experiment") == ["long_short", "multi_sleeve", "risk_parity_vwap"]
+    stages = build_stages(_compose("experiment=risk_parity_vwap"))
+    assert (type(stages.allocator).__name__, type(stages.algo).__name__) == ("RiskParity", "VWAP")
+    stages = build_stages(_compose("experiment=long_short"))
+    assert stages.strategies["momentum"].long_short is True
+    assert [n for n, _ in stages.constraints][:2] == ["vol_target", "max_weight"]
+    stages = build_stages(_compose("experiment=multi_sleeve"))
+    assert list(stages.strategies) == ["momentum", "mean_reversion"]
+    assert type(stages.portfolio.inner).__name__ == "RiskParity"
+    assert stages.portfolio.caps == {"momentum": 0.7, "mean_reversion": 0.7}

@@ -96,6 +96,23 @@ def test_user_mistakes_give_one_clear_line(tmp_path, args, names):
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("arg, names", [
+    ("hparams_search=momentum_optuner", ["hparams_search=momentum_optuner", "momentum_optuna",
+                                         "did you mean 'momentum_optuna'?"]),
+    ("walkforward=momentum_lookbak", ["walkforward=momentum_lookbak", "momentum_lookback",
+                                      "did you mean 'momentum_lookback'?"]),
+    ("experiment=long_shot", ["experiment=long_shot", "multi_sleeve", "did you mean 'long_short'?"]),
+    ("experiment=foo", ["experiment=foo: no such option; available: long_short, multi_sleeve"]),
+])
+def test_13_9_a_misspelt_optional_group_is_one_line_not_a_plain_backtest(tmp_path, arg, names):
+    proc = run(arg, f"out_dir={tmp_path}", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("robo-trader: config error: ") and proc.stderr.count("\n") == 1
+    for name in names:
+        assert name in proc.stderr, (name, proc.stderr)
+    assert not (tmp_path / "metrics.json").exists()
+
+
 def test_a_strategy_added_by_yaml_and_target_alone(tmp_path):
     """A new YAML on Hydra's search path, pointing _target_ at a user's own class."""
     (tmp_path / "conf" / "strategy").mkdir(parents=True)
