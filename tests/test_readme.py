@@ -349,7 +349,7 @@ def test_13_8_every_readme_command_is_run_or_mapped():
     assert not stale, f"COMMANDS entries the README no longer shows (update or remove them): {stale}"
 
 
-def test_13_8_mapped_commands_name_tests_that_exist():
+def test_readme_mapped_commands_name_tests_that_exist():
     for command, spec in COMMANDS.items():
         if not isinstance(spec, Mapped):
             continue
@@ -362,7 +362,7 @@ def test_13_8_mapped_commands_name_tests_that_exist():
             assert command in text.splitlines(), (command, spec.test)
 
 
-def test_13_8_the_extraction_finds_each_kind_of_command():
+def test_readme_extraction_finds_each_kind_of_command():
     sample = ("```bash\npython a.py x=1   # a comment\n```\n\n    $ python b.py\n    it printed this\n\n"
               "    python c.py --flag\n\nsee `python d.py y=2` and `pytest`.\n```yaml\npython: no\n```\n")
     assert readme_commands(sample) == {"python a.py x=1": [], "python b.py": ["it printed this"],
