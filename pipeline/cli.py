@@ -94,6 +94,7 @@ def user_message(exc: BaseException) -> str | None:
     """One line for a user mistake, or None when ``exc`` is a bug."""
     from hydra.errors import (ConfigCompositionException, MissingConfigException,
                               OverrideParseException)
+    import yaml
     from omegaconf.errors import OmegaConfBaseException
 
     seen = exc
@@ -104,6 +105,8 @@ def user_message(exc: BaseException) -> str | None:
             return f"config error: {_missing_option(seen)}"
         if isinstance(seen, OmegaConfBaseException) and getattr(seen, "full_key", None):
             return f"config error: {_omegaconf_message(seen)}"
+        if isinstance(seen, yaml.MarkedYAMLError) and seen.problem_mark is not None:
+            return f"config error: {_yaml_message(seen)}"
         seen = seen.__cause__ or seen.__context__
     if isinstance(exc, (OverrideParseException, ConfigCompositionException)):
         return "config error: " + " ".join(str(exc).split())
@@ -118,6 +121,16 @@ def _missing_option(exc: Any) -> str:
         from pipeline.params import suggest
         return f"{group}={name}: no such option; available: {options}{suggest(name, exc.options)}"
     return " ".join(str(exc).split()[:40])
+
+
+def _yaml_message(exc: Any) -> str:
+    """``<file>, line L, column C: <problem>``, with where the construct began when PyYAML knows."""
+    mark = exc.problem_mark  # 0-based, as PyYAML keeps them
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}"
+    began = exc.context_mark
+    context = (f" ({exc.context} at line {began.line + 1}, column {began.column + 1})"
+               if exc.context and began is not None else "")
+    return f"{where}: invalid YAML: {exc.problem}{context}; fix the file's syntax there"
 
 
 def _omegaconf_message(exc: Any) -> str:
@@ -150,9 +163,13 @@ def _allowed_keys(parent: Any, exc: Any) -> list[str]:
     if OmegaConf.is_dict(parent) and "_target_" in parent:
         from pipeline.params import import_target
         try:
-            return import_target(str(parent["_target_"]), exc.full_key).param_names()
+            cls = import_target(str(parent["_target_"]), exc.full_key)
         except ConfigError:
-            pass
+            cls = None
+        if hasattr(cls, "param_names"):
+            return cls.param_names()
+        if cls is not None:  # not a component (a Hydra launcher, a sweeper): its node's keys
+            return [str(k) for k in parent.keys() if k != "_target_"]
     return [str(k) for k in parent.keys()] if OmegaConf.is_dict(parent) else []
 
 

@@ -5,7 +5,8 @@ Engaged by any of:
 
 - a file (``mode.killswitch.file``, by default ``<mode.state_dir>/KILL``): create it by hand
   (``touch state/paper/KILL``) or with the command below; its text is the reason;
-- the command ``python -m pipeline.killswitch on --state-dir state/paper --reason "..."``;
+- the command ``python -m pipeline.killswitch on [--mode live] [--state-dir DIR] [--reason "..."]``
+  (by default the folder ``mode=paper`` uses, ``state/paper``, under the current directory);
 - automatically, by the runner: the day's loss from the first net liquidation value seen that
   day (in the exchange's time zone) beyond ``max_daily_loss``, a drawdown from the highest
   net liquidation value seen beyond ``max_drawdown``, or ``max_rejects`` orders rejected by
@@ -112,15 +113,26 @@ class KillSwitch:
         return None
 
 
+def default_state_dir(mode: str) -> str:
+    """``mode.state_dir`` as ``conf/mode/<mode>.yaml`` sets it, relative to where runs start."""
+    import yaml
+
+    from pipeline.registry import CONF_DIR
+
+    return str(yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())["state_dir"])
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.killswitch",
                                 description="Engage, release or show the trading kill switch.")
     p.add_argument("action", choices=("on", "off", "status"))
-    p.add_argument("--state-dir", required=True, help="the runner's mode.state_dir")
+    p.add_argument("--mode", choices=("paper", "live"), default="paper",
+                   help="whose state folder: mode.state_dir of conf/mode/<mode>.yaml (default paper)")
+    p.add_argument("--state-dir", default=None, help="the runner's mode.state_dir, if it was changed")
     p.add_argument("--reason", default="engaged by hand")
     p.add_argument("--file", default=None, help="the kill file (default <state-dir>/KILL)")
     args = p.parse_args(argv)
-    state = Path(args.state_dir)
+    state = Path(args.state_dir or default_state_dir(args.mode))
     journal = Journal(state / "journal.sqlite")
     switch = KillSwitch(journal, args.file or state / FILE)
     try:
@@ -129,7 +141,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         elif args.action == "off":
             switch.release()
         reason = switch.reason()
-        print(f"kill switch: {'ENGAGED: ' + reason if reason else 'released'}")
+        print(f"kill switch: {'ENGAGED: ' + reason if reason else 'released'} ({state})")
         return 0
     finally:
         journal.close()

@@ -28,13 +28,28 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 @functools.cache
 def registered() -> dict[str, dict[str, EntryPoint]]:
-    """stage -> name -> entry point, in a stable (sorted) order."""
+    """stage -> name -> entry point, in a stable (sorted) order.
+
+    A name registered by two installed packages is a ConfigError naming both: which one
+    would win depends on the order of ``sys.path``, so neither is chosen silently.
+    """
     out: dict[str, dict[str, EntryPoint]] = {stage: {} for stage in STAGES}
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         stage, _, name = ep.name.partition(".")
         if stage in out and name:
+            other = out[stage].get(name)
+            if other is not None and _package(other) != _package(ep):
+                first, second = sorted((other, ep), key=_package)
+                raise ConfigError(
+                    f"plugin {ep.name} is registered by two packages: {_package(first)} "
+                    f"({first.value}) and {_package(second)} ({second.value}); uninstall one of "
+                    f"them (pip uninstall <package>) or rename its entry point in {GROUP}")
             out[stage][name] = ep
     return out
+
+
+def _package(ep: EntryPoint) -> str:
+    return ep.dist.name if ep.dist else "?"
 
 
 def load(stage: str, name: str) -> type:
@@ -60,8 +75,13 @@ def config_files(stage: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print every registered plugin and the config options of each group."""
-    rows = [(stage, name, target_path(ep), ep.dist.name if ep.dist else "?")
-            for stage, eps in registered().items() for name, ep in eps.items()]
+    try:
+        plugins = registered()
+    except ConfigError as exc:
+        print(f"robo-trader: {exc.kind}: {exc}", file=sys.stderr)
+        return 2
+    rows = [(stage, name, target_path(ep), _package(ep))
+            for stage, eps in plugins.items() for name, ep in eps.items()]
     widths = [max(len(r[i]) for r in rows + [("stage", "name", "target", "package")]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(("stage", "name", "target", "package"), widths)))
     for row in rows:

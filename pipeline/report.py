@@ -1068,6 +1068,29 @@ def from_folder(folder: Path) -> Path:
     return write(folder, frames, metrics, prov, folder_benchmark(prov, frames["equity"].index))
 
 
+def _not_a_run(folder: Path) -> str | None:
+    """Why ``folder`` has no report to rebuild, and what to run instead; None for a finished run."""
+    if (folder / "walkforward.csv").is_file() and (folder / "metrics.json").is_file():
+        summary = json.loads((folder / "metrics.json").read_text())
+        best = summary.get("in_sample_best_over_whole_history", {}).get("params", {})
+        rerun = " ".join(f"{k}={v}" for k, v in best.items())
+        return (f"{folder} is a walk-forward folder ({summary.get('folds')} folds, "
+                f"{summary.get('candidates')} candidates), not a run folder: its record is "
+                f"metrics.json, walkforward.csv and oos_returns.csv, and it has no report.html. "
+                f"For the tearsheet of one candidate, run it without walkforward=..., e.g. the best "
+                f"with hindsight: python run.py {rerun}")
+    if (folder / "sweep.csv").is_file():
+        return (f"{folder} is a sweep folder: its page is {folder / 'summary.html'}; rebuild one "
+                f"job's report with python -m pipeline.report {folder / '<job number>'}")
+    if (folder / "error.txt").is_file():
+        first = (folder / "error.txt").read_text(errors="replace").splitlines()[:1]
+        return f"{folder} is a failed run ({' '.join(first)}): there is no report to rebuild"
+    for name in ("metrics.json", "provenance.json"):
+        if not (folder / name).is_file():
+            return f"{folder}: not a finished run folder (no {name})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -1075,9 +1098,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Rebuild report.html for finished run folders.")
     parser.add_argument("folders", nargs="+", type=Path, help="run folders (each holding metrics.json)")
     args = parser.parse_args(argv)
+    import sys
+
     for folder in args.folders:
-        if not (folder / "metrics.json").is_file():
-            parser.error(f"{folder}: not a finished run folder (no metrics.json)")
+        why = _not_a_run(folder)
+        if why is not None:
+            print(f"robo-trader: error: {why}", file=sys.stderr)
+            return 2
         print(from_folder(folder))
     return 0
 

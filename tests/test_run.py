@@ -96,6 +96,71 @@ def test_user_mistakes_give_one_clear_line(tmp_path, args, names):
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("arg, names", [
+    ("hparams_search=momentum_optuner", ["hparams_search=momentum_optuner", "momentum_optuna",
+                                         "did you mean 'momentum_optuna'?"]),
+    ("walkforward=momentum_lookbak", ["walkforward=momentum_lookbak", "momentum_lookback",
+                                      "did you mean 'momentum_lookback'?"]),
+    ("experiment=long_shot", ["experiment=long_shot", "multi_sleeve", "did you mean 'long_short'?"]),
+    ("experiment=foo", ["experiment=foo: no such option; available: long_short, multi_sleeve"]),
+])
+def test_13_9_a_misspelt_optional_group_is_one_line_not_a_plain_backtest(tmp_path, arg, names):
+    proc = run(arg, f"out_dir={tmp_path}", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("robo-trader: config error: ") and proc.stderr.count("\n") == 1
+    for name in names:
+        assert name in proc.stderr, (name, proc.stderr)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def _one_line(proc):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("robo-trader: "), proc.stderr
+    return lines[0]
+
+
+def test_13_10_a_yaml_syntax_error_in_a_strategy_file_names_file_line_and_column(tmp_path):
+    (tmp_path / "conf" / "strategy").mkdir(parents=True)
+    broken = tmp_path / "conf" / "strategy" / "mine.yaml"
+    broken.write_text("mine:\n  _target_: plugins.strategies.momentum.Momentum\n  lookback: [63\n  top_k: 3\n")
+    line = _one_line(run(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "strategy=mine",
+                         f"out_dir={tmp_path / 'out'}", check=False))
+    assert line == (f"robo-trader: config error: {broken}, line 4, column 8: invalid YAML: expected ',' "
+                    f"or ']', but got ':' (while parsing a flow sequence at line 3, column 13); fix the "
+                    f"file's syntax there")
+
+
+def test_13_10_a_misspelt_launcher_key_is_one_line_with_did_you_mean(tmp_path):
+    line = _one_line(run("-m", "hydra/launcher=joblib", "hydra.launcher.n_job=2",
+                         "strategy.momentum.lookback=60,120", f"hydra.sweep.dir={tmp_path}", check=False))
+    assert line.startswith("robo-trader: config error: hydra.launcher.n_job is not a known key; "
+                           "allowed here: n_jobs, backend")
+    assert line.endswith("did you mean 'n_jobs'?") and "_target_" not in line
+    assert not list(tmp_path.glob("*/metrics.json"))
+
+
+def test_13_10_report_on_a_walk_forward_or_sweep_folder_says_what_it_is(tmp_path):
+    wf = tmp_path / "wf"
+    run("walkforward=momentum_lookback",
+        "walkforward.grid={strategy.momentum.lookback:[63,252],strategy.momentum.top_k:[5]}", f"out_dir={wf}")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.report", str(wf)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    line = _one_line(proc)
+    assert f"{wf} is a walk-forward folder (28 folds, 2 candidates)" in line
+    assert line.endswith("the best with hindsight: python run.py strategy.momentum.lookback=252 "
+                         "strategy.momentum.top_k=5")
+    assert not (wf / "report.html").exists()
+    sweep = tmp_path / "sweep"
+    run("-m", "strategy.momentum.lookback=60", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.report", str(sweep)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert f"{sweep} is a sweep folder: its page is {sweep / 'summary.html'}" in _one_line(proc)
+    job = subprocess.run([sys.executable, "-m", "pipeline.report", str(sweep / "0")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0 and job.stdout.strip() == str(sweep / "0" / "report.html"), job.stderr
+
+
 def test_a_strategy_added_by_yaml_and_target_alone(tmp_path):
     """A new YAML on Hydra's search path, pointing _target_ at a user's own class."""
     (tmp_path / "conf" / "strategy").mkdir(parents=True)
