@@ -269,9 +269,9 @@ COMMANDS: dict[str, Run | Mapped] = {
     "ROBO_TEST_RAY=1 pytest tests/test_ray_launcher.py": Mapped(RAY, RAY_WHY),
     "python -m plugins.brokers.fake_gateway --port 4002": Mapped(
         GATEWAY, "a free port for 4002; the gateway is stopped by SIGINT at the end"),
-    "python run.py mode=paper broker=ib broker.port=4002 mode.run_once=true": Mapped(
+    "python run.py mode=paper broker=ib data=ib broker.port=4002 mode.run_once=true": Mapped(
         GATEWAY, "the fake gateway's free port for 4002, mode.state_dir and out_dir under tmp_path"),
-    "python run.py mode=paper broker=ib mode.at=09:35": Mapped(
+    "python run.py mode=paper broker=ib data=ib mode.at=09:35": Mapped(
         "tests/live/test_paper.py::test_scheduled_ticks_every_n_seconds",
         "mode.every_seconds=1 mode.max_ticks=2 against the fake gateway instead of waiting for 09:35"),
     "python -m pipeline.killswitch on|off": Run(kill_switch_on_then_off, (

@@ -152,7 +152,10 @@ def test_the_gateway_runs_from_the_command_line_for_a_dry_run(tmp_path):
     try:
         line = gw.stdout.readline()
         assert f"listening on 127.0.0.1:{port} (server version 176" in line
-        args = [a for a in paper_args(type("G", (), {"port": port})(), tmp_path)]
+        # as the README runs it: data=ib, the gateway's current bars (the default age limit holds)
+        args = [a for a in paper_args(type("G", (), {"port": port})(), tmp_path, "data=ib",
+                                      f"data.cache_dir={tmp_path / 'cache'}", "data.duration=1 Y")
+                if a not in SAMPLE]
         out = ok(run_py(*args))
         assert out.count("rejected rt:") == 3 and "error 201" in out
         assert "off target: KO" in out
