@@ -1008,8 +1008,9 @@ class LiveRunner(Listener):
             if sym in swept:
                 continue
             kids = [c for c in self.children.values() if c.symbol == sym]
-            left = p.quantity - sum(math.copysign(known[c.ref].filled, c.quantity) if c.ref in known
-                                    else c.filled for c in kids)
+            # both are what was filled at least: an order's status or its executions may be late
+            left = p.quantity - sum(math.copysign(max(known[c.ref].filled if c.ref in known else 0.0,
+                                                      abs(c.filled)), c.quantity) for c in kids)
             swept.add(sym)
             if abs(left) < 1e-9 or (self.broker.lot_size and abs(left) < self.broker.lot_size):
                 continue
@@ -1131,8 +1132,10 @@ class LiveRunner(Listener):
             return False
         if child.final and status != child.status:
             return False
-        if status in ("filled", "cancelled") and _unjournaled(update, child):
+        if _unjournaled(status, update, child):
             status = "submitted"  # until its executions are in (reconcile asks for them)
+        elif status == "cancelled" and abs(child.filled - child.quantity) < 1e-9:
+            status = "filled"  # its executions say so (the status came from a stale view)
         if status == child.status and update.order_id == child.order_id and update.perm_id in (None, 0, child.perm_id):
             return False
         reason = (update.message or None) if status in ("rejected", "cancelled") else None
@@ -1158,7 +1161,7 @@ class LiveRunner(Listener):
                 self.journal.event("foreign order", dataclasses.asdict(update))
             return
         self._apply(child, update)
-        if _status(update, child) in ("filled", "cancelled") and _unjournaled(update, child):
+        if _unjournaled(_status(update, child), update, child):
             self.reconcile_due = True  # the status came before its executions: ask for them
         self.changed.set()
 
@@ -1313,15 +1316,19 @@ def _status(update: OrderUpdate, child) -> Optional[str]:
     if s == "Filled":
         return "filled"
     if s in ("Cancelled", "ApiCancelled", "Inactive"):
-        if update.error_code in REJECT_CODES and update.filled == 0:
+        # an order with journaled executions was not refused, whatever the last error says
+        if update.error_code in REJECT_CODES and update.filled == 0 and not child.filled:
             return "rejected"
         return "cancelled"
     return None
 
 
-def _unjournaled(update: OrderUpdate, child) -> bool:
-    """The gateway reports more filled than the child's journaled executions."""
-    return update.filled - abs(child.filled) > 1e-9
+def _unjournaled(status: Optional[str], update: OrderUpdate, child) -> bool:
+    """A final status whose fills are not all journaled: filled without executions for the whole
+    quantity, or cancelled with more filled at the gateway than journaled."""
+    if status == "filled":
+        return abs(child.quantity) - abs(child.filled) > 1e-9
+    return status == "cancelled" and update.filled - abs(child.filled) > 1e-9
 
 
 def _live_order(child, order_id: Optional[int] = None) -> LiveOrder:

@@ -789,12 +789,14 @@ class FakeGateway:
             if not acked:
                 if self.ack_delay:
                     await asyncio.sleep(self.ack_delay)
-                if order.cancel:
+                if order.cancel or order.done:  # cancelled, or filled by an outage, meanwhile
                     return
                 order.status = "PreSubmitted"
                 self._send_open(order)
                 self._send_status(order)
                 await asyncio.sleep(min(self.fill_delay, 0.02))
+                if order.done:
+                    return
                 order.status = "Submitted"
                 self._send_status(order)
             chunks = _chunks(order.quantity, self.partial)
