@@ -81,9 +81,9 @@ from pipeline.errors import ConfigError, DataError, UserError
 log = logging.getLogger("robo_trader.live")
 
 MODES = ("backtest", "paper", "live")
-# IB error codes that mean the order was refused, not cancelled by us
 # IB's order statuses of an order that is over
 DONE = ("Cancelled", "Filled", "ApiCancelled", "Inactive")
+# IB error codes that mean the order was refused, not cancelled by us
 REJECT_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 113, 114, 115, 116, 117, 118, 119, 200,
                 201, 203, 321, 322, 382, 383, 387, 388, 391, 392, 393, 394, 395, 396, 397, 398,
                 399, 404, 434, 10147, 10148}
