@@ -165,7 +165,7 @@ def test_live_confirmation_typed_at_a_terminal(tmp_path):
     try:
         proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "mode=live", "broker=ib", "broker.port=1",
                                  "broker.live=true", "broker.account=U7654321", f"mode.state_dir={tmp_path}",
-                                 f"out_dir={tmp_path / 'o'}"], cwd=ROOT, stdin=slave,
+                                 f"out_dir={tmp_path / 'o'}"], cwd=tmp_path, stdin=slave,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         os.write(master, b"U7654320\n")  # a typo: not confirmed
         out, err = proc.communicate(timeout=60)
