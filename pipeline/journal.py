@@ -2,7 +2,8 @@
 
 Every child order is written before it exists anywhere else: the whole plan of a decision
 (its parents and child orders, status ``planned``) in one transaction, then each child's
-status ``intent`` is committed *before* it is handed to the broker. After that every ack,
+status ``intent`` is committed *before* it is handed to the broker, with the order id it goes
+out with. After that every ack,
 status change, fill (by execution id, so a fill seen twice is stored once), commission and
 position snapshot is appended. ``synchronous=FULL``: a committed row survives the process
 being killed at any instruction, and a power cut.
@@ -10,8 +11,7 @@ being killed at any instruction, and a power cut.
 Tables:
 
 - ``meta``: the run id and what the journal belongs to (account, created).
-- ``state``: small persistent values (kill switch, day-start and peak equity, reject count,
-  the time of the last execution seen at the broker).
+- ``state``: small persistent values (kill switch, day-start and peak equity, reject count).
 - ``decisions``: one row per decision, keyed by its bar and the config that made it (a hash of
   the config parts that determine targets, kept beside it as JSON, so that another universe or
   ``top_k`` on the same bar is a decision of its own): its status (``planned``, ``done``,
@@ -25,6 +25,9 @@ Tables:
   times, status, broker ids, filled quantity and average price, and a reason when blocked,
   rejected or cancelled.
 - ``fills``: executions keyed by execution id, with commission.
+- ``sends``: every time a child was handed to the broker (its intent): the order id it carried.
+  A child is matched to the broker's orders by orderRef, perm id or these order ids (a gateway
+  that drops the orderRef), and the rows count its re-sends.
 - ``events``: an append-only log of everything that happened to an order or the run.
 - ``positions``: position snapshots.
 
@@ -67,6 +70,9 @@ CREATE TABLE IF NOT EXISTS fills (
     exec_id TEXT PRIMARY KEY, ref TEXT, symbol TEXT, quantity REAL, price REAL, time REAL,
     commission REAL, currency TEXT, order_id INTEGER, perm_id INTEGER, recorded REAL);
 CREATE INDEX IF NOT EXISTS fills_by_ref ON fills (ref);
+CREATE TABLE IF NOT EXISTS sends (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ref TEXT, order_id INTEGER, time REAL);
+CREATE INDEX IF NOT EXISTS sends_by_order_id ON sends (order_id);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, ref TEXT, kind TEXT, detail TEXT);
 CREATE TABLE IF NOT EXISTS positions (
@@ -267,6 +273,37 @@ class Journal:
             self.event(status, {"reason": reason, **{k: v for k, v in fields.items() if v is not None}},
                        ref=ref)
 
+    def intent(self, ref: str, order_id: int, when: float) -> None:
+        """The child is about to be handed to the broker as order ``order_id`` (one transaction)."""
+        with self._tx():
+            self.mark(ref, "intent", sent=when, order_id=order_id)
+            self.db.execute("INSERT INTO sends (ref, order_id, time) VALUES (?, ?, ?)", (ref, order_id, when))
+
+    def not_sent(self, ref: str, order_id: int, reason: str) -> None:
+        """The broker refused to take it (not connected): back to ``planned``, no send counted."""
+        with self._tx():
+            self.db.execute("DELETE FROM sends WHERE ref = ? AND order_id = ?", (ref, order_id))
+            self.mark(ref, "planned", reason=reason)
+
+    def sends(self, ref: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM sends WHERE ref = ?", (ref,)).fetchone()[0]
+
+    def ref_for(self, order_id: Optional[int] = None, perm_id: Optional[int] = None) -> Optional[str]:
+        """The child an order or execution without orderRef belongs to: by its perm id (known
+        once acknowledged or filled), else by an order id it was sent with (the latest send)."""
+        if perm_id:
+            row = self.db.execute("SELECT ref FROM orders WHERE perm_id = ? UNION ALL "
+                                  "SELECT ref FROM fills WHERE perm_id = ? AND ref != '' LIMIT 1",
+                                  (perm_id, perm_id)).fetchone()
+            if row is not None:
+                return row[0]
+        if order_id:
+            row = self.db.execute("SELECT ref FROM sends WHERE order_id = ? ORDER BY id DESC LIMIT 1",
+                                  (order_id,)).fetchone()
+            if row is not None:
+                return row[0]
+        return None
+
     # ------------------------------------------------------------ fills
     def add_fill(self, exec_id: str, ref: str, symbol: str, quantity: float, price: float,
                  when: float, commission: Optional[float] = None, currency: str = "",
@@ -287,9 +324,6 @@ class Journal:
                     self.db.execute("UPDATE orders SET filled = ?, avg_price = ?, updated = ? WHERE ref = ?",
                                     (total[0], total[1] / total[0], time.time(), ref))
                 self.event("fill", {"exec_id": exec_id, "quantity": quantity, "price": price}, ref=ref)
-                last = self.get("last_exec_time", 0.0)
-                if when > last:
-                    self.put("last_exec_time", when)
             elif commission is not None:
                 self.db.execute("UPDATE fills SET commission = ? WHERE exec_id = ? AND commission IS NULL",
                                 (commission, exec_id))

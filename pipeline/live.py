@@ -37,12 +37,19 @@ At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
    (``exposure_check``), and the decision is closed.
 
 Crash safety: after a restart (or a reconnect) the runner reconciles the journal with the
-broker before doing anything: executions since the last one seen are added (by execution id),
-children the broker knows (open or completed, by orderRef, or by their executions) are adopted,
-and a child in ``intent`` is sent again only when the broker still does not know its orderRef
-``mode.ack_timeout`` seconds after it was handed over (an order this connection handed over and
-the gateway has not acknowledged yet is in flight, not lost). An orderRef the broker knows is
-never sent twice. After a restart or a pause the rest of the schedule resumes from now, with
+broker before doing anything, completely by construction: every execution the gateway holds
+for this client id and account (no time window) is added by execution id; children the broker
+knows (open or completed) are adopted, matched by orderRef, by perm id, or by the order id the
+journal sent them with (a gateway that drops the orderRef); a completed order is marked filled
+only once its fills are journaled. A child in ``intent`` that no full reconcile finds is sent
+again at most once, and only when the order it was handed over as may have been lost: never
+while the connection that carried it is up (the gateway has it, TCP delivers it), and only
+``mode.ack_timeout`` seconds after both its send and the last (re)connection (a gateway reports
+late). A child sent twice that the broker still does not know stops the run with a message
+rather than go a third time; a sweep is sized from the gateway's filled quantities. A request
+the gateway leaves unanswered is a disconnect (``broker.timeout``): trading pauses until the
+connection is back, for at most ``broker.max_outage`` seconds, then the run stops with every
+order sent in the journal. After a restart or a pause the rest of the schedule resumes from now, with
 its spacing; a decision whose horizon passed more than ``mode.grace_seconds`` ago is abandoned
 (its unsent children skipped, its working orders cancelled) and the next decision starts from
 the positions. The journal is bound to one account and one client id (IB binds orders to the
@@ -82,6 +89,8 @@ log = logging.getLogger("robo_trader.live")
 
 MODES = ("backtest", "paper", "live")
 KILL_POLL = 0.2  # seconds between looks at the kill switch (file and journal)
+# IB's order statuses of an order that is over
+DONE = ("Cancelled", "Filled", "ApiCancelled", "Inactive")
 # IB error codes that mean the order was refused, not cancelled by us
 REJECT_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 113, 114, 115, 116, 117, 118, 119, 200,
                 201, 203, 321, 322, 382, 383, 387, 388, 391, 392, 393, 394, 395, 396, 397, 398,
@@ -101,7 +110,8 @@ class KillSwitchEngaged(UserError):
 
 
 class NotConnected(Exception):
-    """The broker could not take an order because it is not connected (nothing was sent)."""
+    """The broker is not connected, or stopped answering (which it treats as a disconnect):
+    nothing was sent; wait for ``ready`` and ask again."""
 
 
 # ---------------------------------------------------------------- the live broker contract
@@ -113,6 +123,7 @@ class LiveOrder:
     quantity: float                 # signed: + buy, - sell
     limit: Optional[float] = None   # None: a market order
     tif: str = "DAY"
+    order_id: Optional[int] = None  # from ``LiveBroker.next_order_id``, journaled before the send
 
 
 @dataclasses.dataclass
@@ -128,6 +139,7 @@ class OrderUpdate:
     perm_id: Optional[int] = None
     error_code: int = 0
     message: str = ""
+    client_id: Optional[int] = None  # the client id that placed it (order ids are per client)
 
 
 @dataclasses.dataclass
@@ -170,6 +182,7 @@ class LiveBroker:
     account: Optional[str] = None
     unfilled: str = "cancel"
     lot_size: Optional[float] = None
+    max_outage: Optional[float] = None  # seconds unusable before the runner gives up; None: never
 
     @property
     def ready(self) -> asyncio.Event:
@@ -221,11 +234,16 @@ class LiveBroker:
         """Why the last ``quotes`` call left symbols out (e.g. the gateway's error), or ''."""
         return ""
 
-    async def known_orders(self) -> dict[str, OrderUpdate]:
-        """Every order of this client the broker knows today, open or completed, by orderRef."""
+    async def known_orders(self) -> list[OrderUpdate]:
+        """Every order the broker knows today, open or completed (with or without orderRef)."""
         raise NotImplementedError
 
-    async def executions(self, since: Optional[float] = None) -> list[Execution]:
+    async def executions(self) -> list[Execution]:
+        """Every execution of this client id and account the broker holds (no time window)."""
+        raise NotImplementedError
+
+    def next_order_id(self) -> int:
+        """The order id the next ``place`` goes out with; ``NotConnected`` if there is none."""
         raise NotImplementedError
 
     def place(self, order: LiveOrder) -> None:
@@ -407,6 +425,11 @@ class LiveRunner(Listener):
         self.fatal: Optional[BaseException] = None
         self.reconcile_due = False
         self._stale_checked = 0.0
+        # connections: a child handed over on the connection still up is in flight, not lost
+        self.epoch = 0
+        self.handed: dict[str, int] = {}
+        self.connected_at = 0.0
+        self.down_since: Optional[float] = None
         self.run_id = ""
         self.account: Optional[str] = None
         self.qualified: set[str] = set()
@@ -426,6 +449,7 @@ class LiveRunner(Listener):
         started = time.time()
         try:
             await self.broker.start(self)
+            self.connected_at = time.time()
             account = self.account = self._check_account()
             await self.broker.subscribe()
             self.run_id = self._run_id(account)
@@ -696,10 +720,10 @@ class LiveRunner(Listener):
         symbols = list(data.symbols)
         await self._qualify(symbols)
         # sized on the gateway's quotes: the data's last close may be days (or years) old
-        quoted = await self.broker.quotes(symbols)
+        quoted = await self._ask(lambda: self.broker.quotes(symbols))
         quote = np.array([quoted.get(s, np.nan) for s in symbols])
-        positions = await self.broker.positions()
-        equity = await self.broker.net_liquidation()
+        positions = await self._ask(self.broker.positions)
+        equity = await self._ask(self.broker.net_liquidation)
         reason = self.killswitch.observe_equity(equity)
         if reason:
             await self._kill(reason)
@@ -863,7 +887,7 @@ class LiveRunner(Listener):
     async def _qualify(self, symbols: list[str]) -> None:
         todo = [s for s in symbols if s not in self.qualified]
         if todo:
-            await self.broker.qualify(todo)
+            await self._ask(lambda: self.broker.qualify(todo))
             self.qualified.update(todo)
 
     # ------------------------------------------------------------ execution
@@ -893,7 +917,7 @@ class LiveRunner(Listener):
             if self.killed:
                 await self._kill(self.killed)
             if not pending:
-                if self.broker.unfilled == "sweep" and self._sweep(parents, swept):
+                if self.broker.unfilled == "sweep" and await self._sweep(parents, swept):
                     continue
                 break
             now = time.time()
@@ -971,17 +995,36 @@ class LiveRunner(Listener):
             pass
 
     async def _wait_ready(self) -> None:
-        """Pause while the broker is disconnected (or IB lost its connection)."""
+        """Pause while the broker is disconnected (or IB lost its connection), for at most
+        ``broker.max_outage`` seconds."""
         if self.broker.ready.is_set():
             return
+        since = self.down_since = self.down_since or time.time()
+        limit = self.broker.max_outage
         say("paused: waiting for the broker connection")
         while not self.broker.ready.is_set():
             self._raise_fatal()
+            if limit is not None and time.time() - since > float(limit):
+                raise BrokerError(f"the gateway at {self.broker.where()} has not been usable for "
+                                  f"{time.time() - since:.0f}s (broker.max_outage={float(limit):g}): "
+                                  f"stopped; every order sent is in the journal {self.journal.path}, "
+                                  f"restart to reconcile and resume")
             try:
                 await asyncio.wait_for(self.broker.ready.wait(), 1.0)
             except asyncio.TimeoutError:
                 pass
+        self.down_since = None
         say("resumed: broker connected")
+
+    async def _ask(self, request):
+        """``await request()`` at the broker; while it is not connected (or stopped answering,
+        which it treats as a disconnect) wait for the connection and ask again."""
+        while True:
+            await self._wait_ready()
+            try:
+                return await request()
+            except NotConnected:
+                continue
 
     def _raise_fatal(self) -> None:
         if self.fatal is not None:
@@ -1030,13 +1073,18 @@ class LiveRunner(Listener):
             return
         if self.killed:  # engaged while this child waited for its quote: the kill cancels, never races
             return
-        self.journal.mark(child.ref, "intent", sent=time.time())
+        try:
+            order_id = self.broker.next_order_id()
+        except NotConnected:
+            return
+        self.journal.intent(child.ref, order_id, time.time())
         _failpoint("after_intent")
         try:
-            self.broker.place(_live_order(child))
+            self.broker.place(_live_order(child, order_id))
         except NotConnected as exc:
-            self.journal.mark(child.ref, "planned", reason=f"not sent: {exc}")
+            self.journal.not_sent(child.ref, order_id, reason=f"not sent: {exc}")
             return
+        self.handed[child.ref] = self.epoch
         _failpoint("after_place")
         self._count("sent")
 
@@ -1057,8 +1105,9 @@ class LiveRunner(Listener):
         now = time.time()
         if now - self._stale_checked < 0.5:
             return
+        # a reconcile asks the gateway: one that stopped answering is found out (a disconnect)
         stale = [c for c in pending if c.status == "intent"
-                 and now - self._sent_at(c.ref) > float(self.mode.ack_timeout)]
+                 and now - max(self._sent_at(c.ref), self.connected_at) > float(self.mode.ack_timeout)]
         if stale and self.broker.ready.is_set():
             self._stale_checked = now
             await self.reconcile()
@@ -1067,17 +1116,21 @@ class LiveRunner(Listener):
         row = self.journal.db.execute("SELECT sent FROM orders WHERE ref = ?", (ref,)).fetchone()
         return float(row[0] or 0.0) if row else 0.0
 
-    def _sweep(self, parents: dict, swept: set[str]) -> bool:
-        """``broker.unfilled=sweep``: one market order per parent for what its horizon left."""
+    async def _sweep(self, parents: dict, swept: set[str]) -> bool:
+        """``broker.unfilled=sweep``: one market order per parent for what its horizon left, by
+        the gateway's filled quantities (the journal may not have every fill yet)."""
         from pipeline.journal import Child
 
+        known = self._by_child(await self._ask(self.broker.known_orders))
         new = []
         now = time.time()
         for sym, p in parents.items():
             if sym in swept:
                 continue
             kids = [c for c in self.children.values() if c.symbol == sym]
-            left = p.quantity - sum(c.filled for c in kids)
+            # both are what was filled at least: an order's status or its executions may be late
+            left = p.quantity - sum(math.copysign(max(known[c.ref].filled if c.ref in known else 0.0,
+                                                      abs(c.filled)), c.quantity) for c in kids)
             swept.add(sym)
             if abs(left) < 1e-9 or (self.broker.lot_size and abs(left) < self.broker.lot_size):
                 continue
@@ -1092,9 +1145,8 @@ class LiveRunner(Listener):
         return bool(new)
 
     async def _finish(self, key: str, parents: dict) -> None:
-        executions = await self.broker.executions(self._since())
-        self._record_executions(executions)
-        positions = await self.broker.positions()
+        self._record_executions(await self._ask(self.broker.executions))
+        positions = await self._ask(self.broker.positions)
         self.journal.snapshot_positions(positions)
         kids = self.journal.children(key)
         off = {s: (p.target, positions.get(s, 0.0)) for s, p in parents.items()
@@ -1116,41 +1168,66 @@ class LiveRunner(Listener):
         say(f"decision {key} done: {text}; {note}")
 
     # ------------------------------------------------------------ reconciliation
-    def _since(self) -> Optional[float]:
-        last = self.journal.get("last_exec_time")
-        return None if not last else float(last) - 300.0
+    def _ref_of(self, ref: str, order_id: Optional[int], perm_id: Optional[int],
+                client_id: Optional[int] = None) -> str:
+        """The child an order or execution belongs to: its orderRef, else (a gateway that drops
+        it) its perm id or the order id the journal sent it with, under this client id."""
+        if ref:
+            return ref
+        mine = client_id is None or str(client_id) == str(getattr(self.broker, "client_id", ""))
+        return self.journal.ref_for(order_id=order_id if mine else None, perm_id=perm_id) or ""
+
+    def _by_child(self, known: list[OrderUpdate]) -> dict[str, OrderUpdate]:
+        """The broker's orders by the child they are; of two for one child (one cancelled or
+        done, one working) the working one."""
+        out: dict[str, OrderUpdate] = {}
+        for update in known:
+            ref = self._ref_of(update.ref, update.order_id, update.perm_id, update.client_id)
+            if not ref:
+                continue
+            current = out.get(ref)
+            if current is None or (current.status in DONE and update.status not in DONE):
+                out[ref] = dataclasses.replace(update, ref=ref)
+        return out
 
     def _record_executions(self, executions: list[Execution]) -> int:
         new = 0
         for ex in executions:
-            new += self.journal.add_fill(ex.exec_id, ex.ref, ex.symbol, ex.quantity, ex.price, ex.time,
+            ref = self._ref_of(ex.ref, ex.order_id, ex.perm_id)
+            new += self.journal.add_fill(ex.exec_id, ref, ex.symbol, ex.quantity, ex.price, ex.time,
                                          ex.commission, ex.currency, ex.order_id, ex.perm_id)
         return new
 
     async def reconcile(self, startup: bool = False) -> None:
-        """Journal vs broker: executions since the last seen, then every unfinished child."""
-        await self._wait_ready()
-        executions = await self.broker.executions(self._since())
-        new = self._record_executions(executions)
-        known = await self.broker.known_orders()
-        by_ref: dict[str, float] = {}
-        for ex in executions:
-            by_ref[ex.ref] = by_ref.get(ex.ref, 0.0) + ex.quantity
+        """Journal vs broker: every execution the gateway holds for this client and account,
+        then every unfinished child (see the module's docstring)."""
+        new = self._record_executions(await self._ask(self.broker.executions))
+        known = self._by_child(await self._ask(self.broker.known_orders))
         adopted = resend = 0
         now = time.time()
+        ack = float(self.mode.ack_timeout)
         for child in self.journal.children():
             if child.final:
                 continue
             update = known.get(child.ref)
             if update is not None:
                 adopted += self._apply(child, update) and child.status == "intent"
-            elif child.status == "intent":
-                if child.ref in by_ref:
-                    filled = by_ref[child.ref]
-                    status = "filled" if abs(filled - child.quantity) < 1e-9 else "submitted"
+                continue
+            # the gateway has had ack_timeout since the send and since it was last reachable
+            settled = now - max(self._sent_at(child.ref), self.connected_at) > ack
+            if child.status == "intent":
+                if child.filled:
+                    status = "filled" if abs(child.filled - child.quantity) < 1e-9 else "submitted"
                     self.journal.mark(child.ref, status, reason="known by its executions")
                     adopted += 1
-                elif now - self._sent_at(child.ref) > float(self.mode.ack_timeout):
+                elif settled and self.handed.get(child.ref) != self.epoch:
+                    sends = self.journal.sends(child.ref)
+                    if sends >= 2:
+                        raise BrokerError(
+                            f"{child.ref} was sent {sends} times and the gateway at {self.broker.where()} "
+                            f"knows none of them (no order, no execution by orderRef, order id or perm id): "
+                            f"it is not sent again; look it up at the gateway (TWS: Orders, Trades), then "
+                            f"restart; the journal {self.journal.path} keeps it")
                     self.journal.mark(child.ref, "planned",
                                       reason="the broker never received it: it will be sent again")
                     # it goes now, with the time its bin had
@@ -1158,9 +1235,8 @@ class LiveRunner(Listener):
                     self.journal.reschedule([(child.ref, now, now + span)])
                     self.cancelling.discard(child.ref)
                     resend += 1
-            elif child.status == "submitted":
-                filled = by_ref.get(child.ref)
-                if filled is not None and abs(filled - child.quantity) < 1e-9:
+            elif child.status == "submitted" and settled:
+                if abs(child.filled - child.quantity) < 1e-9:
                     self.journal.mark(child.ref, "filled", reason="filled while away")
                 else:
                     self.journal.mark(child.ref, "cancelled", reason="no longer known at the broker")
@@ -1174,13 +1250,18 @@ class LiveRunner(Listener):
             self._load_children(self.decision)
 
     def _apply(self, child, update: OrderUpdate) -> bool:
-        """Move a child to the status an update reports (never backwards from a final one);
-        True when something changed."""
+        """Move a child to the status an update reports (never backwards from a final one; never
+        final while the gateway has filled more than its journaled fills); True when something
+        changed."""
         status = _status(update, child)
         if status is None:
             return False
         if child.final and status != child.status:
             return False
+        if _unjournaled(status, update, child):
+            status = "submitted"  # until its executions are in (reconcile asks for them)
+        elif status == "cancelled" and abs(child.filled - child.quantity) < 1e-9:
+            status = "filled"  # its executions say so (the status came from a stale view)
         if status == child.status and update.order_id == child.order_id and update.perm_id in (None, 0, child.perm_id):
             return False
         reason = None
@@ -1204,12 +1285,15 @@ class LiveRunner(Listener):
         self._show("order", {"order_id": update.ref, "status": update.status.lower(),
                              "filled": update.filled, "remaining": update.remaining,
                              "avg_price": update.avg_price, "message": update.message})
-        child = self.journal.child(update.ref)
+        ref = self._ref_of(update.ref, update.order_id, update.perm_id, update.client_id)
+        child = self.journal.child(ref) if ref else None
         if child is None:
             if update.ref:
                 self.journal.event("foreign order", dataclasses.asdict(update))
             return
         self._apply(child, update)
+        if _unjournaled(_status(update, child), update, child):
+            self.reconcile_due = True  # the status came before its executions: ask for them
         self.changed.set()
 
     def on_execution(self, ex: Execution) -> None:
@@ -1231,11 +1315,16 @@ class LiveRunner(Listener):
                               "message": f"{state}: {detail}"})
         if state in ("disconnected", "ib_lost"):
             say(f"{state}: {detail} (trading paused)")
+            self.down_since = self.down_since or time.time()
+            if state == "disconnected":
+                self.epoch += 1  # what the lost socket carried may not have arrived
         elif state in ("farm_broken", "farm_ok"):
             say(f"{state}: {detail}")  # the broker names the farm and what its loss pauses
         elif state in ("reconnected", "restored", "restored_data_lost"):
             say(f"{state}: {detail}")
+            self.down_since = None
             self.reconcile_due = True
+            self.connected_at = time.time()
         elif state == "failed":
             self.fatal = BrokerError(detail)
         if self.changed is not None:
@@ -1306,11 +1395,11 @@ class LiveRunner(Listener):
             self.broker.cancel(ref)
         # the gateway takes requests in order: what it still lists as open was not cancelled above
         refs = list(dict.fromkeys(working + await self.broker.cancel_open()))
-        final = ("Cancelled", "ApiCancelled", "Filled", "Inactive")
+        final = DONE
         known: dict[str, OrderUpdate] = {}
         end = time.time() + float(self.mode.ack_timeout)
         while refs:
-            known = await self.broker.known_orders()
+            known = self._by_child(await self.broker.known_orders())
             if time.time() >= end or all(known.get(r) is None or known[r].status in final for r in refs):
                 break
             await asyncio.sleep(0.1)
@@ -1475,12 +1564,21 @@ def _status(update: OrderUpdate, child) -> Optional[str]:
     if s == "Filled":
         return "filled"
     if s in ("Cancelled", "ApiCancelled", "Inactive"):
-        if update.error_code in REJECT_CODES and update.filled == 0:
+        # an order with journaled executions was not refused, whatever the last error says
+        if update.error_code in REJECT_CODES and update.filled == 0 and not child.filled:
             return "rejected"
         return "cancelled"
     return None
 
 
-def _live_order(child) -> LiveOrder:
+def _unjournaled(status: Optional[str], update: OrderUpdate, child) -> bool:
+    """A final status whose fills are not all journaled: filled without executions for the whole
+    quantity, or cancelled with more filled at the gateway than journaled."""
+    if status == "filled":
+        return abs(child.quantity) - abs(child.filled) > 1e-9
+    return status == "cancelled" and update.filled - abs(child.filled) > 1e-9
+
+
+def _live_order(child, order_id: Optional[int] = None) -> LiveOrder:
     return LiveOrder(ref=child.ref, symbol=child.symbol, quantity=child.quantity,
-                     limit=child.limit_price)
+                     limit=child.limit_price, order_id=order_id)

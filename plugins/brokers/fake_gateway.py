@@ -38,7 +38,9 @@ are refused with error 354, as for an account without a market-data subscription
 (the API's Read-Only mode: every order is refused with error 321), ``ack_delay`` (seconds before
 an order is acknowledged),
 ``reject_next`` / ``reject_symbols`` (error 201), ``hist_limit`` (historical-data pacing: more
-than N requests in a window is error 162), ``set_price`` (a price shock).
+than N requests in a window is error 162), ``set_price`` (a price shock). ``gw.faults`` holds
+the faults of a misbehaving gateway (``Faults``): a stall with the socket open, an outage during
+which resting orders fill, no orderRef echo, orders reported only late after a reconnect.
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class GwOrder:
     completed_at: float = 0.0
     reason: str = ""
     task: Optional[asyncio.Task] = None
+    connection: int = 0          # serial of the connection that placed it
 
     @property
     def remaining(self) -> float:
@@ -259,9 +262,12 @@ class Connection:
         self.positions = False
         self.account_updates: Optional[str] = None  # the account subscribed to, if any
         self.closed = False
+        gw.n_connections += 1
+        self.serial = gw.n_connections
+        self.started = time.time()
 
     def send(self, fields: list) -> None:
-        if self.closed:
+        if self.closed or self.gw.faults.stalled():
             return
         if self.writer.is_closing():  # the client went away; the reader notices and cleans up
             self.closed = True
@@ -324,6 +330,8 @@ class FakeGateway:
         self.reject_symbols: set[str] = set()
         self.drop_after_orders: Optional[int] = None
         self.hist_limit: Optional[tuple[int, float]] = None
+        self.faults = Faults(self)
+        self.n_connections = 0
         self.ib_up: Optional[asyncio.Event] = None
         self.farm_ok = True
         self.market_data_on = True
@@ -389,7 +397,7 @@ class FakeGateway:
                 "net_liquidation": self.net_liquidation(account),
                 "received": [dict(r) for r in self.received],
                 "executions": [{"exec_id": e.exec_id, "ref": e.order.ref, "symbol": e.order.inst.symbol,
-                                "shares": e.shares * e.order.sign, "price": e.price,
+                                "shares": e.shares * e.order.sign, "price": e.price, "time": e.time,
                                 "commission": e.commission, "client_id": e.order.client_id}
                                for e in self.executions],
                 "orders": [{"ref": o.ref, "order_id": o.order_id, "client_id": o.client_id,
@@ -563,6 +571,8 @@ class FakeGateway:
         return fields
 
     def _dispatch(self, conn: Connection, f: list[str]) -> None:
+        if self.faults.stalled():
+            return
         msg = int(f[0])
         if conn.client_id is None and msg != 71:
             return
@@ -592,6 +602,7 @@ class FakeGateway:
             asyncio.get_running_loop().call_later(0.05, conn.abort)
             return
         conn.client_id = client_id
+        conn.started = time.time()
         conn.send([9, 1, self.next_order_id])
         conn.send([15, 1, ",".join(self.accounts)])
         conn.send([4, 2, -1, 2104 if self.farm_ok else 2103,
@@ -760,7 +771,7 @@ class FakeGateway:
             return
         order = GwOrder(order_id=order_id, client_id=conn.client_id, perm_id=self._perm(), ref=ref,
                         inst=inst, action=action, quantity=qty, order_type=otype, limit=limit,
-                        tif=tif, account=account, received=now)
+                        tif=tif, account=account, received=now, connection=conn.serial)
         self.orders.append(order)
         reason = None
         if account not in self.accounts:
@@ -789,7 +800,8 @@ class FakeGateway:
 
     def _owner(self, order: GwOrder) -> list[Connection]:
         return [c for c in self.connections
-                if not c.closed and (c.client_id == order.client_id or c.client_id == 0)]
+                if not c.closed and (c.client_id == order.client_id or c.client_id == 0)
+                and not self.faults.hidden(c, order)]
 
     def _send_open(self, order: GwOrder) -> None:
         for conn in self._owner(order):
@@ -816,12 +828,14 @@ class FakeGateway:
             if not acked:
                 if self.ack_delay:
                     await asyncio.sleep(self.ack_delay)
-                if order.cancel:
+                if order.cancel or order.done:  # cancelled, or filled by an outage, meanwhile
                     return
                 order.status = "PreSubmitted"
                 self._send_open(order)
                 self._send_status(order)
                 await asyncio.sleep(min(self.fill_delay, 0.02))
+                if order.done:
+                    return
                 order.status = "Submitted"
                 self._send_status(order)
             chunks = _chunks(order.quantity, self.partial)
@@ -842,8 +856,8 @@ class FakeGateway:
         except asyncio.CancelledError:
             pass
 
-    def _fill(self, order: GwOrder, shares: float, price: float) -> None:
-        now = time.time()
+    def _fill(self, order: GwOrder, shares: float, price: float, when: Optional[float] = None) -> None:
+        now = time.time() if when is None else when
         sym = order.inst.symbol
         first = order.filled == 0
         order.filled += shares
@@ -913,21 +927,23 @@ class FakeGateway:
 
     def _req_open_orders(self, conn: Connection, f: list[str]) -> None:
         for order in self.orders:
-            if not order.done and self._visible(conn, order) and order.status != "PendingSubmit":
+            if not order.done and self._visible(conn, order) and order.status != "PendingSubmit" \
+                    and not self.faults.hidden(conn, order):
                 conn.send(self.open_order_fields(order))
                 conn.send([3, order.order_id, order.status, order.filled, order.remaining,
                            order.avg_price, order.perm_id, 0, order.last_price, order.client_id, "", 0.0])
         conn.send([53, 1])
+        self.faults.fill_returning(conn)
 
     def _req_all_open_orders(self, conn: Connection, f: list[str]) -> None:
         for order in self.orders:
-            if not order.done and order.status != "PendingSubmit":
+            if not order.done and order.status != "PendingSubmit" and not self.faults.hidden(conn, order):
                 conn.send(self.open_order_fields(order))
         conn.send([53, 1])
 
     def _req_completed(self, conn: Connection, f: list[str]) -> None:
         for order in self.orders:
-            if order.done:
+            if order.done and not self.faults.hidden(conn, order):
                 conn.send(self.completed_order_fields(order))
         conn.send([102])
 
@@ -946,6 +962,8 @@ class FakeGateway:
                 continue
             if symbol and o.inst.symbol != symbol:
                 continue
+            if self.faults.hidden(conn, o):
+                continue
             conn.send(self.exec_fields(ex, req_id))
             conn.send(self.commission_fields(ex))
         conn.send([55, 1, req_id])
@@ -955,7 +973,7 @@ class FakeGateway:
         o = ex.order
         return [11, req_id, o.order_id, *o.inst.fields11("SMART"), ex.exec_id, ib_time(ex.time),
                 o.account, o.inst.primary, "BOT" if o.action == "BUY" else "SLD", ex.shares, ex.price,
-                o.perm_id, o.client_id, 0, ex.cum_qty, ex.avg_price, o.ref, "", "", "", 1]
+                o.perm_id, o.client_id, 0, ex.cum_qty, ex.avg_price, self.faults.echo(o.ref), "", "", "", 1]
 
     @staticmethod
     def commission_fields(ex: GwExecution) -> list:
@@ -966,7 +984,7 @@ class FakeGateway:
         lmt = o.limit if o.limit is not None else 0.0
         return [
             5, o.order_id, *o.inst.fields11("SMART"),
-            o.action, o.quantity, o.order_type, lmt, 0.0, o.tif, "", o.account, "O", 0, o.ref,
+            o.action, o.quantity, o.order_type, lmt, 0.0, o.tif, "", o.account, "O", 0, self.faults.echo(o.ref),
             o.client_id, o.perm_id, 0, 0, 0.0, "", "", "", "", "",
             "",                                    # faProfile (version < 177)
             "", "", "", "", "", 0, "", "", 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, "",
@@ -990,7 +1008,7 @@ class FakeGateway:
         status = o.status
         return [
             101, *o.inst.fields11("SMART"),
-            o.action, o.quantity, o.order_type, lmt, 0.0, o.tif, "", o.account, "O", 0, o.ref,
+            o.action, o.quantity, o.order_type, lmt, 0.0, o.tif, "", o.account, "O", 0, self.faults.echo(o.ref),
             o.perm_id, 0, 0, 0.0, "", "", "", "",
             "",                                    # faProfile (version < 177)
             "", "", "", "", "", 0, "", "", "", "", "", "", "", 0, 0, 0, "", 0, 0, "", 0, "", "",
@@ -1007,6 +1025,72 @@ class FakeGateway:
             o.reason or status,
             "", "", "", "", "",
         ]
+
+
+class Faults:
+    """A misbehaving gateway, scripted from a test: ``gw.faults.stall(2)``, ``gw.faults.drop_ref =
+    True``, ``gw.faults.report_late(0.5)``, ``gw.call(gw.faults.start_outage, 1.0)``. Flags and
+    ``stall`` may be set from any thread; ``outage`` runs on the gateway's loop (``gw.call``)."""
+
+    def __init__(self, gw: "FakeGateway") -> None:
+        self.gw = gw
+        self.drop_ref = False        # orderRef left empty in openOrder, completedOrder, execDetails
+        self.late = 0.0              # see report_late
+        self.stalled_until = 0.0
+        self.returning: dict[int, list[GwOrder]] = {}  # client id -> orders to fill on its return
+
+    def stall(self, seconds: float) -> None:
+        """For ``seconds`` the gateway keeps every socket open and accepts new ones, reads every
+        request and answers none (a handshake neither); orders it already holds keep working at
+        IB, and what they report meanwhile is lost."""
+        self.stalled_until = time.time() + float(seconds)
+
+    def stalled(self) -> bool:
+        return time.time() < self.stalled_until
+
+    def echo(self, ref: str) -> str:
+        return "" if self.drop_ref else ref
+
+    def report_late(self, seconds: float) -> None:
+        """From now on, for ``seconds`` after a client connects again, the orders it placed on an
+        earlier connection are missing from every answer (open and completed orders, executions)
+        and their updates are not sent; they keep working meanwhile. 0 turns it off."""
+        self.late = float(seconds)
+
+    def hidden(self, conn: Connection, order: GwOrder) -> bool:
+        return bool(self.late) and order.client_id == conn.client_id \
+            and order.connection != conn.serial and time.time() - conn.started < self.late
+
+    async def outage(self, seconds: float, fill_resting: bool = True, lasting: Optional[float] = None) -> None:
+        """The gateway goes away: every socket closed and connections refused for ``seconds``.
+        With ``fill_resting`` every working order fills in full meanwhile (a limit order at its
+        limit), stamped ``lasting`` seconds (default ``seconds``) before the gateway is back, so a
+        test can stage an outage of minutes in a second; the client hears nothing of those
+        fills. The last of them fills only once its client is back, right after its first
+        open-orders request: a live fill that reaches the client before it can reconcile."""
+        gw = self.gw
+        gw.server.close()
+        gw.drop()
+        await gw.server.wait_closed()
+        resting = [o for o in gw.orders if not o.done] if fill_resting else []
+        stamp = time.time() + seconds - (seconds if lasting is None else float(lasting))
+        for order in resting[:-1]:
+            gw._fill(order, order.remaining, self._price(order), when=stamp)
+        for order in resting[-1:]:
+            self.returning.setdefault(order.client_id, []).append(order)
+        await asyncio.sleep(seconds)
+        gw.server = await asyncio.start_server(gw._serve, gw.host, gw.port)
+
+    def start_outage(self, seconds: float, fill_resting: bool = True, lasting: Optional[float] = None) -> None:
+        asyncio.get_running_loop().create_task(self.outage(seconds, fill_resting, lasting))
+
+    def fill_returning(self, conn: Connection) -> None:
+        for order in self.returning.pop(conn.client_id, []):
+            if not order.done:
+                self.gw._fill(order, order.remaining, self._price(order))
+
+    def _price(self, order: GwOrder) -> float:
+        return order.limit if order.limit is not None else self.gw.prices[order.inst.symbol]
 
 
 def _last(values: list[float], ok: list[bool]) -> float:

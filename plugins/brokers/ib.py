@@ -25,6 +25,11 @@ Connection state machine (``pipeline.live.LiveBroker`` documents the states):
 - 321 "Read-Only": the API is read-only and takes no order: ``failed``, saying how to allow
   orders; 326 (client id in use) is a connection error that says so.
 
+- a request unanswered for ``timeout`` seconds (a gateway that keeps the socket open and stops
+  answering): the same as a lost socket; the socket is closed, ``disconnected`` reported and
+  the reconnect loop takes over; the request raises ``NotConnected`` (the runner waits for the
+  connection, up to ``max_outage`` seconds, and asks again).
+
 A gateway that cannot be reached after ``connect_attempts`` tries is a one-line error naming
 host:port and what to do. Host, port, client id and account come from the config or the
 environment (``IB_HOST``, ``IB_PORT``, ``IB_CLIENT_ID``, ``IB_ACCOUNT``; see
@@ -41,7 +46,6 @@ most accounts.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import math
 import random
@@ -77,7 +81,7 @@ class IBBroker(Broker, LiveBroker):
     rules = {"port": "[1, 65535]", "client_id": "[0, 2147483647]", "timeout": "(0, 600]",
              "connect_attempts": "[1, 1000]", "reconnect_attempts": "[1, 1000000]",
              "reconnect_delay": "(0, 600]", "reconnect_max_delay": "(0, 3600]",
-             "quote_timeout": "(0, 60]", "lot_size": "(0, inf)"}
+             "quote_timeout": "(0, 60]", "lot_size": "(0, inf)", "max_outage": "(0, inf)"}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 4002, client_id: int = 17,
                  account: Optional[str] = None, live: bool = False, exchange: str = "SMART",
@@ -85,7 +89,7 @@ class IBBroker(Broker, LiveBroker):
                  reconnect_attempts: Optional[int] = None, reconnect_delay: float = 0.5,
                  reconnect_max_delay: float = 30.0, pause_on_farm_broken: bool = True,
                  quote_timeout: float = 2.0, unfilled: Literal["cancel", "sweep"] = "cancel",
-                 lot_size: Optional[float] = 1.0) -> None:
+                 lot_size: Optional[float] = 1.0, max_outage: Optional[float] = 1800.0) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -102,6 +106,7 @@ class IBBroker(Broker, LiveBroker):
         self.quote_timeout = quote_timeout
         self.unfilled = unfilled
         self.lot_size = lot_size
+        self.max_outage = max_outage
 
     # ------------------------------------------------------------ backtest: not this broker
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
@@ -129,6 +134,7 @@ class IBBroker(Broker, LiveBroker):
         self._contracts: dict = {}
         self._ticks: dict[str, float] = {}
         self._reconnecting: Optional[asyncio.Task] = None
+        self._dropped_because: Optional[str] = None
         self.ib_ = IB()
         self.ib_.RaiseRequestErrors = False
         ib = self.ib_
@@ -250,7 +256,8 @@ class IBBroker(Broker, LiveBroker):
             return
         self._state = "disconnected"
         self._update_ready()
-        self._listener.on_connection("disconnected", f"socket to {self.where()} lost; reconnecting")
+        why, self._dropped_because = self._dropped_because, None
+        self._listener.on_connection("disconnected", why or f"socket to {self.where()} lost; reconnecting")
         self._reconnecting = asyncio.ensure_future(self._reconnect())
 
     async def _reconnect(self) -> None:
@@ -320,6 +327,23 @@ class IBBroker(Broker, LiveBroker):
                       f"it takes no orders; untick 'Read-Only API' (IB Gateway: Configure > Settings > API > "
                       f"Settings; TWS: File > Global Configuration > API > Settings) and run again")
 
+    async def _ask(self, request, what: str):
+        """``await request()`` within ``timeout``. A gateway that does not answer in time is treated
+        as gone (the socket is closed and the reconnect loop takes over): ``NotConnected``."""
+        if not self.ib_.isConnected():
+            raise NotConnected(f"not connected to {self.where()}")
+        try:
+            return await asyncio.wait_for(request(), self.timeout)
+        except asyncio.TimeoutError:
+            detail = (f"{self.where()} did not answer {what} within broker.timeout={self.timeout:g}s: "
+                      f"taken as a lost connection; reconnecting")
+            if self.ib_.isConnected():
+                self._dropped_because = detail
+                self.ib_.disconnect()  # reports disconnected and starts the reconnect loop
+            raise NotConnected(detail) from None
+        except ConnectionError as exc:  # the socket went away mid-request
+            raise NotConnected(f"{self.where()}: {exc}") from None
+
     async def _resubscribe(self) -> None:
         ib = self.ib_
         try:
@@ -346,8 +370,9 @@ class IBBroker(Broker, LiveBroker):
         from ib_async import Stock
 
         async def one(symbol: str):
-            details = await asyncio.wait_for(
-                self.ib_.reqContractDetailsAsync(Stock(symbol, self.exchange, self.currency)), self.timeout)
+            details = await self._ask(
+                lambda: self.ib_.reqContractDetailsAsync(Stock(symbol, self.exchange, self.currency)),
+                f"the contract details of {symbol}")
             details = [d for d in details if d.contract.secType == "STK"]
             return symbol, details
 
@@ -382,7 +407,7 @@ class IBBroker(Broker, LiveBroker):
         return not self._account or account == self._account
 
     async def positions(self) -> dict[str, float]:
-        rows = await asyncio.wait_for(self.ib_.reqPositionsAsync(), self.timeout)
+        rows = await self._ask(self.ib_.reqPositionsAsync, "the positions request")
         out: dict[str, float] = {}
         for p in rows:
             if self._mine(p.account) and p.contract.secType == "STK" and p.position:
@@ -408,7 +433,8 @@ class IBBroker(Broker, LiveBroker):
     async def net_liquidation(self) -> float:
         value = self.equity()
         if value is None:
-            rows = await asyncio.wait_for(self.ib_.accountSummaryAsync(self._account or ""), self.timeout)
+            rows = await self._ask(lambda: self.ib_.accountSummaryAsync(self._account or ""),
+                                   "the account summary request")
             for v in rows:
                 if v.tag == "NetLiquidation":
                     value = float(v.value)
@@ -460,13 +486,19 @@ class IBBroker(Broker, LiveBroker):
         return getattr(self, "_quote_problem", "")
 
     # ------------------------------------------------------------ orders
+    def next_order_id(self) -> int:
+        try:
+            return self.ib_.client.getReqId()
+        except ConnectionError:
+            raise NotConnected(f"not connected to {self.where()}") from None
+
     def place(self, order: LiveOrder) -> None:
         from ib_async import Order
 
         if not self.ib_.isConnected():
             raise NotConnected(f"not connected to {self.where()}")
         contract = self._contracts[order.symbol]
-        ib_order = Order(action="BUY" if order.quantity > 0 else "SELL",
+        ib_order = Order(orderId=order.order_id or 0, action="BUY" if order.quantity > 0 else "SELL",
                          totalQuantity=abs(order.quantity),
                          orderType="MKT" if order.limit is None else "LMT",
                          tif=order.tif, orderRef=order.ref, account=self._account or "",
@@ -492,7 +524,7 @@ class IBBroker(Broker, LiveBroker):
         return True
 
     async def cancel_open(self) -> list[str]:
-        trades = await asyncio.wait_for(self.ib_.reqOpenOrdersAsync(), self.timeout)
+        trades = await self._ask(self.ib_.reqOpenOrdersAsync, "the open orders request")
         refs = []
         for trade in trades:
             if not trade.isDone() and trade.order.clientId in (self.client_id, 0):
@@ -500,35 +532,23 @@ class IBBroker(Broker, LiveBroker):
                 refs.append(trade.order.orderRef)
         return refs
 
-    async def known_orders(self) -> dict[str, OrderUpdate]:
+    async def known_orders(self) -> list[OrderUpdate]:
         ib = self.ib_
-        await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), self.timeout)
+        await self._ask(lambda: ib.reqCompletedOrdersAsync(apiOnly=True), "the completed orders request")
         # every client's open orders, so that an orderRef placed under another client id is
         # known too (and never sent twice), then this client's, which keep their status
-        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self.timeout)
-        await asyncio.wait_for(ib.reqOpenOrdersAsync(), self.timeout)
-        out: dict[str, OrderUpdate] = {}
-        for trade in ib.trades():
-            ref = trade.order.orderRef
-            if not ref:
-                continue
-            # an order this connection handed over and the gateway has not acknowledged yet
-            # is in flight (TCP delivers it): known, so never sent again
-            update = _update(trade)
-            current = out.get(ref)
-            if current is None or (current.status in ("Cancelled", "Filled", "ApiCancelled", "Inactive")
-                                   and update.status not in ("Cancelled", "Filled", "ApiCancelled",
-                                                             "Inactive")):
-                out[ref] = update
-        return out
+        await self._ask(ib.reqAllOpenOrdersAsync, "the open orders request")
+        await self._ask(ib.reqOpenOrdersAsync, "the open orders request")
+        # with the orders this connection handed over and the gateway has not acknowledged yet;
+        # without an orderRef too (the runner knows them by their ids)
+        return [_update(trade) for trade in ib.trades()]
 
-    async def executions(self, since: Optional[float] = None) -> list[Execution]:
+    async def executions(self) -> list[Execution]:
         from ib_async import ExecutionFilter
 
-        stamp = "" if since is None else dt.datetime.fromtimestamp(since, dt.timezone.utc).strftime(
-            "%Y%m%d-%H:%M:%S")
-        flt = ExecutionFilter(clientId=self.client_id, acctCode=self._account or "", time=stamp)
-        fills = await asyncio.wait_for(self.ib_.reqExecutionsAsync(flt), self.timeout)
+        # no time window: the gateway's whole record (the day's) for this client and account
+        flt = ExecutionFilter(clientId=self.client_id, acctCode=self._account or "")
+        fills = await self._ask(lambda: self.ib_.reqExecutionsAsync(flt), "the executions request")
         known = self.ib_.wrapper.fills
         out = []
         for fill in fills:
@@ -538,7 +558,7 @@ class IBBroker(Broker, LiveBroker):
 
     # ------------------------------------------------------------ events -> listener
     def _on_trade(self, trade) -> None:
-        if trade.order.orderRef:
+        if trade.order.orderRef or trade.order.orderId or trade.order.permId:
             update = _update(trade)
             if update.error_code == 321 and READ_ONLY in update.message.lower():
                 self._refuse(update.message)  # before the order's refusal, so it is not counted a reject
@@ -563,10 +583,14 @@ def _update(trade) -> OrderUpdate:
     state = status.status
     if state == "ValidationError" and code == 321 and READ_ONLY in message.lower():
         state = "Inactive"  # ib_async keeps it as a warning; the gateway never took the order
-    return OrderUpdate(ref=trade.order.orderRef, status=state, filled=float(status.filled or 0),
+    filled = float(status.filled or 0)
+    completed = trade.order.filledQuantity  # a completed order reports it here, not in its status
+    if not filled and completed is not None and 0 < float(completed) < 1e300:
+        filled = float(completed)
+    return OrderUpdate(ref=trade.order.orderRef, status=state, filled=filled,
                        remaining=float(status.remaining or 0), avg_price=float(status.avgFillPrice or 0),
                        order_id=trade.order.orderId or None, perm_id=trade.order.permId or None,
-                       error_code=int(code or 0), message=message)
+                       error_code=int(code or 0), message=message, client_id=trade.order.clientId)
 
 
 def _execution(fill) -> Execution:

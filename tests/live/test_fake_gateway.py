@@ -219,3 +219,50 @@ def test_open_and_completed_order_messages_decode_field_by_field(gateway):
     contract, o, state = seen["done"]
     assert (o.permId, o.orderRef, o.filledQuantity, state.status) == (123456, "rt:r:1:AAPL:3", 5.0, "Submitted")
     assert not math.isnan(o.lmtPrice)
+
+
+def test_faults_stall_drop_ref_report_late_and_outage_with_resting_fills(gateway):
+    """Each fault of ``gw.faults`` as the real client meets it."""
+    async def main():
+        ib = await connect(gateway)
+        aapl, ko = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"), Stock("KO", "SMART", "USD"))
+        # a stall: the socket stays open, a request gets no answer until it is over
+        gateway.faults.stall(0.6)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ib.reqPositionsAsync(), 0.3)
+        await asyncio.sleep(0.4)
+        assert await asyncio.wait_for(ib.reqPositionsAsync(), 2) == []
+        # no orderRef echo: the gateway's openOrder overwrites the client's, executions carry none
+        gateway.faults.drop_ref = True
+        trade = ib.placeOrder(ko, MarketOrder("BUY", 4, orderRef="mine"))
+        await until(lambda: trade.isDone())
+        assert trade.order.orderRef == "" and {f.execution.orderRef for f in trade.fills} == {""}
+        gateway.faults.drop_ref = False
+        # late reports: a client back on a new connection does not see its earlier orders at first
+        resting = ib.placeOrder(aapl, LimitOrder("BUY", 5, 1.0, orderRef="rest"))
+        await until(lambda: resting.orderStatus.status == "Submitted")
+        gateway.faults.report_late(0.5)
+        ib.disconnect()
+        ib = await connect(gateway)
+        assert [t.order.orderRef for t in await ib.reqOpenOrdersAsync()] == []
+        assert await ib.reqExecutionsAsync() == []
+        await asyncio.sleep(0.5)
+        assert [t.order.orderRef for t in await ib.reqOpenOrdersAsync()] == ["rest"]
+        assert len(await ib.reqExecutionsAsync()) == 2
+        gateway.faults.report_late(0)
+        # an outage: a resting order fills while the client is away, stamped `lasting` ago
+        second = ib.placeOrder(ko, LimitOrder("BUY", 3, 1.0, orderRef="rest2"))
+        await until(lambda: second.orderStatus.status == "Submitted")
+        ib.disconnect()
+        await asyncio.to_thread(gateway.call, gateway.faults.start_outage, 0.3, True, 400.0)
+        await asyncio.sleep(0.1)
+        with pytest.raises(ConnectionRefusedError):
+            await connect(gateway)
+        await asyncio.sleep(0.4)
+        ib = await connect(gateway)
+        fills = {f.execution.orderRef: f for f in await ib.reqExecutionsAsync()}
+        assert fills["rest"].execution.price == 1.0 and fills["rest2"].execution.price == 1.0
+        assert time.time() - fills["rest"].execution.time.timestamp() > 399  # filled meanwhile
+        assert time.time() - fills["rest2"].execution.time.timestamp() < 60  # the last: on return
+        ib.disconnect()
+    run(main())
