@@ -144,7 +144,15 @@ class IBBroker(Broker, LiveBroker):
         ib.openOrderEvent += self._on_trade
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
+        ib.client.throttleStart += self._on_throttle
         await self._connect(self.connect_attempts, first=True)
+
+    def _on_throttle(self) -> None:
+        # IB's API takes about 50 messages a second; ib_async queues the rest, so children go
+        # out later than their bins say
+        client = self.ib_.client
+        log.warning("IB API pacing: more than %d requests in %gs; the rest are queued and sent late",
+                    client.MaxRequests, client.RequestsInterval)
 
     async def stop(self) -> None:
         self._stopping = True

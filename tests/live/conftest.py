@@ -37,7 +37,7 @@ SAMPLE = ("data=sp500", "mode.max_data_age=null")
 def paper_args(gw: FakeGateway, tmp: Path, *extra: str) -> list[str]:
     """A fast paper run: buy-and-hold four symbols, TWAP over 3 bins of 0.3 s, one tick."""
     return ["mode=paper", "broker=ib", f"broker.port={gw.port}", "broker.reconnect_delay=0.1",
-            "mode.run_once=true", "mode.bins=3", "mode.bin_seconds=0.3", "mode.ack_timeout=2",
+            "mode.run_once=true", "mode.bins=3", "mode.bin_seconds=0.5", "mode.ack_timeout=2",
             "mode.settle_seconds=10", f"mode.state_dir={tmp / 'state'}", f"out_dir={tmp / 'out'}",
             "mode.pretrade.max_orders_per_second=100", "strategy=buy_and_hold", "execution=twap",
             "schedule.rebalance=daily", *SAMPLE, f"data.symbols=[{','.join(SYMBOLS)}]",
