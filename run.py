@@ -10,13 +10,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import hydra  # noqa: E402
 
-from pipeline.cli import guarded, report_user_errors  # noqa: E402
+from pipeline.app.cli import guarded, report_user_errors  # noqa: E402
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 @report_user_errors
 def main(cfg):
-    from pipeline.runner import main as task
+    from pipeline.app.runner import main as task
 
     return task(cfg)
 

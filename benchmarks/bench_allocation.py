@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from pipeline import estimators
-from pipeline.contracts import Allocator
-from pipeline.params import build
-from pipeline.schedule import decision_bars
+from pipeline.core import estimators
+from pipeline.core.contracts import Allocator
+from pipeline.core.params import build
+from pipeline.core.schedule import decision_bars
 from plugins.allocation._solvers import risk_budget_weights, risk_contributions
 from plugins.data.sp500 import SP500
 

@@ -32,10 +32,10 @@ TARGET = 2.0
 def in_process(overrides: list[str], repeat: int) -> float:
     from hydra import compose, initialize_config_dir
 
-    from pipeline import config
-    from pipeline.engine import backtest
-    from pipeline.runner import build_stages
-    from pipeline.schedule import decision_bars
+    from pipeline.app import config
+    from pipeline.backtest.engine import backtest
+    from pipeline.app.runner import build_stages
+    from pipeline.core.schedule import decision_bars
 
     config.register()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

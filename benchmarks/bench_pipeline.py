@@ -21,15 +21,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def in_process(rule: str, repeat: int = 7) -> float:
-    from pipeline.engine import backtest
-    from pipeline.schedule import decision_bars
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
     from plugins.allocation.equal_weight import EqualWeight
-    from plugins.brokers.sim import SimBroker
+    from plugins.broker.sim import SimBroker
     from plugins.data.sp500 import SP500
     from plugins.execution.market import Market
     from plugins.risk.max_gross_leverage import MaxGrossLeverage
     from plugins.risk.max_weight import MaxWeight
-    from plugins.strategies.buy_and_hold import BuyAndHold
+    from plugins.strategy.buy_and_hold import BuyAndHold
 
     data = SP500().load()
     times = []

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 def from_yaml(name: str, **override):
     from omegaconf import OmegaConf
 
-    from pipeline.contracts import Strategy
-    from pipeline.params import build
+    from pipeline.core.contracts import Strategy
+    from pipeline.core.params import build
 
     node = OmegaConf.load(ROOT / "conf" / "strategy" / f"{name}.yaml")[name]
     for key, value in override.items():
@@ -36,8 +36,8 @@ def from_yaml(name: str, **override):
 
 
 def cases(slow: bool):
-    from plugins.strategies.momentum import Momentum
-    from plugins.strategies.pairs import Pairs
+    from plugins.strategy.momentum import Momentum
+    from plugins.strategy.pairs import Pairs
 
     out = [
         ("momentum (12-1, top 5)", lambda: from_yaml("momentum")),
@@ -76,10 +76,10 @@ def timed(make, data, at) -> tuple[float, int]:
 
 
 def main() -> None:
-    from pipeline.schedule import decision_bars
+    from pipeline.core.schedule import decision_bars
     from plugins.data.lob_synthetic import synthetic_book
     from plugins.data.sp500 import SP500
-    from plugins.strategies.microstructure import Microstructure
+    from plugins.strategy.microstructure import Microstructure
 
     slow = "--slow" in sys.argv
     data = SP500().load()

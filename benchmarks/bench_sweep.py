@@ -48,15 +48,15 @@ def main() -> None:
     boot = startup()
     ten, _ = sweep(f"strategy.momentum.lookback={','.join(LOOKBACKS.split(',')[:10])}")
     sys.path.insert(0, str(ROOT))
-    from pipeline.engine import backtest
-    from pipeline.schedule import decision_bars
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
     from plugins.allocation.equal_weight import EqualWeight
-    from plugins.brokers.sim import SimBroker
+    from plugins.broker.sim import SimBroker
     from plugins.data.sp500 import SP500
     from plugins.execution.market import Market
     from plugins.risk.max_gross_leverage import MaxGrossLeverage
     from plugins.risk.max_weight import MaxWeight
-    from plugins.strategies.momentum import Momentum
+    from plugins.strategy.momentum import Momentum
 
     data = SP500().load()
     start = time.perf_counter()

@@ -83,10 +83,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.contracts import Allocator  # noqa: E402
-from pipeline.engine import backtest  # noqa: E402
-from pipeline.market import MarketData  # noqa: E402
-from pipeline.schedule import decision_bars  # noqa: E402
+from pipeline.core.contracts import Allocator  # noqa: E402
+from pipeline.backtest.engine import backtest  # noqa: E402
+from pipeline.core.market import MarketData  # noqa: E402
+from pipeline.core.schedule import decision_bars  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 CAPITAL = 1_000_000.0
@@ -171,9 +171,9 @@ def robo_runner(data: MarketData, rule: str, allocator_factory: Callable[[], All
     """A no-argument callable running robo-trader's backtest as benchmarks/bench_pipeline.py
     does (data loaded, components built outside; no recording), returning the equity curve
     from the first decision on and the first decision bar."""
-    from plugins.brokers.sim import SimBroker
+    from plugins.broker.sim import SimBroker
     from plugins.execution.market import Market
-    from plugins.strategies.buy_and_hold import BuyAndHold
+    from plugins.strategy.buy_and_hold import BuyAndHold
 
     bars = decision_bars(data.index, rule)
 
@@ -186,7 +186,7 @@ def robo_runner(data: MarketData, rule: str, allocator_factory: Callable[[], All
 
 def erc_table(data: MarketData, rule: str) -> tuple[np.ndarray, np.ndarray]:
     """robo-trader's RiskParity weights at every decision (what the peers are fed)."""
-    from plugins.strategies.buy_and_hold import BuyAndHold
+    from plugins.strategy.buy_and_hold import BuyAndHold
 
     at = decisions(data, rule)
     signals = BuyAndHold().signal(data, at)

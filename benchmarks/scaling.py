@@ -53,13 +53,13 @@ def one(n_symbols: int, n_bars: int, repeat: int) -> dict:
     """Run one size in this process; returns the measurements (called in a child process)."""
     import numpy as np
 
-    from pipeline.engine import backtest
-    from pipeline.schedule import decision_bars
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
     from plugins.allocation.risk_parity import RiskParity
-    from plugins.brokers.sim import SimBroker
+    from plugins.broker.sim import SimBroker
     from plugins.data.synthetic import Synthetic
     from plugins.execution.market import Market
-    from plugins.strategies.buy_and_hold import BuyAndHold
+    from plugins.strategy.buy_and_hold import BuyAndHold
 
     from plugins.allocation.equal_weight import EqualWeight
 

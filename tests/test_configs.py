@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from pipeline import config, registry
-from pipeline.runner import build_stages
+from pipeline.app import config
+from pipeline.app import registry
+from pipeline.app.runner import build_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "conf")
@@ -77,7 +78,7 @@ def test_13_11_one_plugin_name_from_two_packages_is_an_error_naming_both(tmp_pat
     import subprocess
     import sys
 
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     _fake_distribution(tmp_path, "alpha-signals", "alpha_signals:Contrarian")
     _fake_distribution(tmp_path, "beta-signals", "beta_signals.contrarian:Contrarian")
@@ -94,7 +95,7 @@ def test_13_11_one_plugin_name_from_two_packages_is_an_error_naming_both(tmp_pat
     finally:
         registry.registered.cache_clear()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    for command in (["-m", "pipeline.registry"], [str(ROOT / "run.py"), f"out_dir={tmp_path / 'out'}"]):
+    for command in (["-m", "pipeline.app.registry"], [str(ROOT / "run.py"), f"out_dir={tmp_path / 'out'}"]):
         proc = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=tmp_path,
                               timeout=120, env=env)
         assert proc.returncode == 2 and proc.stderr == f"robo-trader: config error: {expected}\n", command

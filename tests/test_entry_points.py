@@ -26,7 +26,7 @@ version = "0.1.0"
 
 MODULE = '''\
 import numpy as np
-from pipeline.contracts import Strategy
+from pipeline.core.contracts import Strategy
 
 
 class Contrarian(Strategy):
@@ -67,7 +67,7 @@ def _run(site, *args):
 
 
 def test_installed_plugin_is_listed(site):
-    proc = _run(site, "-m", "pipeline.registry")
+    proc = _run(site, "-m", "pipeline.app.registry")
     assert proc.returncode == 0, proc.stderr
     assert "contrarian" in proc.stdout and "tiny-robo-plugin" in proc.stdout
 

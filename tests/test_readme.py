@@ -246,7 +246,7 @@ COMMANDS: dict[str, Run | Mapped] = {
     "python run.py schedule.rebalance=daily schedule.drift=0.05": Run(trades_on_drift),
     "python run.py -m strategy.momentum.lookback=63,126,252 allocation=equal_weight,inverse_vol":
         Run(_sweep_completed(6)),
-    "python -m pipeline.registry": Run(lists_plugins_and_options),
+    "python -m pipeline.app.registry": Run(lists_plugins_and_options),
     "python run.py allocation=inverse_vol allocation.lookbak=60": Run(shows_its_output),
     "python run.py risk.max_weight=-1": Run(shows_its_output),
     "python run.py experiment=long_short": Run(long_short_preset),
@@ -267,16 +267,16 @@ COMMANDS: dict[str, Run | Mapped] = {
         Mapped(RAY, RAY_WHY),
     "bash benchmarks/ray_env.sh": Mapped(RAY, RAY_WHY),
     "ROBO_TEST_RAY=1 pytest tests/test_ray_launcher.py": Mapped(RAY, RAY_WHY),
-    "python -m plugins.brokers.fake_gateway --port 4002": Mapped(
+    "python -m plugins.broker.ib.fake_gateway --port 4002": Mapped(
         GATEWAY, "a free port for 4002; the gateway is stopped by SIGINT at the end"),
     "python run.py mode=paper broker=ib data=ib broker.port=4002 mode.run_once=true": Mapped(
         GATEWAY, "the fake gateway's free port for 4002, mode.state_dir and out_dir under tmp_path"),
     "python run.py mode=paper broker=ib data=ib mode.at=09:35": Mapped(
         "tests/live/test_paper.py::test_scheduled_ticks_every_n_seconds",
         "mode.every_seconds=1 mode.max_ticks=2 against the fake gateway instead of waiting for 09:35"),
-    "python -m pipeline.killswitch on|off": Run(kill_switch_on_then_off, (
-        "python -m pipeline.killswitch on", "python -m pipeline.killswitch status",
-        "python -m pipeline.killswitch off")),
+    "python -m pipeline.live.killswitch on|off": Run(kill_switch_on_then_off, (
+        "python -m pipeline.live.killswitch on", "python -m pipeline.live.killswitch status",
+        "python -m pipeline.live.killswitch off")),
     "python run.py --help": Run(help_lists_groups),
     "python -m pipeline.dashboard replay outputs/<date>/<time> --token secret": Mapped(
         "tests/report/test_dashboard.py::test_replay_command_line",
@@ -377,8 +377,8 @@ def test_13_8_readme_command_runs_as_shown(command, spec, tmp_path):
 def test_13_8_killswitch_defaults_to_the_state_dir_mode_paper_uses(tmp_path, monkeypatch, capsys):
     from hydra import compose, initialize_config_dir
 
-    from pipeline import config
-    from pipeline.killswitch import default_state_dir, main
+    from pipeline.app import config
+    from pipeline.live.killswitch import default_state_dir, main
 
     config.register()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

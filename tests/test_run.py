@@ -123,7 +123,7 @@ def _one_line(proc):
 def test_13_10_a_yaml_syntax_error_in_a_strategy_file_names_file_line_and_column(tmp_path):
     (tmp_path / "conf" / "strategy").mkdir(parents=True)
     broken = tmp_path / "conf" / "strategy" / "mine.yaml"
-    broken.write_text("mine:\n  _target_: plugins.strategies.momentum.Momentum\n  lookback: [63\n  top_k: 3\n")
+    broken.write_text("mine:\n  _target_: plugins.strategy.momentum.Momentum\n  lookback: [63\n  top_k: 3\n")
     line = _one_line(run(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "strategy=mine",
                          f"out_dir={tmp_path / 'out'}", check=False))
     assert line == (f"robo-trader: config error: {broken}, line 4, column 8: invalid YAML: expected ',' "
@@ -165,10 +165,10 @@ def test_a_strategy_added_by_yaml_and_target_alone(tmp_path):
     """A new YAML on Hydra's search path, pointing _target_ at a user's own class."""
     (tmp_path / "conf" / "strategy").mkdir(parents=True)
     (tmp_path / "conf" / "strategy" / "fast_momentum.yaml").write_text(
-        "fast_momentum:\n  _target_: plugins.strategies.momentum.Momentum\n  lookback: 63\n  top_k: 3\n")
+        "fast_momentum:\n  _target_: plugins.strategy.momentum.Momentum\n  lookback: 63\n  top_k: 3\n")
     (tmp_path / "conf" / "strategy" / "mine.yaml").write_text("mine:\n  _target_: my_signals.Contrarian\n")
     (tmp_path / "my_signals.py").write_text(
-        "import numpy as np\nfrom pipeline.contracts import Strategy\n\n"
+        "import numpy as np\nfrom pipeline.core.contracts import Strategy\n\n"
         "class Contrarian(Strategy):\n    def __init__(self, lookback: int = 20):\n"
         "        self.lookback = lookback\n    def warmup(self):\n        return self.lookback\n"
         "    def signal(self, data, at):\n"
@@ -194,7 +194,7 @@ def test_multirun_sweeps_into_its_folder(tmp_path):
 
 
 def test_listing_plugins():
-    proc = subprocess.run([sys.executable, "-m", "pipeline.registry"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "pipeline.app.registry"], capture_output=True,
                           text=True, check=True)
     for name in ("momentum", "buy_and_hold", "equal_weight", "inverse_vol", "max_weight",
                  "max_gross_leverage", "market", "sim", "sp500", "csv", "synthetic"):

@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline import estimators
-from pipeline.contracts import Allocator
+from pipeline.core import estimators
+from pipeline.core.contracts import Allocator
 
 WINDOW_RULES = {"lookback": "[2, inf)", "min_history": "[2, inf)", "halflife": "(0, inf)"}
 
@@ -63,7 +63,7 @@ class WindowAllocator(Allocator):
        traded) have no risk estimate and get weight 0; if every column is constant -> the
        equal-weight fallback;
     5. ``_position_weights`` weighs the rest; a singular covariance gets the smallest ridge
-       that makes it positive definite (``pipeline.estimators.positive_definite``).
+       that makes it positive definite (``pipeline.core.estimators.positive_definite``).
 
     Subclasses set ``lookback``, ``min_history`` (and, when they estimate moments,
     ``covariance``, ``halflife``, ``expected_returns``) in ``__init__`` and implement

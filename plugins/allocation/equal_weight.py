@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.contracts import Allocator
+from pipeline.core.contracts import Allocator
 
 
 class EqualWeight(Allocator):

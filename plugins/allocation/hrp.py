@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.estimators import CovarianceMethod, correlation, sample_covariance
+from pipeline.core.estimators import CovarianceMethod, correlation, sample_covariance
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.contracts import Allocator
-from pipeline.estimators import window_sums
+from pipeline.core.contracts import Allocator
+from pipeline.core.estimators import window_sums
 from plugins.allocation._common import WINDOW_RULES, check_history
 
 # windowed sums lose a few eps of the mean square to cancellation: a variance below this
@@ -39,7 +39,7 @@ class InverseVol(Allocator):
     the last ``lookback`` bars, with weight ``lambda^age`` per observation: ``lambda = 1``
     (``covariance: sample``, divisor ``n - 1``) or ``lambda = 2^(-1/halflife)``
     (``covariance: ewma``, with the reliability-weights bias correction of
-    ``pipeline.estimators.ewma_covariance``). Only the diagonal matters here, so Ledoit-Wolf
+    ``pipeline.core.estimators.ewma_covariance``). Only the diagonal matters here, so Ledoit-Wolf
     is not offered.
 
     Fallbacks: a decision where some eligible column has fewer than ``min_history`` valid
@@ -47,7 +47,7 @@ class InverseVol(Allocator):
     weight 0 (all constant: equal weight).
 
     ``weigh`` is vectorised: the windowed (decayed) sums of ``1, r, r^2`` at every decision
-    come from block-wise cumulative sums (``pipeline.estimators.window_sums``), a few numpy
+    come from block-wise cumulative sums (``pipeline.core.estimators.window_sums``), a few numpy
     passes over the history whatever the number of decisions.
     """
 

@@ -6,7 +6,7 @@ from typing import Callable, Literal, Optional
 
 import numpy as np
 
-from pipeline.estimators import CovarianceMethod, MeanMethod
+from pipeline.core.estimators import CovarianceMethod, MeanMethod
 from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, check_bounds,
                                         check_history, weight_bounds)
 from plugins.allocation._solvers import box_qp, solve_pd

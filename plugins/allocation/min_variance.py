@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.estimators import CovarianceMethod
+from pipeline.core.estimators import CovarianceMethod
 from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, budget_start,
                                         check_bounds, check_history, weight_bounds)
 from plugins.allocation._solvers import box_qp, solve_pd

@@ -7,8 +7,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from pipeline.errors import ConfigError
-from pipeline.estimators import CovarianceMethod
+from pipeline.core.errors import ConfigError
+from pipeline.core.estimators import CovarianceMethod
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 from plugins.allocation._solvers import risk_budget_weights
 

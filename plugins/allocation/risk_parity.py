@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.estimators import CovarianceMethod
+from pipeline.core.estimators import CovarianceMethod
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 from plugins.allocation._solvers import risk_budget_weights
 

@@ -10,8 +10,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ConfigError, DataError
-from pipeline.market import MarketData
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.market import MarketData
 
 US_TZ = "America/New_York"
 US_CLOSE = pd.Timedelta(hours=16)

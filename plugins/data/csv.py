@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
-from pipeline.contracts import DataSource
-from pipeline.errors import ConfigError, DataError
-from pipeline.market import MarketData
+from pipeline.core.contracts import DataSource
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.market import MarketData
 from plugins.data._frames import US_TZ, adjusted, as_ns, at_close, day, is_daily, select
 
 ROLES = ("date", "symbol", "open", "high", "low", "close", "adj_close", "volume")

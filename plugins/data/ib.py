@@ -34,10 +34,10 @@ from typing import Literal, Optional
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import DataSource
-from pipeline.errors import DataError
-from pipeline.market import MarketData
-from pipeline.pretrade import Window
+from pipeline.core.contracts import DataSource
+from pipeline.core.errors import DataError
+from pipeline.core.market import MarketData
+from pipeline.live.pretrade import Window
 from plugins.data._frames import select
 
 log = logging.getLogger("robo_trader.ib_data")

@@ -21,7 +21,7 @@ are auction prints without an aggressor and are left out; halts (type 7) are kep
 
 The ``OrderBook`` is the data contract the microstructure strategy reads (by attribute, so
 the strategy does not import this module). MarketData (daily fields) cannot carry it; it is
-used from Python, see ``plugins/strategies/microstructure.py``.
+used from Python, see ``plugins/strategy/microstructure.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 PRICE_SCALE = 10_000
 DUMMY = 9_999_999_999

@@ -6,8 +6,8 @@ from typing import Optional
 
 import pandas as pd
 
-from pipeline.contracts import DataSource
-from pipeline.market import MarketData
+from pipeline.core.contracts import DataSource
+from pipeline.core.market import MarketData
 from plugins.data._frames import adjusted, at_close, bundled_file, select
 
 SOURCE = "stocks (bokeh_sampledata's stocks.csv.gz)"

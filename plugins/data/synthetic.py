@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import DataSource
-from pipeline.market import MarketData
+from pipeline.core.contracts import DataSource
+from pipeline.core.market import MarketData
 from plugins.data._frames import at_close, parse_date, select
 
 BARS_PER_YEAR = 252

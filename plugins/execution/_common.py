@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.contracts import Bins, ChildOrders, ExecutionAlgo, Orders, Session
+from pipeline.core.contracts import Bins, ChildOrders, ExecutionAlgo, Orders, Session
 
 WINDOW_RULES = {"start": "[0, 1]", "end": "[0, 1]", "limit_bps": "(-10000, 10000)",
                 "max_participation": "(0, 1]", "min_slice": "[0, inf)"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.contracts import ChildOrders, ExecutionAlgo, Orders, Session
+from pipeline.core.contracts import ChildOrders, ExecutionAlgo, Orders, Session
 from plugins.execution._common import WINDOW_RULES, check_window, limit_prices, slice_unit, window_of
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.contracts import Bins, Orders
+from pipeline.core.contracts import Bins, Orders
 from plugins.execution._common import WINDOW_RULES, Scheduled, Window, check_window
 
 # beyond kappa * tau = 50 the whole order goes in the first bin to machine precision

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from pipeline.contracts import AUCTION, ChildOrders, ExecutionAlgo, Orders, Session
+from pipeline.core.contracts import AUCTION, ChildOrders, ExecutionAlgo, Orders, Session
 
 
 class Market(ExecutionAlgo):

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.contracts import AUCTION, ChildOrders, ExecutionAlgo, Orders, Session
+from pipeline.core.contracts import AUCTION, ChildOrders, ExecutionAlgo, Orders, Session
 from plugins.execution._common import WINDOW_RULES, check_window, to_children, window_of
 from plugins.execution.implementation_shortfall import ImplementationShortfall
 from plugins.execution.pov import POV

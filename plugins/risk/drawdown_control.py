@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.contracts import Book, Constraint
+from pipeline.core.contracts import Book, Constraint
 
 _TOL = 1e-12
 

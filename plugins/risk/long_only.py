@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.contracts import Constraint, RiskContext
+from pipeline.core.contracts import Constraint, RiskContext
 
 
 class LongOnly(Constraint):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.contracts import Constraint, RiskContext
+from pipeline.core.contracts import Constraint, RiskContext
 
 
 class MaxGrossLeverage(Constraint):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.contracts import Constraint, RiskContext
-from pipeline.weights import cap
+from pipeline.core.contracts import Constraint, RiskContext
+from pipeline.core.weights import cap
 
 
 class MaxWeight(Constraint):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.contracts import Book, Constraint
+from pipeline.core.contracts import Book, Constraint
 
 
 class MinTrade(Constraint):

@@ -6,8 +6,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from pipeline.contracts import Constraint, RiskContext
-from pipeline.errors import ConfigError
+from pipeline.core.contracts import Constraint, RiskContext
+from pipeline.core.errors import ConfigError
 
 _TOL = 1e-12
 

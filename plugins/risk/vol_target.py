@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import estimators
-from pipeline.contracts import Constraint, RiskContext
-from pipeline.errors import ConfigError
+from pipeline.core import estimators
+from pipeline.core.contracts import Constraint, RiskContext
+from pipeline.core.errors import ConfigError
 
 
 class VolTarget(Constraint):
@@ -15,8 +15,8 @@ class VolTarget(Constraint):
 
     Estimator: for the decision at bar ``t``, the returns of the held columns over the
     ``lookback`` bars ending at ``t`` (``ctx.returns[t - lookback + 1 : t + 1]``, nothing
-    after ``t``), rows with a NaN dropped (``pipeline.estimators.complete_rows``); their
-    ``covariance`` (``pipeline.estimators.covariance``: ``sample`` -- the default, unbiased
+    after ``t``), rows with a NaN dropped (``pipeline.core.estimators.complete_rows``); their
+    ``covariance`` (``pipeline.core.estimators.covariance``: ``sample`` -- the default, unbiased
     for a fixed portfolio's variance --, ``ledoit_wolf``, or ``ewma`` with ``halflife``
     bars) gives the per-bar variance ``w' C w``, annualised by ``periods_per_year``:
     ``vol = sqrt(periods_per_year x w' C w)``. The factor is

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.brokers.fake_gateway import FakeGateway, load_market
+from plugins.broker.ib.fake_gateway import FakeGateway, load_market
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["AAPL", "JPM", "KO", "MSFT"]

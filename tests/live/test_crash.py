@@ -38,7 +38,7 @@ def check_outcome(gw, tmp) -> None:
 
 
 def test_sigkill_at_random_points_then_restart_until_done(market, tmp_path):
-    from plugins.brokers.fake_gateway import FakeGateway
+    from plugins.broker.ib.fake_gateway import FakeGateway
 
     gw = FakeGateway(market=market, fill_delay=0.04, partial=3).start_in_thread()
     rng = random.Random(11)

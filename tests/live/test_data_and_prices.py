@@ -9,8 +9,8 @@ import signal
 import pandas as pd
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.live import _max_age
+from pipeline.core.errors import ConfigError
+from pipeline.live.runner import _max_age
 from tests.live.conftest import ROOT, SAMPLE, SYMBOLS, journal, ok, paper_args, run_py
 
 pytestmark = pytest.mark.slow
@@ -152,7 +152,7 @@ def test_14_8_with_market_data_shares_are_sized_on_the_quotes_and_the_exposure_c
 
 
 def test_14_8_the_final_check_reports_exposure_at_current_prices_when_shares_match(gateway, tmp_path):
-    from pipeline.live import exposure_check
+    from pipeline.live.runner import exposure_check
 
     # the trial: shares sized on closes two thirds of today's prices match their targets
     wanted = {s: 0.25 for s in SYMBOLS}
@@ -176,8 +176,8 @@ def test_14_8_the_final_check_reports_exposure_at_current_prices_when_shares_mat
 def test_14_8_a_quote_left_from_an_earlier_request_is_not_a_current_one(gateway):
     import asyncio
 
-    from pipeline.live import Listener
-    from plugins.brokers.ib import IBBroker
+    from pipeline.live.runner import Listener
+    from plugins.broker.ib import IBBroker
 
     async def main():
         broker = IBBroker(port=gateway.port, client_id=31)

@@ -11,7 +11,7 @@ import pytest
 from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 from ib_async.decoder import Decoder
 
-from plugins.brokers.fake_gateway import SERVER_VERSION, FakeGateway, frame
+from plugins.broker.ib.fake_gateway import SERVER_VERSION, FakeGateway, frame
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -193,7 +193,7 @@ def test_delayed_ack(gateway):
 
 def test_open_and_completed_order_messages_decode_field_by_field(gateway):
     """Feed the gateway's own openOrder/completedOrder frames to ib_async's Decoder."""
-    from plugins.brokers.fake_gateway import GwOrder
+    from plugins.broker.ib.fake_gateway import GwOrder
 
     seen = {}
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from pipeline.live import Listener
-from plugins.brokers.fake_gateway import frame
+from pipeline.live.runner import Listener
+from plugins.broker.ib.fake_gateway import frame
 from tests.live.conftest import journal, paper_args, run_py
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ class Recorder(Listener):
 
 
 def test_14_6_farms_are_tracked_by_name_and_pause_only_what_they_serve(gateway):
-    from plugins.brokers.ib import IBBroker
+    from plugins.broker.ib import IBBroker
 
     async def main():
         recorder = Recorder()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from plugins.brokers.fake_gateway import FakeGateway
+from plugins.broker.ib.fake_gateway import FakeGateway
 from tests.live.conftest import ROOT, journal, paper_args, start_py
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def test_14_4_kill_switch_cancels_working_orders_within_a_second(slow_gateway, t
             engaged = time.time()
             (tmp_path / "state" / "KILL").write_text("stop now\n")
         else:
-            subprocess.run([sys.executable, "-m", "pipeline.killswitch", "on", "--reason", "stop now",
+            subprocess.run([sys.executable, "-m", "pipeline.live.killswitch", "on", "--reason", "stop now",
                             "--state-dir", str(tmp_path / "state")], cwd=ROOT, check=True, timeout=60,
                            capture_output=True)
             engaged = time.time()  # the command has written the journal and the file
@@ -87,7 +87,7 @@ def test_14_4_kill_switch_cancels_working_orders_within_a_second(slow_gateway, t
     assert "kill switch: " in line and "stop now" in line, line
     assert "4 open order(s) cancelled" in line and "4 order(s) sent by this run" in line, line
     assert "4 planned order(s) not sent" in line and "nothing sent" not in line, line
-    assert "pipeline.killswitch off" in line
+    assert "pipeline.live.killswitch off" in line
     snap = slow_gateway.snapshot()
     assert len(snap["received"]) == 4 and snap["executions"] == []
     statuses = [r[0] for r in journal(tmp_path).execute("SELECT status FROM orders ORDER BY ref")]

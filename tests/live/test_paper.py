@@ -101,7 +101,7 @@ def test_broker_ib_does_not_backtest_and_paper_needs_a_gateway_broker(tmp_path):
 
 
 def test_connection_from_the_environment_and_reconcile_with_existing_positions(market, tmp_path):
-    from plugins.brokers.fake_gateway import FakeGateway
+    from plugins.broker.ib.fake_gateway import FakeGateway
 
     # two accounts behind one login; the positions are DU2's (the first listed)
     gw = FakeGateway(market=market, account="DU2,DU1", positions={"AAPL": 500, "XOM": 100},
@@ -146,7 +146,7 @@ def test_the_gateway_runs_from_the_command_line_for_a_dry_run(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    gw = subprocess.Popen([sys.executable, "-m", "plugins.brokers.fake_gateway", "--port", str(port),
+    gw = subprocess.Popen([sys.executable, "-m", "plugins.broker.ib.fake_gateway", "--port", str(port),
                            "--fill-delay", "0.02", "--reject", "KO", "--history", "300"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.journal import Child, Journal, Parent
-from pipeline.killswitch import KillSwitch
-from pipeline.live import decision_due
-from pipeline.pretrade import Limits, Window, check
+from pipeline.live.journal import Child, Journal, Parent
+from pipeline.live.killswitch import KillSwitch
+from pipeline.live.runner import decision_due
+from pipeline.live.pretrade import Limits, Window, check
 
 
 # ------------------------------------------------------------ journal
@@ -212,7 +212,7 @@ def test_ib_bars_refetch_when_adjusted_history_changed(gateway, tmp_path):
 
 
 def test_ib_bars_unknown_symbol_is_an_error_naming_it(gateway, tmp_path):
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
     from plugins.data.ib import IBData
 
     with pytest.raises(DataError, match="ZZZZ \\(unknown\\)"):
@@ -220,7 +220,7 @@ def test_ib_bars_unknown_symbol_is_an_error_naming_it(gateway, tmp_path):
 
 
 def test_ib_limit_prices_round_away_from_the_market():
-    from plugins.brokers.ib import IBBroker
+    from plugins.broker.ib import IBBroker
 
     broker = IBBroker()
     assert broker.round_price("X", 100.0349, +1) == 100.03
@@ -229,7 +229,7 @@ def test_ib_limit_prices_round_away_from_the_market():
 
 
 def test_kill_switch_command(tmp_path, capsys):
-    from pipeline.killswitch import main
+    from pipeline.live.killswitch import main
 
     state = ["--state-dir", str(tmp_path)]
     assert main(["on", "--reason", "market halt", *state]) == 0

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from plugins.brokers.fake_gateway import FakeGateway
+from plugins.broker.ib.fake_gateway import FakeGateway
 from tests.live.conftest import ROOT, SAMPLE, journal, ok, paper_args, run_py, start_py
 
 pytestmark = pytest.mark.slow
@@ -71,7 +71,7 @@ def test_paper_mode_refuses_a_live_account(market, tmp_path):
 # ------------------------------------------------------------ kill switch
 
 def killswitch(tmp, *args):
-    return subprocess.run([sys.executable, "-m", "pipeline.killswitch", *args, "--state-dir",
+    return subprocess.run([sys.executable, "-m", "pipeline.live.killswitch", *args, "--state-dir",
                            str(tmp / "state")], capture_output=True, text=True, timeout=60)
 
 
@@ -80,7 +80,7 @@ def test_kill_file_cancels_open_orders_sends_nothing_and_persists(gateway, tmp_p
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "KILL").write_text("stop everything\n")
     one_line_error(run_py(*paper_args(gateway, tmp_path)), "kill switch", "stop everything",
-                          "1 open order(s) cancelled", "pipeline.killswitch off")
+                          "1 open order(s) cancelled", "pipeline.live.killswitch off")
     snap = gateway.snapshot()
     assert snap["received"] == [] and snap["positions"] == {}
     assert [o["status"] for o in snap["orders"] if o["order_id"] == resting] == ["Cancelled"]

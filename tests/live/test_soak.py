@@ -42,7 +42,7 @@ def fault(gw, rng: random.Random) -> str:
 
 
 def test_14_soak_random_faults_and_sigkills_end_with_journal_equal_to_gateway(market, tmp_path):
-    from plugins.brokers.fake_gateway import FakeGateway
+    from plugins.broker.ib.fake_gateway import FakeGateway
 
     gw = FakeGateway(market=market, fill_delay=0.04, partial=3).start_in_thread()
     rng = random.Random(14)

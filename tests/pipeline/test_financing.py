@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from pipeline import config
-from pipeline.contracts import Allocator
-from pipeline.engine import backtest
-from pipeline.errors import ConfigError
-from pipeline.market import MarketData
-from pipeline.runner import run
-from plugins.brokers.sim import SimBroker
+from pipeline.app import config
+from pipeline.core.contracts import Allocator
+from pipeline.backtest.engine import backtest
+from pipeline.core.errors import ConfigError
+from pipeline.core.market import MarketData
+from pipeline.app.runner import run
+from plugins.broker.sim import SimBroker
 from plugins.execution.market import Market
-from plugins.strategies.buy_and_hold import BuyAndHold
+from plugins.strategy.buy_and_hold import BuyAndHold
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 FREE = dict(commission_bps=0.0, commission_min=0.0, half_spread_bps=0.0, impact_coef=0.0)
@@ -161,7 +161,7 @@ def test_13_4_default_long_only_run_never_has_negative_cash(default_folder):
 @pytest.mark.parametrize("folder", ["default_folder", "financed_folder"])
 def test_13_4_equity_rebuilt_from_the_files_with_financing(folder, request):
     """equity.csv from fills.csv, financing.csv and the closes alone, to 1e-9."""
-    from pipeline.market import forward_filled
+    from pipeline.core.market import forward_filled
     from plugins.data.sp500 import SP500
 
     folder = request.getfixturevalue(folder)

@@ -55,7 +55,7 @@ def test_sweep_summary_page_renders(browser, tmp_path, run_cli, errors_of):
 
 @pytest.fixture
 def live_dashboard():
-    from pipeline.dashboard import Dashboard
+    from pipeline.dashboard.server import Dashboard
 
     kills = []
     dash = Dashboard(port=0, token="tok-123", on_kill=kills.append).serve_in_thread()
@@ -147,7 +147,7 @@ def test_dashboard_refuses_a_connection_without_the_token(browser, live_dashboar
 
 
 def test_a_backtest_replays_through_the_same_page(browser, default_run, errors_of):
-    from pipeline.dashboard import Dashboard, replay
+    from pipeline.dashboard.server import Dashboard, replay
 
     loop = asyncio.new_event_loop()
     dash = Dashboard(port=0, token="replay-tok", mode="replay")

@@ -15,7 +15,7 @@ websockets = pytest.importorskip("websockets", reason="the dashboard needs the w
 from websockets.exceptions import InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from pipeline.dashboard import DEFAULT_HOST, DEFAULT_PORT, Dashboard, replay, replay_events  # noqa: E402
+from pipeline.dashboard.server import DEFAULT_HOST, DEFAULT_PORT, Dashboard, replay, replay_events  # noqa: E402
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_14_9_a_deeply_nested_message_gets_a_clean_error_and_the_connection_stay
 
 
 def test_14_9_a_remote_host_is_refused_without_allow_remote_and_warned_when_allowed():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     for host in ("0.0.0.0", "192.168.1.20", "::", "trader.example.com"):
         with pytest.raises(ConfigError, match="dashboard.allow_remote=true") as refused:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import report
+from pipeline.report import tearsheet as report
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ("chart-equity", "chart-drawdown", "chart-rolling-vol", "chart-rolling-sharpe", "chart-weights",
@@ -50,7 +50,7 @@ def test_every_run_writes_a_complete_report(default_run):
     assert "Implementation shortfall against participation" in html
     # the full resolved config, and the data's caveats
     config = re.search(r'<pre id="config">(.*?)</pre>', html, re.S).group(1)
-    assert "lookback: 252" in config and "_target_: plugins.brokers.sim.SimBroker" in config
+    assert "lookback: 252" in config and "_target_: plugins.broker.sim.SimBroker" in config
     assert "survivorship bias" in html and "no open prices" in html
 
 
@@ -189,7 +189,7 @@ def test_13_5_the_default_benchmark_is_the_universe_bought_and_held_on_the_same_
 
 
 def test_13_5_report_benchmark_takes_a_symbol_or_a_csv_and_names_a_mistake(sp500, tmp_path):
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     name, level = report.benchmark(sp500, 100, "KO")
     assert name.startswith("KO") and level.tolist() == sp500.close[100:, sp500.symbols.index("KO")].tolist()

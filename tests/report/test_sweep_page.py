@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import sweep
+from pipeline.research import sweep
 
 
 def fake_sweep(root, grid, failing=()):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline import console
+from pipeline.report import console
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import estimators
+from pipeline.core import estimators
 from plugins.allocation._solvers import risk_contributions
 from plugins.allocation.adaptive import Adaptive
 from plugins.allocation.risk_parity import RiskParity

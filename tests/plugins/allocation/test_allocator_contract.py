@@ -16,8 +16,8 @@ import pytest
 from omegaconf import OmegaConf
 
 import plugins.allocation
-from pipeline.contracts import Allocator
-from pipeline.params import build
+from pipeline.core.contracts import Allocator
+from pipeline.core.params import build
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "allocation"
 MODULES = sorted(m.name for m in pkgutil.iter_modules(plugins.allocation.__path__)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import estimators
+from pipeline.core import estimators
 from plugins.allocation.kelly import Kelly
 
 FREE = dict(covariance="sample", expected_returns="historical", long_only=False, max_leverage=1e9)

@@ -4,7 +4,7 @@ least as good as skfolio's conic solution."""
 import numpy as np
 import pytest
 
-from pipeline import estimators
+from pipeline.core import estimators
 from plugins.allocation.mean_variance import MeanVariance
 
 PLAIN = dict(covariance="sample", expected_returns="historical")

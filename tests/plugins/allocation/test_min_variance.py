@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import estimators
+from pipeline.core import estimators
 from plugins.allocation.min_variance import MinVariance
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline import estimators
-from pipeline.errors import ConfigError
+from pipeline.core import estimators
+from pipeline.core.errors import ConfigError
 from plugins.allocation._solvers import risk_contributions
 from plugins.allocation.risk_budgeting import RiskBudgeting
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import estimators
+from pipeline.core import estimators
 from plugins.allocation._solvers import risk_budget_weights, risk_contributions
 from plugins.allocation.risk_parity import RiskParity
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.contracts import Allocator
-from pipeline.errors import ConfigError
-from pipeline.params import build
-from plugins.allocation.skfolio_adapter import SkfolioAllocator
+from pipeline.core.contracts import Allocator
+from pipeline.core.errors import ConfigError
+from pipeline.core.params import build
+from plugins.allocation.skfolio import SkfolioAllocator
 
 
 def test_same_weights_as_skfolio(sp500_frame):
@@ -21,7 +21,7 @@ def test_same_weights_as_skfolio(sp500_frame):
 
 def test_config_node_with_enums_and_sides(sp500_frame):
     node = OmegaConf.create({
-        "_target_": "plugins.allocation.skfolio_adapter.SkfolioAllocator",
+        "_target_": "plugins.allocation.skfolio.SkfolioAllocator",
         "lookback": 252,
         "optimizer": {"_target_": "skfolio.optimization.MeanRisk",
                       "risk_measure": {"_target_": "skfolio.measures.RiskMeasure", "_args_": ["cvar"]},

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.contracts import DataSource
-from pipeline.market import MarketData
-from pipeline.params import build, import_target
+from pipeline.core.contracts import DataSource
+from pipeline.core.market import MarketData
+from pipeline.core.params import build, import_target
 
 CONF = pathlib.Path(__file__).resolve().parents[3] / "conf" / "data"
 NAMES = ["sp500", "stocks", "csv", "synthetic"]

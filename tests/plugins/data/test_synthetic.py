@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.market import FIELDS
+from pipeline.core.market import FIELDS
 from plugins.data.synthetic import Synthetic
 
 

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from pipeline.contracts import Bins, Orders, Session
+from pipeline.core.contracts import Bins, Orders, Session
 
 
 def _bins(n_bins=13, m=3, seed=0, price=100.0, volume=1e5, sigma=0.02, half_spread=2e-4,

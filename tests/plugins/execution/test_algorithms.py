@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import registry
-from pipeline.contracts import AUCTION, AuctionCosts, Bins
-from pipeline.params import import_target
-from plugins.brokers.sim import SimBroker
+from pipeline.app import registry
+from pipeline.core.contracts import AUCTION, AuctionCosts, Bins
+from pipeline.core.params import import_target
+from plugins.broker.sim import SimBroker
 from plugins.execution.adaptive import Adaptive
 from plugins.execution.iceberg import Iceberg
 from plugins.execution.implementation_shortfall import ImplementationShortfall, ac_kappa

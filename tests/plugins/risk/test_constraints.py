@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import plugins.risk
-from pipeline import registry
-from pipeline.contracts import Book, Constraint, RiskContext
-from pipeline.errors import ConfigError
-from pipeline.params import build
+from pipeline.app import registry
+from pipeline.core.contracts import Book, Constraint, RiskContext
+from pipeline.core.errors import ConfigError
+from pipeline.core.params import build
 from plugins.risk.long_only import LongOnly
 from plugins.risk.max_gross_leverage import MaxGrossLeverage
 from plugins.risk.max_net_leverage import MaxNetLeverage

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.contracts import RiskContext
-from pipeline.errors import ConfigError
+from pipeline.core.contracts import RiskContext
+from pipeline.core.errors import ConfigError
 from plugins.risk.group_caps import GroupCaps
 
 SYMBOLS = ("AAPL", "MSFT", "CVX", "XOM", "JNJ")

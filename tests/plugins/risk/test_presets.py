@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline import registry
-from pipeline.contracts import Book, RiskContext
-from pipeline.runner import build_risk
+from pipeline.app import registry
+from pipeline.core.contracts import Book, RiskContext
+from pipeline.app.runner import build_risk
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "risk"
 PRESETS = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -23,7 +23,7 @@ def risk_plugins(monkeypatch):
     def load(stage, name):
         if stage == "risk" and name not in registry.registered()["risk"]:
             module = importlib.import_module(f"plugins.risk.{name}")
-            from pipeline.contracts import Constraint
+            from pipeline.core.contracts import Constraint
             return next(c for c in vars(module).values() if isinstance(c, type)
                         and issubclass(c, Constraint) and c.__module__ == module.__name__)
         return original(stage, name)

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from pipeline.contracts import Book
+from pipeline.core.contracts import Book
 from plugins.allocation.equal_weight import EqualWeight
-from plugins.brokers.sim import SimBroker
+from plugins.broker.sim import SimBroker
 from plugins.execution.market import Market
 from plugins.risk.drawdown_control import DrawdownControl
 from plugins.risk.max_turnover import MaxTurnover
 from plugins.risk.min_trade import MinTrade
-from plugins.strategies.momentum import Momentum
+from plugins.strategy.momentum import Momentum
 
 
 def book(bar=0, equity=1.0, peak=1.0, weights=np.zeros(4)):
@@ -70,8 +70,8 @@ def test_min_trade_keeps_current_weights_for_small_trades():
 
 
 def test_in_the_engine_the_trade_of_every_rebalance_is_capped(sp500):
-    from pipeline.engine import backtest
-    from pipeline.schedule import decision_bars
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
 
     free = dict(commission_bps=0.0, commission_min=0.0, half_spread_bps=0.0, impact_coef=0.0)
     cap, floor = MaxTurnover(limit=0.3), MinTrade(threshold=0.01)

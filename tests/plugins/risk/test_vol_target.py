@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.contracts import RiskContext
-from pipeline.errors import ConfigError
+from pipeline.core.contracts import RiskContext
+from pipeline.core.errors import ConfigError
 from plugins.risk.vol_target import VolTarget
 
 

@@ -1,0 +1,237 @@
+"""``run(cfg)``: build every stage from the composed config, backtest, record.
+
+Every component is validated and built before any data is read, so a config mistake costs
+nothing and names its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.app import registry
+from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
+                                Strategy)
+from pipeline.core.errors import ConfigError, UserError
+from pipeline.core.params import build
+
+
+log = logging.getLogger("robo_trader")
+
+
+@dataclasses.dataclass
+class Stages:
+    data: DataSource
+    strategies: dict[str, Strategy]
+    allocator: Allocator
+    portfolio: Allocator | None
+    constraints: list[tuple[str, Constraint]]
+    algo: ExecutionAlgo
+    broker: Broker
+
+
+def build_stages(cfg: DictConfig) -> Stages:
+    seed = int(cfg.seed)
+    if not cfg.capital > 0:
+        raise ConfigError(f"capital={cfg.capital} is not allowed: expected a positive amount")
+    strategies = cfg.strategy
+    if not isinstance(strategies, DictConfig) or not strategies:
+        raise ConfigError("strategy: expected one or more strategies keyed by name "
+                          "(strategy=momentum or strategy=[momentum,buy_and_hold])")
+    portfolio = cfg.get("portfolio")
+    if len(strategies) > 1 and portfolio is None:
+        raise ConfigError(f"strategy: {len(strategies)} sleeves ({', '.join(strategies)}) need "
+                          f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
+    return Stages(
+        data=build(cfg.data, "data", DataSource, seed=seed),
+        strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
+                    for name, node in strategies.items()},
+        allocator=build(cfg.allocation, "allocation", Allocator, seed=seed),
+        portfolio=None if portfolio is None else _capped(build(portfolio, "portfolio", Allocator, seed=seed),
+                                                         cfg.get("sleeve_caps")),
+        constraints=build_risk(cfg.risk),
+        algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
+        broker=build(cfg.broker, "broker", Broker, seed=seed),
+    )
+
+
+def _capped(portfolio: Allocator, caps: Any) -> Allocator:
+    if not caps:
+        return portfolio
+    from pipeline.decision.targets import Capped
+
+    for name, limit in caps.items():
+        if not isinstance(limit, (int, float)) or not 0 < limit <= 1:
+            raise ConfigError(f"sleeve_caps.{name}={limit!r} is not allowed: expected a weight in (0, 1]")
+    return Capped(portfolio, dict(caps))
+
+
+def build_risk(node: Any) -> list[tuple[str, Constraint]]:
+    """Active constraints (non-null entries) in their declared order (``Constraint.order``)."""
+    built = []
+    for name, value in (node or {}).items():
+        if value is None:
+            continue
+        cls = registry.load("risk", name)
+        path = f"risk.{name}"
+        shorthand = not (OmegaConf.is_dict(value) or isinstance(value, dict))
+        if not shorthand:
+            params = OmegaConf.to_container(value) if OmegaConf.is_config(value) else dict(value)
+        elif cls.primary is not None:
+            params = {cls.primary: value}
+        else:
+            raise ConfigError(f"{path}={value!r}: this constraint takes a mapping of "
+                              f"{', '.join(cls.param_names())}")
+        target = f"{cls.__module__}.{cls.__qualname__}"
+        try:
+            built.append((name, build({"_target_": target, **params}, path, Constraint)))
+        except ConfigError as exc:
+            if not shorthand:
+                raise
+            # name the key the user wrote (risk.max_weight), not the hidden parameter
+            raise ConfigError(str(exc).replace(f"{path}.{cls.primary}=", f"{path}=")) from None
+    built.sort(key=lambda item: type(item[1]).order)
+    for _, constraint in built:  # constraints that can only be judged as a set say so now
+        check = getattr(constraint, "check_with", None)
+        if check is not None:
+            check(built)
+    return built
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    if cfg.get("out_dir"):
+        return Path(cfg.out_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path.cwd()
+
+
+# One process may run many jobs (a sweep's basic launcher, a joblib worker): data loaded once
+# per process and identical config is reused. MarketData is frozen and stages only read it.
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def load_data(source: DataSource, node: Any) -> Any:
+    key = OmegaConf.to_yaml(node, resolve=True) if OmegaConf.is_config(node) else repr(node)
+    path = getattr(source, "path", None)
+    if path and Path(str(path)).is_file():  # a user's file may change between jobs
+        stat = Path(str(path)).stat()
+        key += f"|{stat.st_mtime_ns}|{stat.st_size}"
+    if key in _DATA_CACHE:
+        log.info("data: reused %s already loaded in this process", type(source).__name__)
+    else:
+        _DATA_CACHE.clear()  # keep one market in memory, not one per variant ever seen
+        _DATA_CACHE[key] = source.load()
+        log.info("data: loaded %s", type(source).__name__)
+    return _DATA_CACHE[key]
+
+
+def objective(cfg: DictConfig, metrics: dict[str, Any]) -> float:
+    """The number a sweeper optimises: ``metrics[cfg.objective]`` (NaN when undefined)."""
+    value = metrics.get(cfg.objective)
+    return float("nan") if value is None else float(value)
+
+
+def main(cfg: DictConfig) -> float:
+    """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
+    mode = cfg.get("mode")
+    if mode is not None and mode.name != "backtest":
+        from pipeline.live.runner import run_live
+
+        run_live(cfg)
+        return float("nan")
+    if cfg.get("walkforward") is not None:
+        summary = run_walkforward(cfg)
+        return objective(cfg, summary["out_of_sample"])
+    return objective(cfg, run(cfg))
+
+
+def run_walkforward(cfg: DictConfig) -> dict[str, Any]:
+    """Backtest every candidate of ``cfg.walkforward.grid`` once; choose per fold; record."""
+    import numpy as np
+
+    from pipeline.results import recorder
+    from pipeline.research import walkforward as wf
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
+
+    out = output_dir(cfg)
+    try:
+        spec = wf.parse(cfg.walkforward, cfg, OBJECTIVES)
+        grid = wf.candidates(spec["grid"])
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain.pop("walkforward")
+        columns, starts, data = [], [], None
+        for params in grid:
+            variant = OmegaConf.create(plain)
+            for key, value in params.items():
+                OmegaConf.update(variant, key, value, merge=False)
+            stages = build_stages(variant)
+            data = load_data(stages.data, variant.data)
+            ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
+                              stages.broker, decision_bars(data.index, variant.schedule.rebalance),
+                              float(variant.capital), drift=variant.schedule.drift,
+                              portfolio=stages.portfolio)
+            r = np.zeros(data.n_bars)
+            r[ledger.start + 1:] = ledger.equity[1:] / ledger.equity[:-1] - 1.0
+            columns.append(r)
+            starts.append(ledger.start)
+        returns = np.column_stack(columns)
+        result = wf.evaluate(returns, data.index, spec, first=min(starts))
+        summary = wf.write(out, result, grid, returns, data.index, spec)
+    except UserError as exc:
+        recorder.record_failure(out, exc)
+        raise
+    oos, hind = summary["out_of_sample"], summary["in_sample_best_over_whole_history"]
+    print(f"walk-forward over {summary['folds']} folds, {summary['candidates']} candidates, by {spec['metric']}:\n"
+          f"  out of sample (stitched): sharpe {oos['sharpe']:.2f}  cagr {oos['cagr']:.2%}\n"
+          f"  best with hindsight {hind['params']}: sharpe {hind['same_period']['sharpe']:.2f} "
+          f"over the same period\n  output {out}")
+    return summary
+
+
+OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown", "annual_vol",
+              "turnover", "total_costs", "final_equity")
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Backtest the configured pipeline and write the run folder; returns the metrics."""
+    from pipeline.report import console
+    from pipeline.results import recorder
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
+
+    out = output_dir(cfg)
+    try:
+        stages = build_stages(cfg)
+        if getattr(stages.broker, "live_only", False):
+            raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
+                              f"mode=paper (or mode=live); backtest with broker=sim")
+        drift = cfg.schedule.drift
+        if drift is not None and not 0 < drift < 2:
+            raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
+                              f"difference in (0, 2), or null to trade at every decision")
+        started = time.perf_counter()
+        data = load_data(stages.data, cfg.data)
+        decisions = decision_bars(data.index, cfg.schedule.rebalance)
+        bar = console.Progress("backtest", enabled=bool(cfg.progress))
+        ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
+                          stages.broker, decisions, float(cfg.capital), drift=drift,
+                          progress=bar.update, portfolio=stages.portfolio)
+        bar.close()
+        elapsed = time.perf_counter() - started
+        metrics = recorder.record(ledger, out, cfg, stages)
+    except UserError as exc:
+        recorder.record_failure(out, exc)
+        raise
+    console.summary(metrics, cfg, stages, out, elapsed)
+    return metrics

@@ -1,0 +1,1 @@
+"""Walking the decisions over history against a simulated broker; the ledger."""

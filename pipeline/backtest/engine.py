@@ -1,0 +1,552 @@
+"""The backtest loop: signal -> allocate -> risk -> execute -> broker -> account.
+
+Signals, weights and stateless risk constraints are computed for every decision at once
+(they only read data up to each decision); the loop then walks the decisions in order,
+because trading depends on the holdings the previous trades left. Between trades the book is
+marked to market with matrix products, never bar by bar in Python.
+
+There are two walks over the decisions, with one result. ``_walk_sessions`` builds each
+session's orders, has the execution algorithm slice them and the broker fill them: what a
+live run does. When the algorithm sends every order whole to the auction
+(``ExecutionAlgo.whole_in_auction``: ``execution=market``) and the broker states its auction
+costs ahead (``Broker.auction``: the simulated broker), ``_walk_auction`` runs the same
+backtest with a handful of numpy calls per decision and prices every fill at the end: a daily
+run over 8,312 decisions takes about a fifth of the time (``tests/pipeline/test_engine.py``
+holds the two walks equal).
+
+Both walks size an order the same way: the target weights times the equity at the session's
+reference price (the price the order fills at in the auction), less what the session's trades
+are expected to cost (``AuctionCosts``), after the night's financing. A long-only book at a
+gross exposure of 1 therefore ends the session with cash of about zero rather than borrowing
+for the price move since the decision and for the costs (what is left: lot rounding, and the
+intraday prices of sliced execution).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from pipeline.core.contracts import (AUCTION, Allocator, AuctionCosts, Book, Broker, ChildOrders,
+                                Constraint, ExecutionAlgo, Fills, Financing, Orders, RiskContext,
+                                Session, Strategy)
+from pipeline.core.errors import DataError
+from pipeline.core.market import MarketData, forward_filled
+from pipeline.decision.targets import Targets, first_decision, targets
+
+# orders smaller than this fraction of equity are not worth a commission: they are skipped
+MIN_ORDER_FRACTION = 1e-7
+
+
+@dataclasses.dataclass
+class Ledger:
+    """Everything a run produced, as arrays; ``pipeline.results.recorder`` turns it into files."""
+
+    data: MarketData
+    start: int                      # first bar of the record (the first decision)
+    equity: np.ndarray              # per bar from ``start``, marked at the close
+    cash: np.ndarray
+    positions: np.ndarray           # shares per bar and symbol from ``start``
+    gross_exposure: np.ndarray      # sum of |position value| / equity per bar from ``start``
+    decisions: np.ndarray           # decision bars at which the book was traded
+    weights: np.ndarray             # target weights at those decisions (after risk)
+    orders: dict[str, np.ndarray]
+    fills: dict[str, np.ndarray]
+    binding: dict[str, int]         # constraint name -> decisions where it bound
+    traded: np.ndarray              # indices into plan's decisions of the traded ones
+    plan: Targets                   # sleeves' weights and return streams at every decision
+    capital: float
+    financing: dict[str, np.ndarray]  # kind -> cost per bar from ``start`` (- : interest earned)
+    days: np.ndarray                # calendar days each bar accrued financing for (0 at ``start``)
+
+
+def backtest(
+    data: MarketData,
+    strategies: Strategy | Mapping[str, Strategy],
+    allocator: Allocator,
+    constraints: Sequence[tuple[str, Constraint]],
+    algo: ExecutionAlgo,
+    broker: Broker,
+    decisions: np.ndarray,
+    capital: float,
+    drift: Optional[float] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    portfolio: Optional[Allocator] = None,
+) -> Ledger:
+    close = data.close
+    n_bars, n_sym = close.shape
+    if isinstance(strategies, Strategy):
+        strategies = {type(strategies).__name__.lower(): strategies}
+    first = first_decision(strategies)
+    at = decisions[(decisions >= first) & (decisions <= n_bars - 2)]
+    if at.size == 0:
+        raise DataError(f"{data.name}: no decision fits in {n_bars} bars "
+                        f"({data.index[0].date()} to {data.index[-1].date()}); the strategy needs "
+                        f"{first} bars of warm-up and one more session to trade: use more history "
+                        f"(data.start earlier) or a shorter lookback")
+
+    plan = targets(data, strategies, allocator, portfolio, at)
+    weights = plan.weights
+    returns = data.returns
+    ctx = RiskContext(returns=returns, at=at, symbols=data.symbols)
+    binding = {name: 0 for name, _ in constraints}
+    path_dependent = [(n, c) for n, c in constraints if c.stateful]
+    for name, constraint in constraints:
+        if not constraint.stateful:
+            weights, bound = constraint.apply(weights, ctx)
+            binding[name] = int(np.count_nonzero(bound))
+    if not np.isfinite(weights).all():
+        raise RuntimeError(f"the risk stage produced non-finite weights "
+                           f"({[n for n, _ in constraints]}): a plugin bug")
+    mark = forward_filled(close)
+    per_share = np.where(mark > 0, 1.0 / np.where(mark > 0, mark, 1.0), 0.0)  # 0 before listing
+    reference = data.open if data.open is not None else close
+    algo.prepare(data)
+    broker.prepare(data)
+    path = _PathRisk(path_dependent, binding, mark, capital, int(at[0])) if path_dependent else None
+    start = int(at[0])
+    terms = broker.financing()
+    financing = None if terms is None else _Financing(terms, data.index, mark, start)
+    # orders are sized at the session's reference price (at the decision's close where the
+    # session has none: such an order cannot fill)
+    session_ref = reference[at + 1]
+    usable = np.isfinite(session_ref) & (session_ref > 0)
+    fill_price = np.where(usable, session_ref, mark[at])
+    fill_shares = np.where(fill_price > 0, 1.0 / np.where(fill_price > 0, fill_price, 1.0), 0.0)
+    costs = broker.auction()
+    if costs is not None and algo.whole_in_auction:
+        walk = _walk_auction(at, weights, mark, per_share, fill_price, fill_shares, reference, capital,
+                             drift, broker.lot_size, costs, path, financing, progress)
+    else:
+        walk = _walk_sessions(data, at, weights, mark, fill_price, fill_shares, reference,
+                              capital, drift, algo, broker, costs, path, financing, progress)
+    if progress is not None:
+        progress(at.size, at.size)
+
+    positions = np.cumsum(walk.d_pos[start:], axis=0)
+    cash_path = np.cumsum(walk.d_cash[start:])
+    held = positions * mark[start:]
+    equity_path = cash_path + held.sum(axis=1)
+    return Ledger(
+        data=data, start=start, equity=equity_path, cash=cash_path, positions=positions,
+        gross_exposure=np.abs(held).sum(axis=1) / equity_path, decisions=at[walk.traded],
+        traded=walk.traded, plan=plan, weights=walk.weights, orders=walk.orders, fills=walk.fills,
+        binding=binding, capital=float(capital),
+        financing=dict(zip(_Financing.KINDS, (np.zeros((3, n_bars)) if financing is None
+                                               else financing.cost)[:, start:])),
+        days=np.zeros(n_bars - start) if financing is None else financing.days[start:])
+
+
+@dataclasses.dataclass
+class _Walk:
+    """What walking the decisions traded: share and cash flows per bar, and the tables."""
+
+    d_pos: np.ndarray        # T x N shares bought (+) or sold (-) in each session
+    d_cash: np.ndarray       # T: cash in (+) or out (-) in each session; the capital at the start
+    traded: np.ndarray       # indices into the decisions of the ones that sent orders
+    weights: np.ndarray      # their target weights
+    orders: dict[str, np.ndarray]
+    fills: dict[str, np.ndarray]
+
+
+class _PathRisk:
+    """The path-dependent constraints (``Constraint.stateful``), applied at each decision in
+    declared order to the book as it stands; counts the decisions where each bound."""
+
+    def __init__(self, constraints: list[tuple[str, Constraint]], binding: dict[str, int],
+                 mark: np.ndarray, capital: float, start: int) -> None:
+        self.constraints, self.binding, self.mark = constraints, binding, mark
+        self.peak, self.last = float(capital), start - 1
+
+    def __call__(self, t: int, target: np.ndarray, pos: np.ndarray, cash: float,
+                 equity: float) -> np.ndarray:
+        price = self.mark[t]
+        # the peak over every close since the last decision, not only decision closes
+        self.peak = max(self.peak, float((cash + self.mark[self.last + 1: t + 1] @ pos).max()))
+        self.last = t
+        book = Book(bar=t, equity=equity, peak_equity=self.peak, weights=pos * price / equity,
+                    prices=price)
+        for name, constraint in self.constraints:
+            target, bound = constraint.apply_step(target, book)
+            self.binding[name] += bool(bound)
+        if not np.isfinite(target).all():
+            raise RuntimeError(f"risk constraints {[n for n, _ in self.constraints]} produced "
+                               f"non-finite weights: a plugin bug")
+        return target
+
+
+class _Financing:
+    """The broker's ``Financing`` accrued bar by bar on the book the walk holds; both walks
+    call it alike, so their cash paths agree.
+
+    ``accrue(to, pos, cash)`` posts bars ``last + 1 .. to`` (positions ``pos`` held through
+    them, ``cash`` at the close before the first) and returns the cash after; ``cost`` holds
+    each bar's margin interest, cash interest (negative: earned) and borrow fee.
+    """
+
+    KINDS = ("margin_interest", "cash_interest", "borrow_fee")
+
+    def __init__(self, terms: Financing, index, mark: np.ndarray, start: int) -> None:
+        n_bars = mark.shape[0]
+        self.days = np.zeros(n_bars)
+        self.days[start + 1:] = np.diff(index.as_unit("ns").asi8[start:]) / 86_400e9  # ns whatever the unit
+        self.years = (self.days / terms.day_count).tolist()
+        self.margin, self.earn = float(terms.margin_rate), float(terms.cash_rate)
+        self.fee = np.asarray(terms.borrow_fee, dtype=np.float64)
+        self.borrows = bool(self.fee.any())
+        self.mark = mark
+        self.cost = np.zeros((3, n_bars))
+        self.last = start
+
+    def accrue(self, to: int, pos: np.ndarray, cash: float) -> float:
+        first = self.last + 1
+        if to < first:
+            return cash
+        self.last = to
+        shorts = self.borrows and float(pos.min()) < 0.0
+        if not shorts and (self.earn == 0.0 if cash >= 0.0 else self.margin == 0.0):
+            return cash  # nothing accrues: idle cash that earns nothing, or free margin
+        years = self.years[first: to + 1]
+        fees = [0.0] * len(years)
+        if shorts:  # short value at each previous close, times its fee
+            owed = self.mark[first - 1: to] @ (np.minimum(pos, 0.0) * self.fee)
+            fees = (-owed * np.asarray(years)).tolist()
+        paid, earned = [0.0] * len(years), [0.0] * len(years)
+        for i, (y, fee) in enumerate(zip(years, fees)):
+            if cash < 0.0:
+                paid[i] = -cash * self.margin * y
+            else:
+                earned[i] = -cash * self.earn * y
+            cash -= paid[i] + earned[i] + fee
+        self.cost[0, first: to + 1] = paid
+        self.cost[1, first: to + 1] = earned
+        self.cost[2, first: to + 1] = fees
+        return cash
+
+
+def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: np.ndarray,
+                   fill_price: np.ndarray, fill_shares: np.ndarray,
+                   reference: np.ndarray, capital: float, drift: Optional[float],
+                   algo: ExecutionAlgo, broker: Broker, costs: Optional[AuctionCosts],
+                   path: Optional[_PathRisk], financing: Optional[_Financing],
+                   progress: Optional[Callable[[int, int], None]]) -> _Walk:
+    """Every session through the execution algorithm and the broker, as a live run would go."""
+    close = data.close
+    n_bars, n_sym = close.shape
+    lot = broker.lot_size
+    pos = np.zeros(n_sym)
+    cash = float(capital)
+    start = int(at[0])
+    d_pos = np.zeros((n_bars, n_sym))
+    d_cash = np.zeros(n_bars)
+    d_cash[start] = cash
+    traded, traded_weights = [], []
+    order_parts: list[tuple[int, Orders]] = []
+    fill_parts: list[tuple[int, int, Fills]] = []
+    n_orders = 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k in range(at.size):
+            t = int(at[k])
+            price = mark[t]
+            if financing is not None:
+                cash = financing.accrue(t, pos, cash)
+            equity = cash + float(pos @ price)
+            if equity <= 0.0:
+                break  # ruined: nothing left to trade with; the record shows it
+            target = weights[k] if path is None else path(t, weights[k], pos, cash, equity)
+            if drift is not None and k > 0 and np.abs(pos * price / equity - target).max() <= drift:
+                continue
+            if financing is not None:  # the night before the session is the book's as it stands
+                cash = financing.accrue(t + 1, pos, cash)
+
+            def sized(funds: float) -> tuple[np.ndarray, np.ndarray]:
+                qty = target * fill_shares[k] * funds - pos  # as _walk_auction rounds it
+                if lot:
+                    qty = np.round(qty / lot) * lot
+                return qty, np.flatnonzero(np.abs(qty) * price > MIN_ORDER_FRACTION * equity)
+
+            funds = cash + float(pos @ fill_price[k])
+            qty, sym = sized(funds)
+            if costs is not None and sym.size:
+                # the session's costs come out of the book: sized again on the funds less the
+                # first sizing's costs; when that sizing costs more (it sells more), the excess
+                # is reserved twice over, which covers the costs' change with it
+                def cost(qty: np.ndarray, sym: np.ndarray) -> float:
+                    trade = np.zeros(n_sym)
+                    trade[sym] = qty[sym]
+                    return costs.cost(reference[t + 1], costs.impact_scale[t], trade)
+
+                reserve = cost(qty, sym)
+                qty, sym = sized(funds - reserve)
+                spent = cost(qty, sym)
+                if spent > reserve:
+                    qty, sym = sized(funds + reserve - 2.0 * spent)
+            if sym.size == 0:
+                continue
+            orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
+            session = Session(bar=t + 1, reference=reference[t + 1], close=close[t + 1],
+                              volume=None if data.volume is None else data.volume[t + 1],
+                              symbols=sym, lot=lot, source=broker.session_bins)
+            children = algo.slice(orders, session)
+            _check_children(children, orders)
+            fills = broker.execute(orders, children, session)
+            if fills.symbol.size:
+                moved = np.bincount(fills.symbol, weights=fills.quantity, minlength=n_sym)
+                pos += moved
+                d_pos[t + 1] += moved
+                flow = float(fills.quantity @ fills.price) + float(fills.commission.sum())
+                cash -= flow
+                d_cash[t + 1] -= flow
+            order_parts.append((t, orders))
+            fill_parts.append((t + 1, n_orders, fills))
+            n_orders += sym.size
+            traded.append(k)
+            traded_weights.append(target)
+            if progress is not None and k % 64 == 0:
+                progress(k, at.size)
+    if financing is not None:
+        financing.accrue(n_bars - 1, pos, cash)
+        d_cash -= financing.cost.sum(axis=0)
+    fills_table = _concat_fills(fill_parts)
+    return _Walk(d_pos=d_pos, d_cash=d_cash, traded=np.asarray(traded, dtype=np.int64),
+                 weights=np.array(traded_weights).reshape(len(traded), n_sym),
+                 orders={**_concat_orders(order_parts, fills_table), **_concat_reports(fill_parts)},
+                 fills=fills_table)
+
+
+def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_share: np.ndarray,
+                  fill_price: np.ndarray, fill_shares: np.ndarray, reference: np.ndarray,
+                  capital: float, drift: Optional[float], lot: Optional[float], costs: AuctionCosts,
+                  path: Optional[_PathRisk], financing: Optional[_Financing],
+                  progress: Optional[Callable[[int, int], None]]) -> _Walk:
+    """Every order whole in the next session's auction, filled by the broker's ``AuctionCosts``.
+
+    The same backtest as ``_walk_sessions`` with an algorithm that is ``whole_in_auction``
+    (orders, fills and reports alike, up to rounding in the last bits), without a per-session
+    object: the loop keeps one row of order quantities per decision and the cash each session
+    cost, and the fills are priced for the whole run at once afterwards. The cash a session
+    costs, ``sum(q * price + commission)`` over its fills, is summed term by term of
+    ``AuctionCosts``: with ``a = |q|``, ``r`` the reference and ``s`` the impact scale,
+    ``q.r + a.(r h) + a^1.5.(r s) + sum(max(a r c + a c_s, c_min))`` (size in dollars:
+    ``a^1.5.(r^1.5 s)``); when there is no minimum the commission joins the linear term.
+    An order is sized twice, as ``_walk_sessions`` sizes it: on the equity at the reference,
+    then on that less the first sizing's costs.
+    """
+    n_bars, n_sym = mark.shape
+    total = at.size
+    sessions = at + 1
+    ref = reference[sessions]
+    impact = costs.impact_scale[at]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(ref * impact)   # no bar, or no volume in the window: cannot fill
+    every_fills = ok.all(axis=1).tolist()
+    r = ref if all(every_fills) else np.where(ok, ref, 0.0)
+    # the cash a session costs, per term (the docstring); a term that is zero is not computed
+    fee_rate = r * costs.commission.rate
+    if costs.commission.per_share:
+        fee_rate = fee_rate + costs.commission.per_share * ok
+    c_min = float(costs.commission.minimum)
+    linear = r * costs.half_spread + (0.0 if c_min else fee_rate)
+    scale = np.where(ok, impact, 0.0)
+    curved = r * scale if costs.impact_in_shares else r * np.sqrt(r) * scale
+    linear_rows = list(linear) if linear.any() else None
+    curved_rows = list(curved) if curved.any() else None
+    fee_rows = list(fee_rate) if c_min else None
+    costly = linear_rows is not None or curved_rows is not None or fee_rows is not None
+    mark_at = mark[at]
+    r_rows, mark_rows, fill_rows = list(r), list(mark_at), list(fill_price)
+    shares_rows = list(weights * fill_shares)              # shares per unit of equity
+    floor_rows = list(MIN_ORDER_FRACTION * per_share[at])  # smallest order, per unit of equity
+    placed = np.zeros((total, n_sym))
+    placed_rows = list(placed)
+    chosen = weights if path is None else weights.copy()  # the targets after path-dependent risk
+    flows = [0.0] * total
+    pos = np.zeros(n_sym)
+    cash = float(capital)
+    a, b, ones = np.empty(n_sym), np.empty(n_sym), np.ones(n_sym)
+    small = np.empty(n_sym, dtype=bool)
+    dot, multiply, subtract, absolute, putmask = np.dot, np.multiply, np.subtract, np.absolute, np.putmask
+
+    def size(k: int, shares: np.ndarray, funds: float, equity: float) -> np.ndarray:
+        """The orders of decision ``k`` into ``placed``; ``a`` their fillable sizes and
+        ``small`` what does not trade; returns the fillable quantities."""
+        q = placed_rows[k]
+        multiply(shares, funds, out=q)
+        subtract(q, pos, out=q)
+        if lot:
+            np.round(np.divide(q, lot, out=q), out=q)
+            multiply(q, lot, out=q)
+        absolute(q, out=a)
+        multiply(floor_rows[k], equity, out=b)
+        np.less_equal(a, b, out=small)
+        putmask(q, small, 0.0)
+        if not every_fills[k]:  # what cannot fill stays in ``placed`` as an order, unfilled
+            q = q * ok[k]
+            np.logical_or(small, ~ok[k], out=small)
+        if costly:
+            putmask(a, small, 0.0)
+        return q
+
+    def cost(k: int) -> float:
+        """Spread, impact and commission of the sizes in ``a`` (the docstring's terms)."""
+        spent = 0.0
+        if linear_rows is not None:
+            spent += float(dot(a, linear_rows[k]))
+        if curved_rows is not None:
+            np.sqrt(a, out=b)
+            multiply(b, a, out=b)
+            spent += float(dot(b, curved_rows[k]))
+        if fee_rows is not None:
+            multiply(a, fee_rows[k], out=b)
+            np.maximum(b, c_min, out=b)
+            putmask(b, small, 0.0)
+            spent += float(dot(b, ones))
+        return spent
+
+    for k in range(total):
+        price = mark_rows[k]
+        if financing is not None:
+            cash = financing.accrue(int(at[k]), pos, cash)
+        equity = cash + float(dot(pos, price))
+        if equity <= 0.0:
+            break  # ruined: nothing left to trade with; the record shows it
+        shares = shares_rows[k]
+        if path is not None:
+            chosen[k] = path(int(at[k]), weights[k], pos, cash, equity)
+            shares = chosen[k] * fill_shares[k]
+        if drift is not None and k > 0 and np.abs(pos * price / equity - chosen[k]).max() <= drift:
+            continue
+        if financing is not None:
+            cash = financing.accrue(int(at[k]) + 1, pos, cash)
+        funds = cash + float(dot(pos, fill_rows[k]))
+        q = size(k, shares, funds, equity)
+        if costly:  # the session's costs come out of the book (as _walk_sessions reserves them)
+            reserve = cost(k)
+            q = size(k, shares, funds - reserve, equity)
+            spent = cost(k)
+            if spent > reserve:
+                q = size(k, shares, funds + reserve - 2.0 * spent, equity)
+                spent = cost(k)
+            flow = float(dot(q, r_rows[k])) + spent
+        else:
+            flow = float(dot(q, r_rows[k]))
+        pos += q
+        cash -= flow
+        flows[k] = flow
+        if progress is not None and k % 64 == 0:
+            progress(k, total)
+    if financing is not None:
+        financing.accrue(n_bars - 1, pos, cash)
+    if not np.isfinite(placed).all():
+        raise RuntimeError("the backtest produced a NaN or infinite order: check the data and the "
+                           "weights")
+
+    cell = np.flatnonzero(placed)  # row-major: by decision, then by symbol, as orders are
+    row, sym = np.divmod(cell, n_sym)
+    qty = placed.ravel()[cell]
+    n = cell.size
+    everything = all(every_fills)
+    ids = np.arange(n) if everything else np.flatnonzero(ok.ravel()[cell])
+    f_cell, f_row, f_sym, f_qty = (cell, row, sym, qty) if everything else (
+        cell[ids], row[ids], sym[ids], qty[ids])
+    f_ref = ref.ravel()[f_cell]
+    price, spread, impact_cost = costs.fill(f_ref, impact.ravel()[f_cell], f_qty)
+    commission = np.maximum(costs.commission.fee(f_qty, np.abs(f_qty) * f_ref), c_min)
+    fills = {"bar": sessions[f_row], "order": ids, "symbol": f_sym, "quantity": f_qty,
+             "price": price, "commission": commission, "spread_cost": spread,
+             "impact_cost": impact_cost, "bin": np.full(ids.size, AUCTION, dtype=np.int64)}
+
+    def per_order(values: np.ndarray, missing: float) -> np.ndarray:
+        """``values`` of the filled orders, ``missing`` for the others."""
+        if everything:
+            return values
+        out = np.full(n, missing)
+        out[ids] = values
+        return out
+
+    filled = f_qty.copy() if everything else per_order(f_qty, 0.0)  # not the quantity's array
+    market = per_order(f_ref, np.nan)
+    auction = np.full(n, AUCTION, dtype=np.int64)
+    orders = {"decision": at[row], "id": np.arange(n), "symbol": sym, "quantity": qty,
+              "arrival": mark_at.ravel()[cell], "filled": filled,
+              "filled_value": per_order(f_qty * price, 0.0), "first_bin": auction,
+              "last_bin": auction, "market_vwap": market, "market_twap": market,
+              "market_volume": per_order(costs.session_volume(sessions[f_row], f_sym, f_ref), np.nan),
+              "cancelled": qty - filled, "swept": np.zeros(n)}
+
+    d_pos = np.zeros((n_bars, n_sym))
+    d_pos[sessions] = placed if everything else placed * ok
+    d_cash = np.zeros(n_bars)
+    d_cash[int(at[0])] = float(capital)
+    d_cash[sessions] -= np.asarray(flows)
+    if financing is not None:
+        d_cash -= financing.cost.sum(axis=0)
+    traded = np.flatnonzero(placed.any(axis=1))
+    return _Walk(d_pos=d_pos, d_cash=d_cash, traded=traded, weights=chosen[traded],
+                 orders=orders, fills=fills)
+
+
+def _check_children(children: ChildOrders, orders: Orders) -> None:
+    """No child order may carry a NaN, infinite, zero, flipped or oversized quantity."""
+    if children.quantity.size == 0 or children.whole:  # whole parents, which the engine checked
+        return
+    # the ratio to the parent is NaN, infinite, <= 0 or > 1 for every kind of bad quantity,
+    # and a parent's ratios summing above 1 means more was scheduled than ordered
+    ratio = children.quantity / orders.quantity[children.parent]
+    if not ratio.min() > 0:
+        raise RuntimeError("execution produced a child order with a NaN, zero or wrong-side "
+                           "quantity: a plugin bug")
+    if children.bin.min() < AUCTION:
+        raise RuntimeError("execution produced a child order in a negative bin: a plugin bug")
+    if not np.bincount(children.parent, weights=ratio).max() <= 1 + 1e-9:
+        raise RuntimeError("execution produced an infinite child order or scheduled more than a "
+                           "parent order's quantity: a plugin bug")
+
+
+FILL_FIELDS = ("symbol", "quantity", "price", "commission", "spread_cost", "impact_cost", "bin")
+# ParentReport field -> orders key
+REPORT_FIELDS = {"first_bin": "first_bin", "last_bin": "last_bin", "vwap": "market_vwap",
+                 "twap": "market_twap", "volume": "market_volume", "cancelled": "cancelled",
+                 "swept": "swept"}
+
+
+def _concat_fills(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
+    """Fills of the whole run: ``bar`` of the session, ``order`` the run-wide parent id."""
+    if not parts:
+        return {k: np.array([], dtype=np.int64 if k in ("bar", "order", "symbol", "bin") else np.float64)
+                for k in ("bar", "order") + FILL_FIELDS}
+    sizes = np.array([p[2].symbol.size for p in parts], dtype=np.int64)
+    out = {"bar": np.repeat(np.array([p[0] for p in parts], dtype=np.int64), sizes),
+           "order": np.concatenate([p[2].parent for p in parts])
+           + np.repeat(np.array([p[1] for p in parts], dtype=np.int64), sizes)}
+    for key in FILL_FIELDS:
+        out[key] = np.concatenate([getattr(p[2], key) for p in parts])
+    return out
+
+
+def _concat_reports(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
+    """The broker's report on every parent order of the run (see ``ParentReport``)."""
+    if not parts:
+        return {name: np.array([]) for name in REPORT_FIELDS.values()}
+    return {name: np.concatenate([getattr(p[2].report, key) for p in parts])
+            for key, name in REPORT_FIELDS.items()}
+
+
+def _concat_orders(parts: list[tuple[int, Orders]], fills: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Parent orders of the whole run with what filled of each (``id`` is the row number)."""
+    sizes = np.array([p[1].symbol.size for p in parts], dtype=np.int64)
+    n = int(sizes.sum())
+    cat = (lambda key: np.concatenate([getattr(p[1], key) for p in parts])) if parts else \
+        (lambda key: np.array([]))
+    return {
+        "decision": np.repeat(np.array([p[0] for p in parts], dtype=np.int64), sizes),
+        "id": np.arange(n),
+        "symbol": cat("symbol").astype(np.int64),
+        "quantity": cat("quantity"),
+        "arrival": cat("arrival"),
+        "filled": np.bincount(fills["order"], weights=fills["quantity"], minlength=n),
+        "filled_value": np.bincount(fills["order"], weights=fills["quantity"] * fills["price"],
+                                    minlength=n),
+    }

@@ -1,0 +1,1 @@
+"""The live dashboard's server and a finished run's replay."""

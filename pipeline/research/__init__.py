@@ -1,0 +1,1 @@
+"""Sweeps and their summary, walk-forward, overfitting statistics."""

@@ -1,0 +1,1 @@
+"""What a finished run is: recorder, metrics, transaction-cost analysis, attribution, provenance."""

@@ -1,0 +1,342 @@
+"""The simulated broker: fills child orders against the session's intraday bins with a cost model."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import numpy as np
+
+from pipeline.core.contracts import (AUCTION, AuctionCosts, Bins, Broker, ChildOrders, Commission, Fills,
+                                Financing, Orders, ParentReport, Session)
+from pipeline.core.errors import ConfigError
+from pipeline.core.market import MarketData
+
+
+class SimBroker(Broker):
+    """Fills child orders in the session's auction or its intraday bins; every cost is on by
+    default.
+
+    Fill convention (one for the whole framework): a decision on the close of bar ``t`` trades
+    in session ``t + 1``. A child in the ``AUCTION`` bin (what ``execution=market`` sends)
+    fills whole at the session's reference price: its open, or its close when the data has no
+    opens (see ``pipeline.core.contracts.Session``). Other children fill in the session's intraday
+    bins, real or simulated (``pipeline.core.intraday``: ``bins`` bins, a ``profile`` of volume
+    with ``u_ratio`` and ``volume_noise``, real bars from the file ``intraday`` with forecasts
+    from ``profile_days`` sessions; seeded by the run's ``seed``).
+
+    In the bins, a parent's children are worked first in, first out (``ChildOrders``): in each
+    bin the parent fills at most ``participation_cap`` of the bin's volume (or its newest
+    child's own ``participation``, if lower), counting only the volume that traded at prices
+    its limit accepts (volume spread evenly over the bin's low-high range), rounded down to
+    whole lots. A market child, or a limit child whose limit the bin's average price
+    satisfies, fills at that average price plus costs; a limit the price only reached fills
+    at the limit, passively: no spread, no impact. At the parent's horizon what is left is
+    cancelled (``unfilled="cancel"``) or swept (``"sweep"``): sent as one market order in the
+    horizon bin, above the cap, paying the impact of its size; a limit the bin's price does not
+    satisfy, or a bin without volume, leaves it cancelled. Both are reported per parent.
+    A symbol with no bar in the session (halted, delisted) fills nothing: its orders are
+    reported unfilled.
+
+    Costs per fill of ``q`` shares at price ``p`` (the reference, or the bin's price):
+
+    - half-spread: the price moves ``half_spread_bps`` against the order;
+    - market impact, the square-root law (Almgren et al. 2005; Toth et al. 2011) with
+      ``sigma`` the daily volatility of log returns over the ``window`` bars up to the
+      decision (never the session itself): in the auction ``impact_coef * sigma * sqrt(q /
+      ADV)`` with ``ADV`` the average daily volume in shares over the same window; in a bin
+      ``impact_coef * sigma * sqrt(q / v)`` with ``v`` the bin's volume, so that a parent
+      spread over the day at a constant participation pays what the square-root law charges
+      the whole order, and one crowding into few bins pays more. Impact is temporary: paid on
+      the fill, it does not move the session's later prices. Data without volume uses
+      ``adv_usd`` dollars of daily volume per symbol, an explicit assumption that the run
+      reports. Auction fills before two returns of history exist carry no impact, and a
+      symbol whose window traded no volume does not fill in the auction;
+    - commission: ``commission_bps`` of notional plus ``commission_per_share`` per share, at
+      least ``commission_min`` per parent order. Per-share commission is only meaningful on
+      unadjusted prices; adjusted histories (like the bundled data) should use bps.
+
+    ``price`` in the fills includes spread and impact; commission is reported apart.
+
+    Financing (``pipeline.core.contracts.Financing``), accrued every bar on the calendar days since
+    the previous bar, actual/360 (the US money-market count brokers use; a weekend is three
+    days), on the cash and short positions held at the previous close, posted to cash:
+
+    - margin interest: ``margin_rate_bps`` a year on negative cash (500: 5 %, a broker's
+      benchmark-plus-spread rate, flat over the run);
+    - interest on positive cash: ``cash_rate_bps`` a year (0 by default: idle cash earns
+      nothing unless you say what your broker pays);
+    - short borrow fee: ``borrow_fee_bps`` a year of each short position's market value (25:
+      an easy-to-borrow large cap), ``borrow_fee_overrides`` per symbol for hard-to-borrow ones.
+    """
+
+    rules = {
+        "commission_bps": "[0, 1000]",
+        "commission_per_share": "[0, inf)",
+        "commission_min": "[0, inf)",
+        "half_spread_bps": "[0, 1000]",
+        "impact_coef": "[0, 100]",
+        "window": "[2, inf)",
+        "adv_usd": "(0, inf)",
+        "participation_cap": "(0, 1]",
+        "bins": "[1, 1440]",
+        "u_ratio": "[1, 100]",
+        "volume_noise": "[0, 3]",
+        "profile_days": "[1, inf)",
+        "lot_size": "(0, inf)",
+        "margin_rate_bps": "[0, 10000]",
+        "cash_rate_bps": "[0, 10000]",
+        "borrow_fee_bps": "[0, 100000]",
+    }
+
+    def __init__(
+        self,
+        commission_bps: float = 1.0,
+        commission_per_share: float = 0.0,
+        commission_min: float = 1.0,
+        half_spread_bps: float = 2.0,
+        impact_coef: float = 0.5,
+        window: int = 20,
+        adv_usd: float = 5.0e8,
+        participation_cap: float = 0.25,
+        unfilled: Literal["cancel", "sweep"] = "cancel",
+        bins: int = 13,
+        profile: Literal["u_shape", "flat"] = "u_shape",
+        u_ratio: float = 2.0,
+        volume_noise: float = 0.2,
+        intraday: Optional[str] = None,
+        profile_days: int = 20,
+        lot_size: Optional[float] = None,
+        margin_rate_bps: float = 500.0,
+        cash_rate_bps: float = 0.0,
+        borrow_fee_bps: float = 25.0,
+        borrow_fee_overrides: Optional[dict[str, float]] = None,
+        seed: int = 0,
+    ) -> None:
+        self.commission_bps = commission_bps
+        self.commission_per_share = commission_per_share
+        self.commission_min = commission_min
+        self.half_spread_bps = half_spread_bps
+        self.impact_coef = impact_coef
+        self.window = window
+        self.adv_usd = adv_usd
+        self.participation_cap = participation_cap
+        self.unfilled = unfilled
+        self.bins = bins
+        self.profile = profile
+        self.u_ratio = u_ratio
+        self.volume_noise = volume_noise
+        self.intraday = intraday
+        self.profile_days = profile_days
+        self.lot_size = lot_size
+        self.margin_rate_bps = margin_rate_bps
+        self.cash_rate_bps = cash_rate_bps
+        self.borrow_fee_bps = borrow_fee_bps
+        self.borrow_fee_overrides = borrow_fee_overrides
+        self.seed = seed
+
+    def prepare(self, data: MarketData) -> None:
+        from pipeline.core.intraday import load_bars, trailing_volume
+
+        adv = None if data.volume is None else trailing_volume(data.volume, self.window)
+        self.data_, self.adv_ = data, adv
+        self.bars_ = None if self.intraday is None else load_bars(str(self.intraday), data)
+        # volatility and the intraday market are built when first needed: execution=market
+        # without impact needs neither
+        self.sigma_, self.market_ = None, None
+        # auction impact = scale * sqrt(size): size in shares over ADV in shares when the data
+        # has volume, in notional over the assumed ADV in dollars when it has not
+        impact = self.impact_coef * self._sigma() if self.impact_coef else 0.0
+        if adv is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # NaN where the window traded nothing: such a market fills nothing
+                scale = np.where(adv > 0, impact / np.sqrt(adv), np.nan)
+        else:
+            scale = np.broadcast_to(impact / np.sqrt(self.adv_usd), data.close.shape)
+        self.auction_ = AuctionCosts(
+            impact_scale=scale, half_spread=self.half_spread_bps * 1e-4,
+            impact_in_shares=adv is not None, commission=self._commission(), volume=data.volume,
+            assumed_dollar_volume=self.adv_usd)
+        fee = np.full(len(data.symbols), self.borrow_fee_bps * 1e-4)
+        for symbol, bps in (self.borrow_fee_overrides or {}).items():
+            if symbol not in data.symbols:
+                raise ConfigError(f"broker.borrow_fee_overrides.{symbol}: not a symbol of {data.name} "
+                                  f"({', '.join(data.symbols)}); fix the name or drop the entry")
+            if not (isinstance(bps, (int, float)) and 0 <= bps <= 100_000):
+                raise ConfigError(f"broker.borrow_fee_overrides.{symbol}={bps!r} is not allowed: "
+                                  f"expected annual bps in [0, 100000]")
+            fee[data.symbols.index(symbol)] = bps * 1e-4
+        self.financing_ = Financing(margin_rate=self.margin_rate_bps * 1e-4,
+                                    cash_rate=self.cash_rate_bps * 1e-4, borrow_fee=fee)
+
+    def _sigma(self) -> np.ndarray:
+        """Daily volatility of log returns over ``window`` bars (row ``t``: up to its close)."""
+        if self.sigma_ is None:
+            from pipeline.core.intraday import trailing_volatility
+
+            self.sigma_ = trailing_volatility(self.data_.close, self.window)
+        return self.sigma_
+
+    def _commission(self) -> Commission:
+        return Commission(rate=self.commission_bps * 1e-4, per_share=self.commission_per_share,
+                          minimum=self.commission_min)
+
+    def auction(self) -> AuctionCosts:
+        return self.auction_
+
+    def financing(self) -> Financing:
+        return self.financing_
+
+    def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
+        if self.market_ is None:
+            from pipeline.core.intraday import IntradayMarket
+
+            self.market_ = IntradayMarket(
+                self.data_, self._sigma(), self.adv_, n_bins=int(self.bins), profile=self.profile,
+                u_ratio=self.u_ratio, volume_noise=self.volume_noise,
+                half_spread=self.half_spread_bps * 1e-4, adv_usd=self.adv_usd, seed=int(self.seed),
+                bars=self.bars_, profile_days=int(self.profile_days))
+        return self.market_.bins(bar, symbols)
+
+    def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:
+        m = len(orders)
+        report = ParentReport(first_bin=np.full(m, AUCTION), last_bin=np.full(m, AUCTION),
+                              vwap=np.full(m, np.nan), twap=np.full(m, np.nan),
+                              volume=np.full(m, np.nan), cancelled=orders.quantity.copy(),
+                              swept=np.zeros(m))
+        in_auction = children.bin == AUCTION
+        if in_auction.all():  # execution=market: the session's bins are never built
+            parts = [self._auction(orders, children, session, report)]
+        elif not in_auction.any():
+            parts = self._binned(orders, children, session, report)
+        else:
+            parts = [self._auction(orders, _subset(children, in_auction), session, report),
+                     *self._binned(orders, _subset(children, ~in_auction), session, report)]
+        parent, bin_, qty, price, base, spread, impact = (
+            parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)])
+        fee = self._commission().fee(qty, np.abs(qty) * base)
+        if self.commission_min and parent.size:
+            # the minimum is per parent order: top up each parent's first fill
+            short = np.maximum(self.commission_min - np.bincount(parent, fee, m), 0.0)
+            first = np.full(m, parent.size)
+            np.minimum.at(first, parent, np.arange(parent.size))
+            done = first < parent.size
+            fee[first[done]] += short[done]
+        return Fills(parent=parent, symbol=orders.symbol[parent], quantity=qty, price=price,
+                     commission=fee, spread_cost=spread, impact_cost=impact, bin=bin_,
+                     report=report)
+
+    def _auction(self, orders: Orders, children: ChildOrders, session: Session,
+                 report: ParentReport) -> tuple:
+        """Children filled whole at the session's reference price."""
+        sym = orders.symbol[children.parent]
+        ref = session.reference[sym]
+        impact = self.auction_.impact_scale[session.bar - 1][sym]
+        ok = np.isfinite(ref * impact)  # no bar, or no volume in the window: cannot fill
+        parent, ref, impact, qty = children.parent[ok], ref[ok], impact[ok], children.quantity[ok]
+        price, spread, impact = self.auction_.fill(ref, impact, qty)
+        sym = orders.symbol[parent]
+        report.vwap[parent] = report.twap[parent] = ref
+        report.volume[parent] = self.auction_.session_volume(session.bar, sym, ref)
+        report.cancelled[parent] -= qty
+        return parent, np.full(parent.size, AUCTION), qty, price, ref, spread, impact
+
+    def _binned(self, orders: Orders, children: ChildOrders, session: Session,
+                report: ParentReport) -> list[tuple]:
+        """Children worked first in, first out through the bins, under the participation cap."""
+        bins = session.bins
+        n_bins, m = bins.volume.shape
+        if children.bin.max() >= n_bins:
+            raise RuntimeError(f"execution produced a child order outside the session's {n_bins} "
+                               f"bins: a plugin bug")
+        side = np.sign(orders.quantity)
+        rows = np.arange(n_bins)[:, None]
+        cells = n_bins * m
+        flat = children.bin * m + children.parent
+        released = np.bincount(flat, np.abs(children.quantity), cells).reshape(n_bins, m)
+        first = np.full(m, n_bins)
+        np.minimum.at(first, children.parent, children.bin)
+        last = np.full(m, -1)
+        np.maximum.at(last, children.parent, children.bin if children.expire is None
+                      else np.maximum(children.expire, children.bin))
+        working = (rows >= first) & (rows <= last)
+        volume, price = bins.volume, bins.price
+        room = self.participation_cap * volume
+        own, limited = children.participation, not np.isnan(children.limit).all()
+        capped = own is not None and not np.isnan(own).all()
+        if capped or limited:
+            # each bin works under the limit and participation of the parent's newest child
+            newest = np.where(np.bincount(flat, minlength=cells).reshape(n_bins, m) > 0, rows, 0)
+            newest_cell = (np.maximum.accumulate(newest, 0), np.arange(m))
+        if capped:
+            cap = np.full(cells, np.nan)
+            cap[flat] = own
+            room = np.fmin(cap.reshape(n_bins, m)[newest_cell], self.participation_cap) * volume
+        if limited:
+            limit = np.full(cells, np.nan)
+            limit[flat] = children.limit
+            limit = limit.reshape(n_bins, m)[newest_cell]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # the share of the bin's volume that traded at prices the limit accepts
+                span = bins.high - bins.low
+                through = np.where(side > 0, limit - bins.low, bins.high - limit)
+                room = room * np.where(np.isnan(limit), 1.0, np.where(
+                    span > 0, np.clip(through / span, 0.0, 1.0), through >= 0))
+                marketable = np.isnan(limit) | (side * (limit - price) >= 0)
+        wanted = np.abs(report.cancelled)  # all of each parent, less what the auction filled
+        # capped at the parent's size: it changes no fill and keeps the sums at the order's scale
+        capacity = np.where(working, np.minimum(room, wanted), 0.0)
+        if self.lot_size:
+            capacity = np.floor(capacity / self.lot_size) * self.lot_size
+        # a queue with releases A and capacities C: cumulative fills D = C + min(0, min_j<=b A_j - C_j)
+        cum_capacity = capacity.cumsum(0)
+        done = cum_capacity + np.minimum(np.minimum.accumulate(released.cumsum(0) - cum_capacity, 0), 0.0)
+        filled = done.copy()
+        filled[1:] -= done[:-1]
+        left = np.maximum(wanted - done[-1], 0.0)
+
+        p, b = np.nonzero(filled.T > 0)
+        q = filled[b, p]
+        at_price = price[b, p]
+        half_spread = bins.half_spread[p]
+        impact = self.impact_coef * bins.sigma[p] * np.sqrt(q / volume[b, p])
+        if limited:
+            aggressive = marketable[b, p]
+            half_spread, impact = half_spread * aggressive, impact * aggressive
+            at_price = np.where(aggressive, at_price, limit[b, p])
+        parts = [(p, b, side[p] * q, at_price * (1.0 + side[p] * (half_spread + impact)), at_price,
+                  q * at_price * half_spread, q * at_price * impact)]
+
+        has = last >= 0
+        if self.unfilled == "sweep":
+            horizon = np.maximum(last, 0)
+            cols = np.arange(m)
+            v_end = volume[horizon, cols]
+            sweep = has & (left > 0) & (v_end > 0)
+            if limited:
+                sweep &= marketable[horizon, cols]
+            p = np.flatnonzero(sweep)
+            b, q = horizon[p], left[p]
+            at_price, half_spread = price[b, p], bins.half_spread[p]
+            impact = self.impact_coef * bins.sigma[p] * np.sqrt(q / v_end[p])
+            parts.append((p, b, side[p] * q, at_price * (1.0 + side[p] * (half_spread + impact)),
+                          at_price, q * at_price * half_spread, q * at_price * impact))
+            report.swept[p] = side[p] * q
+            left[p] = 0.0
+
+        traded = volume * working
+        market_volume = np.add.reduce(traded, 0)
+        vwap = np.divide(np.add.reduce(price * traded, 0), market_volume,
+                         out=np.full(m, np.nan), where=market_volume > 0)
+        twap = np.add.reduce(price * working, 0) / np.maximum(np.add.reduce(working, 0), 1)
+        some = slice(None) if has.all() else has
+        report.first_bin[some], report.last_bin[some] = first[some], last[some]
+        report.vwap[some], report.twap[some] = vwap[some], twap[some]
+        report.volume[some], report.cancelled[some] = market_volume[some], (side * left)[some]
+        return parts
+
+
+def _subset(children: ChildOrders, keep: np.ndarray) -> ChildOrders:
+    pick = (lambda a: None if a is None else a[keep])
+    return ChildOrders(parent=children.parent[keep], bin=children.bin[keep],
+                       quantity=children.quantity[keep], limit=children.limit[keep],
+                       participation=pick(children.participation), expire=pick(children.expire))

@@ -1,0 +1,106 @@
+"""Microstructure signals from level-2 quotes and trades: queue imbalance, microprice and
+trade-flow imbalance, for intraday horizons (seconds to minutes)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from pipeline.core.contracts import Strategy
+from pipeline.core.errors import DataError
+
+
+class Microstructure(Strategy):
+    """Short-horizon direction from the limit order book.
+
+    ``signal(book, at)`` reads an order book (``plugins.data.lobster.OrderBook``: best-first
+    bid/ask prices and sizes per level, and signed trades; read from LOBSTER files with
+    ``read_lobster`` or simulated with ``plugins.data.lob_synthetic.synthetic_book``) at decision
+    rows ``at`` and returns a ``len(at) x 1`` array (one instrument per book). Row ``i`` uses
+    book rows ``[0, at[i]]`` and the trades known by then only. The components, each in [-1, 1]:
+
+    - ``imbalance``: depth imbalance over the first ``levels`` levels,
+      ``sum_l w_l (bid_l - ask_l) / sum_l w_l (bid_l + ask_l)`` with ``w_l = decay^(l-1)``;
+      at one level it is the queue imbalance of Gould & Bonart (2016, "Queue imbalance as a
+      one-tick-ahead price predictor in a limit order book"; also Cartea, Jaimungal & Penalva
+      2015), which predicts the sign of the next mid-price move.
+    - ``microprice``: the size-weighted mid ``(ask q_bid + bid q_ask) / (q_bid + q_ask)``
+      minus the mid, in half-spreads (the first-order micro-price of Stoikov 2018); it moves
+      toward the side with the smaller queue. In half-spreads it equals the level-1 queue
+      imbalance, so ``combined`` leans on the best level twice (through ``imbalance`` too).
+    - ``trade_flow``: signed traded volume over total traded volume in the last
+      ``flow_window`` seconds (buyer-initiated positive): the trade imbalance of Chordia &
+      Subrahmanyam (2004); Cont, Kukanov & Stoikov (2014) extend it to limit orders and
+      cancellations (order-flow imbalance).
+
+    ``kind="combined"`` is the mean of the three. Values with ``|s| < threshold`` become 0
+    (no trade on a weak signal). Positive means buy.
+
+    In the pipeline: ``run.py`` runs daily MarketData, which has no book, so this strategy is
+    used from Python; given MarketData it raises a DataError saying so::
+
+        from plugins.data.lobster import read_lobster
+        from plugins.strategy.microstructure import Microstructure
+
+        book = read_lobster("AAPL_2012-06-21_34200000_57600000_message_10.csv",
+                            "AAPL_2012-06-21_34200000_57600000_orderbook_10.csv")
+        rows = book.decision_rows(every=1.0)          # the book as it stood each second
+        score = Microstructure(kind="combined", levels=3).signal(book, rows)[:, 0]
+    """
+
+    rules = {"levels": "[1, inf)", "decay": "(0, 1]", "flow_window": "(0, inf)",
+             "threshold": "[0, 1)"}
+
+    def __init__(self, kind: Literal["imbalance", "microprice", "trade_flow", "combined"] = "combined",
+                 levels: int = 3, decay: float = 0.5, flow_window: float = 30.0,
+                 threshold: float = 0.0) -> None:
+        self.kind = kind
+        self.levels = levels
+        self.decay = decay
+        self.flow_window = flow_window
+        self.threshold = threshold
+
+    def components(self, book, at: np.ndarray) -> dict[str, np.ndarray]:
+        """The three signals at rows ``at`` (each of length ``len(at)``)."""
+        if not all(hasattr(book, f) for f in ("bid_size", "ask_size", "trade_row", "time")):
+            raise DataError(f"the microstructure strategy needs an order book (level-2 quotes and "
+                            f"trades, plugins.data.lobster.OrderBook), got "
+                            f"{type(book).__name__}; daily bars carry no book: load LOBSTER files "
+                            f"with plugins.data.lobster.read_lobster and call signal(book, rows)")
+        at = np.asarray(at, dtype=np.int64)
+        if at.size and (at.min() < 0 or at.max() >= book.time.shape[0]):
+            raise ValueError(f"decision rows must be in [0, {book.time.shape[0] - 1}]")
+        L = min(self.levels, book.bid_size.shape[1])
+        w = self.decay ** np.arange(L)
+        qb = np.nan_to_num(book.bid_size[at, :L]) @ w
+        qa = np.nan_to_num(book.ask_size[at, :L]) @ w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            imbalance = np.where(qb + qa > 0, (qb - qa) / (qb + qa), 0.0)
+            b1, a1 = book.bid_size[at, 0], book.ask_size[at, 0]
+            pb, pa = book.bid_price[at, 0], book.ask_price[at, 0]
+            micro = (pa * b1 + pb * a1) / (b1 + a1)
+            half = (pa - pb) / 2.0
+            micro_dev = (micro - (pa + pb) / 2.0) / half
+        micro_dev = np.where(np.isfinite(micro_dev), micro_dev, 0.0)
+        # trades known at row k: trade_row <= k; within (time[k] - window, time[k]]
+        csum_signed = np.concatenate([[0.0], np.cumsum(book.trade_sign * book.trade_size)])
+        csum_total = np.concatenate([[0.0], np.cumsum(book.trade_size)])
+        hi = np.searchsorted(book.trade_row, at, side="right")
+        trade_time = book.time[book.trade_row]
+        lo = np.searchsorted(trade_time, book.time[at] - self.flow_window, side="right")
+        lo = np.minimum(lo, hi)
+        signed = csum_signed[hi] - csum_signed[lo]
+        total = csum_total[hi] - csum_total[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            flow = np.where(total > 0, signed / total, 0.0)
+        return {"imbalance": imbalance, "microprice": micro_dev, "trade_flow": flow}
+
+    def signal(self, book, at: np.ndarray) -> np.ndarray:
+        parts = self.components(book, at)
+        if self.kind == "combined":
+            s = (parts["imbalance"] + parts["microprice"] + parts["trade_flow"]) / 3.0
+        else:
+            s = parts[self.kind]
+        s = np.where(np.abs(s) < self.threshold, 0.0, s)
+        return s[:, None]
