@@ -21,12 +21,14 @@ def sends(gw) -> collections.Counter:
 
 
 def test_14_1_fills_made_during_a_long_outage_reach_the_journal_and_nothing_is_bought_twice(gateway, tmp_path):
-    # limit buys 10 bps over the decision's close, with the market 1 % higher: they rest
-    for sym in SYMBOLS:
-        gateway.call(gateway.set_price, sym, round(gateway.prices[sym] * 1.01, 2))
+    # limit buys 10 bps over the quote they are sized on; the market moves 1 % higher while the
+    # gateway holds them unacknowledged, so they rest
+    gateway.ack_delay = 0.3
 
     def outage():
-        time.sleep(0.3)  # acknowledged and resting
+        for sym in SYMBOLS:
+            gateway.call(gateway.set_price, sym, round(gateway.prices[sym] * 1.01, 2))
+        time.sleep(0.6)  # acknowledged and resting
         # the gateway away for a second that its clock calls 400 s: three orders fill meanwhile,
         # the fourth as the runner comes back, before it can reconcile
         gateway.call(gateway.faults.start_outage, 1.0, True, 400.0)
