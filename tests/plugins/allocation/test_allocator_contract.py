@@ -67,7 +67,7 @@ def check_weights(alloc, w, side):
 
 def test_every_module_has_an_allocator_and_a_config():
     assert set(MODULES) >= {"equal_weight", "inverse_vol", "risk_parity", "risk_budgeting", "kelly",
-                            "adaptive", "min_variance", "mean_variance", "hrp", "skfolio_adapter"}
+                            "adaptive", "min_variance", "mean_variance", "hrp", "skfolio"}
     for name in MODULES:
         classes = allocator_classes(name)
         assert classes, f"plugins/allocation/{name}.py defines no Allocator"
