@@ -1,0 +1,115 @@
+"""One name everywhere (DESIGN.md): ``conf/<group>/<name>.yaml`` <-> ``plugins/<group>/<name>.py``
+<-> entry point ``"<group>.<name>"`` in pyproject.toml; the experiment presets run; no module
+grows past about 600 lines."""
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker")
+# The documented exceptions, name -> why it breaks the one-name rule.
+YAML_ONLY = {  # a conf file whose _target_ is another plugin's class, with other parameters
+    ("strategy", "fast_momentum"): "momentum over three months",
+    ("strategy", "ml_forest"): "ml with a random forest classifier",
+}
+PYTHON_ONLY = {  # a plugin module with no conf file and no entry point
+    ("data", "lobster"): "LOBSTER order books are not MarketData: read from Python",
+    ("data", "lob_synthetic"): "a simulated order book, for the microstructure strategy from Python",
+    ("strategy", "microstructure"): "reads an order book, which run.py's daily MarketData has not",
+}
+# conf/risk/<name>.yaml are presets: ordered lists of constraints, each key a risk plugin.
+PRESET_GROUPS = ("risk",)
+MAX_LINES = 600
+
+
+def entry_points() -> dict[tuple[str, str], str]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        eps = tomllib.load(f)["project"]["entry-points"]["robo_trader.plugins"]
+    return {tuple(name.split(".", 1)): value for name, value in eps.items()}
+
+
+def modules(group: str) -> set[str]:
+    """Public plugin modules of a stage: ``<name>.py`` or a ``<name>/`` package; the IB fake
+    gateway (plugins/broker/ib/fake_gateway) sits inside ``ib/`` and is a test double, not one."""
+    folder = ROOT / "plugins" / group
+    found = {p.stem for p in folder.glob("*.py")} | {p.parent.name for p in folder.glob("*/__init__.py")}
+    return {name for name in found if not name.startswith("_")}
+
+
+def confs(group: str) -> dict[str, dict]:
+    return {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted((ROOT / "conf" / group).glob("*.yaml"))}
+
+
+def _target(group: str, name: str, node: dict) -> str | None:
+    node = node.get(name, {}) if group == "strategy" else node  # strategies are keyed by name
+    return node.get("_target_")
+
+
+@pytest.mark.parametrize("group", STAGES)
+def test_15_8_conf_file_plugin_module_and_entry_point_share_one_name(group):
+    eps = {name: value for (g, name), value in entry_points().items() if g == group}
+    plugins = modules(group)
+    problems = []
+    for name in sorted(plugins - {n for g, n in PYTHON_ONLY if g == group}):
+        if name not in eps:
+            problems.append(f"plugins/{group}/{name}.py has no entry point \"{group}.{name}\" in pyproject.toml")
+    for name, value in sorted(eps.items()):
+        if name not in plugins:
+            problems.append(f"entry point \"{group}.{name}\" has no module plugins/{group}/{name}.py")
+        elif not value.startswith(f"plugins.{group}.{name}:"):
+            problems.append(f"entry point \"{group}.{name}\" = {value!r} is not in plugins.{group}.{name}")
+    if group in PRESET_GROUPS:
+        for preset, constraints in confs(group).items():
+            problems += [f"conf/{group}/{preset}.yaml: {key} is no {group} plugin" for key in constraints
+                         if key not in eps]
+    else:
+        for name, node in confs(group).items():
+            target = _target(group, name, node)
+            if (group, name) in YAML_ONLY:
+                if target not in {v.replace(":", ".") for v in eps.values()}:
+                    problems.append(f"conf/{group}/{name}.yaml (YAML-only) targets {target}, no registered plugin")
+            elif name not in eps:
+                problems.append(f"conf/{group}/{name}.yaml has no entry point \"{group}.{name}\"")
+            elif target != eps[name].replace(":", "."):
+                problems.append(f"conf/{group}/{name}.yaml targets {target}, its entry point {eps[name]}")
+        problems += [f"plugin {group}.{name} has no conf/{group}/{name}.yaml" for name in sorted(eps)
+                     if name not in confs(group)]
+    assert not problems, "\n".join(problems)
+
+
+def test_15_8_the_documented_exceptions_are_still_exceptions():
+    eps = entry_points()
+    for group, name in YAML_ONLY:
+        assert name not in modules(group) and (group, name) not in eps, (group, name)
+        assert name in confs(group), f"conf/{group}/{name}.yaml is gone: drop it from YAML_ONLY"
+    for group, name in PYTHON_ONLY:
+        assert name in modules(group) and (group, name) not in eps, (group, name)
+        assert name not in confs(group), (group, name)
+
+
+@pytest.mark.slow
+def test_15_8_every_experiment_preset_runs_in_one_multirun(tmp_path):
+    presets = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+    assert len(presets) >= 3, presets
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", "experiment=glob(*)",
+                           f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.override_dirname}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    done = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("*/metrics.json")}
+    assert sorted(done) == [f"experiment={name}" for name in presets], proc.stdout
+    for name, metrics in done.items():
+        assert metrics["sharpe"] == metrics["sharpe"], f"{name}: sharpe is NaN"  # a real run, not an empty book
+
+
+def test_15_10_no_module_in_pipeline_or_plugins_is_over_600_lines():
+    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines())
+             for top in ("pipeline", "plugins") for p in (ROOT / top).rglob("*.py")}
+    over = sorted(((n, path) for path, n in sizes.items() if n > MAX_LINES), reverse=True)
+    assert not over, f"modules over {MAX_LINES} lines (split them by concern):\n" + "\n".join(
+        f"{path}: {n}" for n, path in over)
