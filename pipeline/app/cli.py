@@ -12,14 +12,15 @@ import os
 import sys
 from typing import Any, Callable
 
+from pipeline.app import config, registry
 from pipeline.core.errors import ConfigError, UserError
+from pipeline.core.params import import_target, suggest
+from pipeline.report.console import job_counter
 
 EXIT_USER_ERROR = 2
 
 
 def guarded(main: Callable[[], Any]) -> None:
-    from pipeline.app import config
-
     register_help()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         config.register()
@@ -81,8 +82,6 @@ def _failed_job(exc: BaseException) -> float:
     out.mkdir(parents=True, exist_ok=True)
     detail = "" if isinstance(exc, UserError) else "".join(traceback.format_exception(exc))
     (out / "error.txt").write_text(f"{type(exc).__name__}: {' '.join(str(exc).split())}\n{detail}")
-    from pipeline.report.console import job_counter
-
     sys.stderr.write(f"robo-trader: {job_counter(hydra.job.num)}job {hydra.job.num} failed: "
                      f"{' '.join(str(exc).split())}\n")
     if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
@@ -118,7 +117,6 @@ def _missing_option(exc: Any) -> str:
     group, _, name = missing.rpartition("/")
     if exc.options is not None and group:
         options = ", ".join(sorted(exc.options))
-        from pipeline.core.params import suggest
         return f"{group}={name}: no such option; available: {options}{suggest(name, exc.options)}"
     return " ".join(str(exc).split()[:40])
 
@@ -141,7 +139,6 @@ def _omegaconf_message(exc: Any) -> str:
     parent = getattr(exc, "parent_node", None)
     if isinstance(exc, ConfigKeyError) or "not in struct" in str(exc) or "not in" in str(exc):
         allowed = _allowed_keys(parent, exc)
-        from pipeline.core.params import suggest
         leaf = key.rpartition(".")[2]
         present = set(parent.keys()) if parent is not None and OmegaConf.is_dict(parent) else set()
         if leaf in allowed and leaf not in present:
@@ -161,7 +158,6 @@ def _allowed_keys(parent: Any, exc: Any) -> list[str]:
     if parent is None:
         return []
     if OmegaConf.is_dict(parent) and "_target_" in parent:
-        from pipeline.core.params import import_target
         try:
             cls = import_target(str(parent["_target_"]), exc.full_key)
         except ConfigError:
@@ -245,8 +241,6 @@ def _wrap(text: str, indent: int, width: int = 100) -> list[str]:
 
 def help_text(choices: Any = None) -> str:
     import yaml
-
-    from pipeline.app import registry
 
     conf = registry.CONF_DIR
     groups = sorted({p.name for p in conf.iterdir() if p.is_dir() and p.name != "hydra"} | set(registry.STAGES),

@@ -17,6 +17,7 @@ import sys
 from typing import Any, Optional
 
 from pipeline.app import registry
+from pipeline.core.params import schema_for
 
 
 @dataclasses.dataclass
@@ -121,8 +122,6 @@ def register() -> None:
     """Fill the ConfigStore; idempotent, cheap (plugin modules import only numpy)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
-
-    from pipeline.core.params import schema_for
 
     cs = ConfigStore.instance()
     cs.store(name="robo_config", node=run_schema())

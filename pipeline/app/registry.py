@@ -20,10 +20,11 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.params import suggest
 
 GROUP = "robo_trader.plugins"
 STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @functools.cache
@@ -58,7 +59,6 @@ def load(stage: str, name: str) -> type:
         ep = registered()[stage][name]
     except KeyError:
         known = ", ".join(registered().get(stage, {})) or "(none)"
-        from pipeline.core.params import suggest
         raise ConfigError(f"{stage}.{name} is not a registered {stage} plugin; registered: "
                           f"{known}{suggest(name, registered().get(stage, {}))}") from None
     return ep.load()

@@ -15,10 +15,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.app import registry
+from pipeline.backtest.engine import backtest
 from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
                                 Strategy)
 from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.params import build
+from pipeline.core.schedule import decision_bars
+from pipeline.decision.targets import Capped
+from pipeline.live.runner import run_live
+from pipeline.report import console
+from pipeline.research import walkforward as wf
+from pipeline.results import recorder
 
 
 log = logging.getLogger("robo_trader")
@@ -63,8 +70,6 @@ def build_stages(cfg: DictConfig) -> Stages:
 def _capped(portfolio: Allocator, caps: Any) -> Allocator:
     if not caps:
         return portfolio
-    from pipeline.decision.targets import Capped
-
     for name, limit in caps.items():
         if not isinstance(limit, (int, float)) or not 0 < limit <= 1:
             raise ConfigError(f"sleeve_caps.{name}={limit!r} is not allowed: expected a weight in (0, 1]")
@@ -145,8 +150,6 @@ def main(cfg: DictConfig) -> float:
         raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
     mode = cfg.get("mode")
     if mode is not None and mode.name != "backtest":
-        from pipeline.live.runner import run_live
-
         run_live(cfg)
         return float("nan")
     if cfg.get("walkforward") is not None:
@@ -158,11 +161,6 @@ def main(cfg: DictConfig) -> float:
 def run_walkforward(cfg: DictConfig) -> dict[str, Any]:
     """Backtest every candidate of ``cfg.walkforward.grid`` once; choose per fold; record."""
     import numpy as np
-
-    from pipeline.results import recorder
-    from pipeline.research import walkforward as wf
-    from pipeline.backtest.engine import backtest
-    from pipeline.core.schedule import decision_bars
 
     out = output_dir(cfg)
     try:
@@ -205,11 +203,6 @@ OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdo
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Backtest the configured pipeline and write the run folder; returns the metrics."""
-    from pipeline.report import console
-    from pipeline.results import recorder
-    from pipeline.backtest.engine import backtest
-    from pipeline.core.schedule import decision_bars
-
     out = output_dir(cfg)
     try:
         stages = build_stages(cfg)

@@ -28,6 +28,10 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from pipeline.report import console
+from pipeline.report import tearsheet as r
+from pipeline.research.overfitting import summary
+from pipeline.results.metrics import periods_per_year
 from pipeline.results.recorder import write_json
 
 STATUS = "status.json"
@@ -175,8 +179,6 @@ def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
     tmp = sweep_dir / "summary.html.tmp"
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, sweep_dir / "summary.html")
-    from pipeline.report import console
-
     console.sweep_summary(table, objective, stats if not done.empty and objective in done else {},
                           LOWER_IS_BETTER, sweep_dir, top)
 
@@ -192,9 +194,6 @@ def best_job(ranked: Any, objective: str) -> str | None:
 def overfitting(sweep_dir: Path, jobs: list[str], best: str | None = None) -> dict[str, Any]:
     """The overfitting statistics of the sweep's ``best`` job among ``jobs`` (None: the
     highest Sharpe ratio), each job's returns over its own bars (those of its metrics.json)."""
-    from pipeline.results.metrics import periods_per_year
-    from pipeline.research.overfitting import summary
-
     if not jobs:
         return {}
     returns = returns_matrix(sweep_dir, jobs)
@@ -298,8 +297,6 @@ def heatmap_grid(table: Any, params: dict[str, dict[str, str]], axes: list[str],
 
 def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, Any], top: int = 10) -> str:
     """``summary.html``: the jobs, a heatmap over two swept parameters, the overfitting stats."""
-    from pipeline.report import tearsheet as r
-
     jobs = list(table["job"])
     params = job_overrides(sweep_dir, jobs)
     done = table[table["status"] == "completed"]

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.results import tca
+from pipeline.report import tearsheet as report
+from pipeline.results.attribution import attribution, sleeves
 from pipeline.backtest.engine import Ledger
 from pipeline.results.metrics import bar_returns, summarize
 
@@ -72,8 +74,6 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "impact_cost": f["impact_cost"],
         "bin": f["bin"].astype(np.int64),
     })
-    from pipeline.results.attribution import attribution, sleeves
-
     return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
             "execution": tca.table(ledger), "attribution": attribution(ledger),
             "sleeves": sleeves(ledger), "financing": financing_table(ledger)}
@@ -196,8 +196,6 @@ def overrides() -> list[str]:
 
 
 def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
-    from pipeline.report import tearsheet as report
-
     # first: a benchmark the config gets wrong fails before any file is written
     bench = report.benchmark(ledger.data, ledger.start, report.benchmark_choice(cfg, stages.data))
     out.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from pipeline.core.contracts import DataSource
 from pipeline.core.errors import DataError
 from pipeline.core.market import MarketData
 from pipeline.live.pretrade import Window
-from plugins.data._frames import select
+from plugins.data._frames import at_close, select
 
 log = logging.getLogger("robo_trader.ib_data")
 
@@ -247,8 +247,6 @@ def _write_cache(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _market(frames: dict[str, pd.DataFrame], symbols: list[str], zone: str, close_time: str) -> MarketData:
-    from plugins.data._frames import at_close
-
     days = pd.DatetimeIndex(sorted(set().union(*[set(f.index) for f in frames.values()])))
     hour, minute = (int(x) for x in str(close_time).split(":")[:2])
     index = at_close(days, zone, pd.Timedelta(hours=hour, minutes=minute))

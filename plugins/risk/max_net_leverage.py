@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.core.contracts import Constraint, RiskContext
 from pipeline.core.errors import ConfigError
+from plugins.risk.long_only import LongOnly
 
 
 class MaxNetLeverage(Constraint):
@@ -31,8 +32,6 @@ class MaxNetLeverage(Constraint):
 
     def check_with(self, constraints: Sequence[tuple[str, Constraint]]) -> None:
         """A long-only book with a net cap of 0 can hold nothing: a ConfigError."""
-        from plugins.risk.long_only import LongOnly
-
         for name, other in constraints:
             if isinstance(other, LongOnly) and self.limit == 0:
                 raise ConfigError(

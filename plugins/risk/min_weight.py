@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.core.contracts import Constraint, RiskContext
 from pipeline.core.errors import ConfigError
+from plugins.risk.max_weight import MaxWeight
 
 _TOL = 1e-12
 
@@ -40,8 +41,6 @@ class MinWeight(Constraint):
 
     def check_with(self, constraints: Sequence[tuple[str, Constraint]]) -> None:
         """Raise ConfigError when another constraint of the set makes the floor impossible."""
-        from plugins.risk.max_weight import MaxWeight
-
         for name, other in constraints:
             if isinstance(other, MaxWeight) and other.limit < self.limit:
                 raise ConfigError(

@@ -11,6 +11,7 @@ import pandas as pd
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
 from plugins.strategy._common import check_rule, latest, refit_bars
+from plugins.strategy.momentum import Momentum
 
 
 class Regime(Strategy):
@@ -64,8 +65,6 @@ class Regime(Strategy):
     def _base(self) -> Strategy:
         if self.base is not None:
             return self.base
-        from plugins.strategy.momentum import Momentum
-
         return Momentum()
 
     def regime_warmup(self) -> int:
