@@ -113,3 +113,12 @@ def test_15_10_no_module_in_pipeline_or_plugins_is_over_600_lines():
     over = sorted(((n, path) for path, n in sizes.items() if n > MAX_LINES), reverse=True)
     assert not over, f"modules over {MAX_LINES} lines (split them by concern):\n" + "\n".join(
         f"{path}: {n}" for n, path in over)
+
+
+def test_15_8_the_registry_reads_the_stage_names_from_the_repositorys_conf_folder():
+    # pipeline/app/registry.py sits two packages deep: conf/ is three folders up, not two
+    from pipeline.app import registry
+
+    assert registry.CONF_DIR == ROOT / "conf"
+    for group in STAGES:
+        assert registry.config_files(group) == sorted(confs(group)), group
