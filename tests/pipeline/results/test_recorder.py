@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 INDEXED = ("equity", "returns", "weights", "attribution", "sleeves")
 TIME_COLUMNS = {"orders": "decision_time", "fills": "time", "execution": "session"}
 pytestmark = pytest.mark.slow
