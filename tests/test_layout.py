@@ -28,22 +28,22 @@ PRESET_GROUPS = ("risk",)
 MAX_LINES = 600
 
 
-def entry_points() -> dict[tuple[str, str], str]:
-    with (ROOT / "pyproject.toml").open("rb") as f:
+def entry_points(root: Path = ROOT) -> dict[tuple[str, str], str]:
+    with (root / "pyproject.toml").open("rb") as f:
         eps = tomllib.load(f)["project"]["entry-points"]["robo_trader.plugins"]
     return {tuple(name.split(".", 1)): value for name, value in eps.items()}
 
 
-def modules(group: str) -> set[str]:
+def modules(group: str, root: Path = ROOT) -> set[str]:
     """Public plugin modules of a stage: ``<name>.py`` or a ``<name>/`` package; the IB fake
     gateway (plugins/broker/ib/fake_gateway) sits inside ``ib/`` and is a test double, not one."""
-    folder = ROOT / "plugins" / group
+    folder = root / "plugins" / group
     found = {p.stem for p in folder.glob("*.py")} | {p.parent.name for p in folder.glob("*/__init__.py")}
     return {name for name in found if not name.startswith("_")}
 
 
-def confs(group: str) -> dict[str, dict]:
-    return {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted((ROOT / "conf" / group).glob("*.yaml"))}
+def confs(group: str, root: Path = ROOT) -> dict[str, dict]:
+    return {p.stem: yaml.safe_load(p.read_text()) or {} for p in sorted((root / "conf" / group).glob("*.yaml"))}
 
 
 def _target(group: str, name: str, node: dict) -> str | None:
@@ -51,10 +51,10 @@ def _target(group: str, name: str, node: dict) -> str | None:
     return node.get("_target_")
 
 
-@pytest.mark.parametrize("group", STAGES)
-def test_15_8_conf_file_plugin_module_and_entry_point_share_one_name(group):
-    eps = {name: value for (g, name), value in entry_points().items() if g == group}
-    plugins = modules(group)
+def name_problems(group: str, root: Path = ROOT) -> list[str]:
+    """Where conf/<group>/, plugins/<group>/ and the entry points disagree on a name."""
+    eps = {name: value for (g, name), value in entry_points(root).items() if g == group}
+    plugins = modules(group, root)
     problems = []
     for name in sorted(plugins - {n for g, n in PYTHON_ONLY if g == group}):
         if name not in eps:
@@ -65,11 +65,11 @@ def test_15_8_conf_file_plugin_module_and_entry_point_share_one_name(group):
         elif not value.startswith(f"plugins.{group}.{name}:"):
             problems.append(f"entry point \"{group}.{name}\" = {value!r} is not in plugins.{group}.{name}")
     if group in PRESET_GROUPS:
-        for preset, constraints in confs(group).items():
+        for preset, constraints in confs(group, root).items():
             problems += [f"conf/{group}/{preset}.yaml: {key} is no {group} plugin" for key in constraints
                          if key not in eps]
     else:
-        for name, node in confs(group).items():
+        for name, node in confs(group, root).items():
             target = _target(group, name, node)
             if (group, name) in YAML_ONLY:
                 if target not in {v.replace(":", ".") for v in eps.values()}:
@@ -79,8 +79,39 @@ def test_15_8_conf_file_plugin_module_and_entry_point_share_one_name(group):
             elif target != eps[name].replace(":", "."):
                 problems.append(f"conf/{group}/{name}.yaml targets {target}, its entry point {eps[name]}")
         problems += [f"plugin {group}.{name} has no conf/{group}/{name}.yaml" for name in sorted(eps)
-                     if name not in confs(group)]
+                     if name not in confs(group, root)]
+    return problems
+
+
+@pytest.mark.parametrize("group", STAGES)
+def test_15_8_conf_file_plugin_module_and_entry_point_share_one_name(group):
+    problems = name_problems(group)
     assert not problems, "\n".join(problems)
+
+
+def test_15_8_a_name_that_differs_between_conf_plugin_and_entry_point_is_named(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project.entry-points."robo_trader.plugins"]\n'
+        '"execution.twap" = "plugins.execution.twap:TWAP"\n'
+        '"execution.vwap" = "plugins.execution.volume:VWAP"\n'
+        '"risk.max_weight" = "plugins.risk.max_weight:MaxWeight"\n')
+    for name in ("twap", "volume", "pov"):
+        (tmp_path / "plugins" / "execution").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "plugins" / "execution" / f"{name}.py").write_text("")
+    (tmp_path / "plugins" / "risk").mkdir()
+    (tmp_path / "plugins" / "risk" / "max_weight.py").write_text("")
+    (tmp_path / "conf" / "execution").mkdir(parents=True)
+    (tmp_path / "conf" / "execution" / "twap.yaml").write_text("_target_: plugins.execution.twap.TWAP\n")
+    (tmp_path / "conf" / "execution" / "iceberg.yaml").write_text("_target_: plugins.execution.iceberg.Iceberg\n")
+    (tmp_path / "conf" / "risk").mkdir()
+    (tmp_path / "conf" / "risk" / "default.yaml").write_text("max_weight: 0.2\nmax_wieght: 0.1\n")
+    assert name_problems("execution", tmp_path) == [
+        'plugins/execution/pov.py has no entry point "execution.pov" in pyproject.toml',
+        'plugins/execution/volume.py has no entry point "execution.volume" in pyproject.toml',
+        'entry point "execution.vwap" has no module plugins/execution/vwap.py',
+        'conf/execution/iceberg.yaml has no entry point "execution.iceberg"',
+        "plugin execution.vwap has no conf/execution/vwap.yaml"]
+    assert name_problems("risk", tmp_path) == ["conf/risk/default.yaml: max_wieght is no risk plugin"]
 
 
 def test_15_8_the_documented_exceptions_are_still_exceptions():
