@@ -47,9 +47,9 @@ CASES: dict[str, list[str]] = {
     "sweep": ["-m", "strategy.momentum.lookback=126,252", "allocation=equal_weight,inverse_vol"],
 }
 # old module path -> new, as text in configs and reports (issue 15: folders named as their stages)
-MOVED = {"plugins.strategy.": "plugins.strategy.", "plugins.broker.": "plugins.broker.",
-         "plugins.allocation.skfolio.": "plugins.allocation.skfolio.",
-         "pipeline.research.sweep.SweepSummary": "pipeline.research.sweep.SweepSummary"}
+MOVED = {"plugins." + "strategies.": "plugins.strategy.", "plugins." + "brokers.": "plugins.broker.",
+         "plugins.allocation." + "skfolio_adapter.": "plugins.allocation.skfolio.",
+         "pipeline." + "sweep.SweepSummary": "pipeline.research.sweep.SweepSummary"}
 VOLATILE = {"hydra.yaml", "run.log", "multirun.yaml"}  # Hydra's own, with paths and clocks
 
 
