@@ -14,7 +14,9 @@ backtest with a handful of numpy calls per decision and prices every fill at the
 run over 8,312 decisions takes about a fifth of the time (``tests/pipeline/test_engine.py``
 holds the two walks equal).
 
-Both walks size an order the same way: the target weights times the equity at the session's
+Both walks take the decision step of ``pipeline.decision.step`` (path risk, drift gate, and
+for ``_walk_sessions`` the orders; live trading takes the same step on the account's book), and
+size an order the same way: the target weights times the equity at the session's
 reference price (the price the order fills at in the auction), less what the session's trades
 are expected to cost (``AuctionCosts``), after the night's financing. A long-only book at a
 gross exposure of 1 therefore ends the session with cash of about zero rather than borrowing
