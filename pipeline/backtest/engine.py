@@ -14,7 +14,9 @@ backtest with a handful of numpy calls per decision and prices every fill at the
 run over 8,312 decisions takes about a fifth of the time (``tests/pipeline/test_engine.py``
 holds the two walks equal).
 
-Both walks size an order the same way: the target weights times the equity at the session's
+Both walks take the decision step of ``pipeline.decision.step`` (path risk, drift gate, and
+for ``_walk_sessions`` the orders; live trading takes the same step on the account's book), and
+size an order the same way: the target weights times the equity at the session's
 reference price (the price the order fills at in the auction), less what the session's trades
 are expected to cost (``AuctionCosts``), after the night's financing. A long-only book at a
 gross exposure of 1 therefore ends the session with cash of about zero rather than borrowing
@@ -29,15 +31,13 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipeline.core.contracts import (AUCTION, Allocator, AuctionCosts, Book, Broker, ChildOrders,
-                                Constraint, ExecutionAlgo, Fills, Financing, Orders, RiskContext,
-                                Session, Strategy)
+from pipeline.core.contracts import (AUCTION, Allocator, AuctionCosts, Broker, Constraint,
+                                ExecutionAlgo, Fills, Financing, Orders, RiskContext, Session,
+                                Strategy)
 from pipeline.core.errors import DataError
 from pipeline.core.market import MarketData, forward_filled
+from pipeline.decision.step import MIN_ORDER_FRACTION, Step, check_children, risk
 from pipeline.decision.targets import Targets, first_decision, targets
-
-# orders smaller than this fraction of equity are not worth a commission: they are skipped
-MIN_ORDER_FRACTION = 1e-7
 
 
 @dataclasses.dataclass
@@ -88,25 +88,16 @@ def backtest(
                         f"(data.start earlier) or a shorter lookback")
 
     plan = targets(data, strategies, allocator, portfolio, at)
-    weights = plan.weights
-    returns = data.returns
-    ctx = RiskContext(returns=returns, at=at, symbols=data.symbols)
-    binding = {name: 0 for name, _ in constraints}
-    path_dependent = [(n, c) for n, c in constraints if c.stateful]
-    for name, constraint in constraints:
-        if not constraint.stateful:
-            weights, bound = constraint.apply(weights, ctx)
-            binding[name] = int(np.count_nonzero(bound))
-    if not np.isfinite(weights).all():
-        raise RuntimeError(f"the risk stage produced non-finite weights "
-                           f"({[n for n, _ in constraints]}): a plugin bug")
+    weights, binding = risk(plan.weights, constraints,
+                            RiskContext(returns=data.returns, at=at, symbols=data.symbols))
     mark = forward_filled(close)
     per_share = np.where(mark > 0, 1.0 / np.where(mark > 0, mark, 1.0), 0.0)  # 0 before listing
     reference = data.open if data.open is not None else close
     algo.prepare(data)
     broker.prepare(data)
-    path = _PathRisk(path_dependent, binding, mark, capital, int(at[0])) if path_dependent else None
     start = int(at[0])
+    step = Step(constraints, drift, broker.lot_size, binding)
+    peak = _Peak(mark, capital, start) if step.path else None
     terms = broker.financing()
     financing = None if terms is None else _Financing(terms, data.index, mark, start)
     # orders are sized at the session's reference price (at the decision's close where the
@@ -118,10 +109,10 @@ def backtest(
     costs = broker.auction()
     if costs is not None and algo.whole_in_auction:
         walk = _walk_auction(at, weights, mark, per_share, fill_price, fill_shares, reference, capital,
-                             drift, broker.lot_size, costs, path, financing, progress)
+                             step, costs, peak, financing, progress)
     else:
         walk = _walk_sessions(data, at, weights, mark, fill_price, fill_shares, reference,
-                              capital, drift, algo, broker, costs, path, financing, progress)
+                              capital, step, algo, broker, costs, peak, financing, progress)
     if progress is not None:
         progress(at.size, at.size)
 
@@ -151,30 +142,17 @@ class _Walk:
     fills: dict[str, np.ndarray]
 
 
-class _PathRisk:
-    """The path-dependent constraints (``Constraint.stateful``), applied at each decision in
-    declared order to the book as it stands; counts the decisions where each bound."""
+class _Peak:
+    """The highest equity marked at any close so far, for the path-dependent constraints."""
 
-    def __init__(self, constraints: list[tuple[str, Constraint]], binding: dict[str, int],
-                 mark: np.ndarray, capital: float, start: int) -> None:
-        self.constraints, self.binding, self.mark = constraints, binding, mark
-        self.peak, self.last = float(capital), start - 1
+    def __init__(self, mark: np.ndarray, capital: float, start: int) -> None:
+        self.mark, self.peak, self.last = mark, float(capital), start - 1
 
-    def __call__(self, t: int, target: np.ndarray, pos: np.ndarray, cash: float,
-                 equity: float) -> np.ndarray:
-        price = self.mark[t]
+    def __call__(self, t: int, pos: np.ndarray, cash: float) -> float:
         # the peak over every close since the last decision, not only decision closes
         self.peak = max(self.peak, float((cash + self.mark[self.last + 1: t + 1] @ pos).max()))
         self.last = t
-        book = Book(bar=t, equity=equity, peak_equity=self.peak, weights=pos * price / equity,
-                    prices=price)
-        for name, constraint in self.constraints:
-            target, bound = constraint.apply_step(target, book)
-            self.binding[name] += bool(bound)
-        if not np.isfinite(target).all():
-            raise RuntimeError(f"risk constraints {[n for n, _ in self.constraints]} produced "
-                               f"non-finite weights: a plugin bug")
-        return target
+        return self.peak
 
 
 class _Financing:
@@ -228,9 +206,9 @@ class _Financing:
 
 def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: np.ndarray,
                    fill_price: np.ndarray, fill_shares: np.ndarray,
-                   reference: np.ndarray, capital: float, drift: Optional[float],
+                   reference: np.ndarray, capital: float, step: Step,
                    algo: ExecutionAlgo, broker: Broker, costs: Optional[AuctionCosts],
-                   path: Optional[_PathRisk], financing: Optional[_Financing],
+                   peak: Optional[_Peak], financing: Optional[_Financing],
                    progress: Optional[Callable[[int, int], None]]) -> _Walk:
     """Every session through the execution algorithm and the broker, as a live run would go."""
     close = data.close
@@ -255,34 +233,20 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
             equity = cash + float(pos @ price)
             if equity <= 0.0:
                 break  # ruined: nothing left to trade with; the record shows it
-            target = weights[k] if path is None else path(t, weights[k], pos, cash, equity)
-            if drift is not None and k > 0 and np.abs(pos * price / equity - target).max() <= drift:
+            target = step.target(t, k == 0, weights[k], pos, price, equity,
+                                 0.0 if peak is None else peak(t, pos, cash))
+            if target is None:
                 continue
             if financing is not None:  # the night before the session is the book's as it stands
                 cash = financing.accrue(t + 1, pos, cash)
 
-            def sized(funds: float) -> tuple[np.ndarray, np.ndarray]:
-                qty = target * fill_shares[k] * funds - pos  # as _walk_auction rounds it
-                if lot:
-                    qty = np.round(qty / lot) * lot
-                return qty, np.flatnonzero(np.abs(qty) * price > MIN_ORDER_FRACTION * equity)
+            def cost(qty: np.ndarray, sym: np.ndarray) -> float:
+                trade = np.zeros(n_sym)
+                trade[sym] = qty[sym]
+                return costs.cost(reference[t + 1], costs.impact_scale[t], trade)
 
-            funds = cash + float(pos @ fill_price[k])
-            qty, sym = sized(funds)
-            if costs is not None and sym.size:
-                # the session's costs come out of the book: sized again on the funds less the
-                # first sizing's costs; when that sizing costs more (it sells more), the excess
-                # is reserved twice over, which covers the costs' change with it
-                def cost(qty: np.ndarray, sym: np.ndarray) -> float:
-                    trade = np.zeros(n_sym)
-                    trade[sym] = qty[sym]
-                    return costs.cost(reference[t + 1], costs.impact_scale[t], trade)
-
-                reserve = cost(qty, sym)
-                qty, sym = sized(funds - reserve)
-                spent = cost(qty, sym)
-                if spent > reserve:
-                    qty, sym = sized(funds + reserve - 2.0 * spent)
+            qty, sym = step.orders(target, pos, cash + float(pos @ fill_price[k]), fill_shares[k],
+                                   price, equity, None if costs is None else cost)
             if sym.size == 0:
                 continue
             orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
@@ -290,7 +254,7 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
                               volume=None if data.volume is None else data.volume[t + 1],
                               symbols=sym, lot=lot, source=broker.session_bins)
             children = algo.slice(orders, session)
-            _check_children(children, orders)
+            check_children(children, orders)
             fills = broker.execute(orders, children, session)
             if fills.symbol.size:
                 moved = np.bincount(fills.symbol, weights=fills.quantity, minlength=n_sym)
@@ -318,8 +282,8 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
 
 def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_share: np.ndarray,
                   fill_price: np.ndarray, fill_shares: np.ndarray, reference: np.ndarray,
-                  capital: float, drift: Optional[float], lot: Optional[float], costs: AuctionCosts,
-                  path: Optional[_PathRisk], financing: Optional[_Financing],
+                  capital: float, step: Step, costs: AuctionCosts,
+                  peak: Optional[_Peak], financing: Optional[_Financing],
                   progress: Optional[Callable[[int, int], None]]) -> _Walk:
     """Every order whole in the next session's auction, filled by the broker's ``AuctionCosts``.
 
@@ -336,6 +300,7 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     """
     n_bars, n_sym = mark.shape
     total = at.size
+    lot = step.lot
     sessions = at + 1
     ref = reference[sessions]
     impact = costs.impact_scale[at]
@@ -361,7 +326,7 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     floor_rows = list(MIN_ORDER_FRACTION * per_share[at])  # smallest order, per unit of equity
     placed = np.zeros((total, n_sym))
     placed_rows = list(placed)
-    chosen = weights if path is None else weights.copy()  # the targets after path-dependent risk
+    chosen = weights if not step.path else weights.copy()  # the targets after path-dependent risk
     flows = [0.0] * total
     pos = np.zeros(n_sym)
     cash = float(capital)
@@ -407,19 +372,22 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
 
     for k in range(total):
         price = mark_rows[k]
+        t = int(at[k])
         if financing is not None:
-            cash = financing.accrue(int(at[k]), pos, cash)
+            cash = financing.accrue(t, pos, cash)
         equity = cash + float(dot(pos, price))
         if equity <= 0.0:
             break  # ruined: nothing left to trade with; the record shows it
-        shares = shares_rows[k]
-        if path is not None:
-            chosen[k] = path(int(at[k]), weights[k], pos, cash, equity)
-            shares = chosen[k] * fill_shares[k]
-        if drift is not None and k > 0 and np.abs(pos * price / equity - chosen[k]).max() <= drift:
+        target = step.target(t, k == 0, weights[k], pos, price, equity,
+                             0.0 if peak is None else peak(t, pos, cash))
+        if target is None:
             continue
+        shares = shares_rows[k]
+        if peak is not None:
+            chosen[k] = target
+            shares = target * fill_shares[k]
         if financing is not None:
-            cash = financing.accrue(int(at[k]) + 1, pos, cash)
+            cash = financing.accrue(t + 1, pos, cash)
         funds = cash + float(dot(pos, fill_rows[k]))
         q = size(k, shares, funds, equity)
         if costly:  # the session's costs come out of the book (as _walk_sessions reserves them)
@@ -486,23 +454,6 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     traded = np.flatnonzero(placed.any(axis=1))
     return _Walk(d_pos=d_pos, d_cash=d_cash, traded=traded, weights=chosen[traded],
                  orders=orders, fills=fills)
-
-
-def _check_children(children: ChildOrders, orders: Orders) -> None:
-    """No child order may carry a NaN, infinite, zero, flipped or oversized quantity."""
-    if children.quantity.size == 0 or children.whole:  # whole parents, which the engine checked
-        return
-    # the ratio to the parent is NaN, infinite, <= 0 or > 1 for every kind of bad quantity,
-    # and a parent's ratios summing above 1 means more was scheduled than ordered
-    ratio = children.quantity / orders.quantity[children.parent]
-    if not ratio.min() > 0:
-        raise RuntimeError("execution produced a child order with a NaN, zero or wrong-side "
-                           "quantity: a plugin bug")
-    if children.bin.min() < AUCTION:
-        raise RuntimeError("execution produced a child order in a negative bin: a plugin bug")
-    if not np.bincount(children.parent, weights=ratio).max() <= 1 + 1e-9:
-        raise RuntimeError("execution produced an infinite child order or scheduled more than a "
-                           "parent order's quantity: a plugin bug")
 
 
 FILL_FIELDS = ("symbol", "quantity", "price", "commission", "spread_cost", "impact_cost", "bin")

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.core.contracts import Allocator, Strategy
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData
+from pipeline.core.schedule import decision_bars
 from pipeline.core.weights import cap
 
 
@@ -37,6 +38,17 @@ class Targets:
 
 def first_decision(strategies: Mapping[str, Strategy]) -> int:
     return max(max(int(s.warmup()), 0) for s in strategies.values())
+
+
+def last_decision(index, rule: str | int, strategies: Mapping[str, Strategy]) -> np.ndarray:
+    """The decisions whose targets the decision at the last bar of ``index`` depends on (live
+    decides there): with several sleeves, the earlier ones by ``rule`` from the warm-up on too,
+    whose sleeve returns weigh the sleeves as the backtest weighs them; else the last bar."""
+    last = len(index) - 1
+    if len(strategies) == 1:
+        return np.array([last], dtype=np.int64)
+    earlier = decision_bars(index, rule, first_decision(strategies))
+    return np.append(earlier[earlier < last], last)
 
 
 def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: Allocator,

@@ -808,60 +808,45 @@ class LiveRunner(Listener):
 
     def _targets(self, data, equity: float, held: np.ndarray, peak: float, first: bool, quote: np.ndarray):
         """Targets, risk, shares, parents and children for the last bar (in a worker thread:
-        it touches neither the journal nor the broker). Shares are sized on ``quote`` (the
-        broker's current prices); a symbol without one (NaN) keeps its position."""
-        from pipeline.core.contracts import Book, Orders, RiskContext, Session
-        from pipeline.backtest.engine import MIN_ORDER_FRACTION, _check_children
+        it touches neither the journal nor the broker): the backtest's decision step
+        (``pipeline.decision.step``) on the account's book. Shares are sized on ``quote`` (the
+        broker's current prices) and the net liquidation ``equity``; a symbol without a quote
+        (NaN) keeps its position."""
+        from pipeline.core.contracts import ChildOrders, Orders, RiskContext, Session
         from pipeline.core.market import forward_filled
-        from pipeline.decision.targets import first_decision, targets
+        from pipeline.decision.step import Step, check_children, risk
+        from pipeline.decision.targets import first_decision, last_decision, targets
 
         stages = self.stages
         t = data.n_bars - 1
-        first = first_decision(stages.strategies)
-        if t < first:
-            raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {first + 1} "
+        warmup = first_decision(stages.strategies)
+        if t < warmup:
+            raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {warmup + 1} "
                             f"to decide: load more history (data.start earlier, or data.duration for data=ib)")
-        at = np.array([t], dtype=np.int64)
+        at = last_decision(data.index, self.cfg.schedule.rebalance, stages.strategies)
         plan = targets(data, stages.strategies, stages.allocator, stages.portfolio, at)
-        weights = plan.weights
-        ctx = RiskContext(returns=data.returns, at=at, symbols=data.symbols)
-        for name, constraint in stages.constraints:
-            if not constraint.stateful:
-                weights, _ = constraint.apply(weights, ctx)
+        weights, _ = risk(plan.weights, stages.constraints,
+                          RiskContext(returns=data.returns, at=at, symbols=data.symbols))
         price = quote
         # the book is valued at the quotes too; the last close only stands in for a symbol without
         # one, whose position is left alone
         value = np.where(np.isfinite(quote), quote, forward_filled(data.close)[t])
+        step = Step(stages.constraints, self.cfg.schedule.drift, self.broker.lot_size)
+        target_w = step.target(t, first, weights[-1], held, value, equity, max(peak, equity))
+        if target_w is None:
+            return None
         with np.errstate(invalid="ignore", divide="ignore"):
-            current = np.where(value > 0, held * value / equity, 0.0)
-        target_w = weights[0]
-        book = Book(bar=t, equity=equity, peak_equity=max(peak, equity), weights=current, prices=value)
-        for name, constraint in stages.constraints:
-            if constraint.stateful:
-                target_w, _ = constraint.apply_step(target_w, book)
-        if not np.isfinite(target_w).all():
-            raise RuntimeError("the risk stage produced non-finite weights: a plugin bug")
-        drift = self.cfg.schedule.drift
-        if drift is not None and not first:
-            if np.abs(current - target_w).max() <= float(drift):
-                return None
-        lot = self.broker.lot_size
-        with np.errstate(invalid="ignore", divide="ignore"):
-            target = np.where(price > 0, target_w * equity / np.where(price > 0, price, 1.0), 0.0)
-        if lot:
-            target = np.round(target / lot) * lot
-        target = np.where(price > 0, target, held)  # no price: leave the position alone
-        qty = target - held
-        sym = np.flatnonzero(np.abs(qty) * np.nan_to_num(price) > MIN_ORDER_FRACTION * equity)
+            per_unit = np.where(price > 0, 1.0 / np.where(price > 0, price, 1.0), 0.0)
+        qty, sym = step.orders(target_w, held, equity, per_unit, value, equity)
+        target = held + qty
         orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
         if sym.size == 0:
-            from pipeline.core.contracts import ChildOrders
             return target_w, target, qty, price, orders, ChildOrders.whole_orders(orders)
         session = Session(bar=t + 1, reference=value, close=value,
                           volume=None if data.volume is None else data.volume[t], symbols=sym,
-                          lot=lot, source=lambda bar, s: self._bins(data, s, value[s]))
+                          lot=step.lot, source=lambda bar, s: self._bins(data, s, value[s]))
         children = stages.algo.slice(orders, session)
-        _check_children(children, orders)
+        check_children(children, orders)
         return target_w, target, qty, price, orders, children
 
     def _bins(self, data, symbols: np.ndarray, arrival: np.ndarray):
