@@ -73,7 +73,8 @@ def _digest(path: Path, out: Path) -> str:
         data = json.dumps(prov, sort_keys=True).encode()
     if path.suffix in (".html", ".yaml", ".md", ".json", ".txt"):
         text = data.decode().replace(str(out), "<run>")
-        text = re.sub(r"[0-9a-f]{40}( \(modified\))?", "<commit>", text)
+        # the commit, whole or its first ten digits, and whether the tree had uncommitted changes
+        text = re.sub(r"\b([0-9a-f]{40}|[0-9a-f]{10})\b( \(uncommitted changes\))?", "<commit>", text)
         for old, new in MOVED.items():
             text = text.replace(old, new)
         data = text.encode()
