@@ -360,9 +360,10 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     curved = r * scale if costs.impact_in_shares else r * np.sqrt(r) * scale
     has_curve = bool(curved.any())
     costly = bool(linear.any()) or has_curve or c_min > 0.0
-    # the cost terms' weights per decision, as the buffer ``terms`` holds their sizes
-    terms = np.zeros((1 + has_curve + (c_min > 0.0), n_sym))
-    a, curve, commission = terms[0], terms[1] if has_curve else None, terms[-1] if c_min else None
+    # the orders, then the cost terms' sizes (their weights per decision in ``weight_rows``)
+    terms = np.zeros((2 + has_curve + (c_min > 0.0), n_sym))
+    q, a = terms[0], terms[1]
+    curve, commission = terms[2] if has_curve else None, terms[-1] if c_min else None
     weight = [linear] + ([curved] if has_curve else [])
     fee_rows = threshold_rows = None
     if c_min:
@@ -374,10 +375,12 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
                 threshold_rows = list(np.where(fee_rate > 0.0, c_min / fee_rate, 0.0))
             weight.append(fee_rate)
     weight_rows = list(np.stack(weight, axis=1).reshape(total, -1))
-    flat = terms.ravel()
+    priced = terms[1:]
+    flat = priced.ravel()
     mark_at = mark[at]
     at_bars = at.tolist()
-    r_rows, mark_rows, fill_rows = list(r), list(mark_at), list(fill_price)
+    r_rows = list(r)
+    price_rows = list(np.stack([mark_at, fill_price], axis=1))  # the marks; the fill prices
     shares_rows = list(weights * fill_shares)              # shares per unit of funds
     floor_rows = list(MIN_ORDER_FRACTION * per_share[at])  # smallest order, per unit of equity
     blocked_rows = None if all(every_fills) else list(~ok)
@@ -391,7 +394,7 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     lots = np.full(n_sym, float(lot)) if lot else None
     cash = float(capital)
     floor = np.empty(n_sym)
-    small, skip = np.empty(n_sym, dtype=bool), np.empty(n_sym, dtype=bool)
+    small, idle = np.empty(n_sym, dtype=bool), np.empty(n_sym, dtype=bool)  # idle: small or cannot fill
     # a long-only target sized on non-negative funds leaves no short (each traded position is
     # fl(fl(s f) - p) + p >= 0), so the book is scanned for shorts only where lots, a short
     # target or negative funds may have made one
@@ -401,10 +404,10 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     absolute, less_equal, multiply, maximum, copyto = (np.absolute, np.less_equal, np.multiply,
                                                        np.maximum, np.copyto)
 
-    def size(k: int, funds: float) -> np.ndarray:
-        """The orders of decision ``k`` into ``placed``, ``a`` their sizes and ``small`` those
-        under the floor; returns what does not trade (``small`` and what cannot fill)."""
-        q = placed_rows[k]
+    def size(k: int, funds: float) -> float:
+        """The orders of decision ``k`` on ``funds`` into ``q``, ``a`` their sizes and ``small``
+        those under the floor (zeroed in ``q`` when costly and all can fill); returns their cost
+        (spread, impact and commission of those that trade), 0 when nothing costs."""
         funds_row[0] = funds
         funds_row.dot(book, q)
         if lots is not None:
@@ -413,10 +416,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
             multiply(q, lots, q)
         absolute(q, a)
         less_equal(a, floor, small)
-        return small if every_fills[k] else np.logical_or(small, blocked_rows[k], skip)
-
-    def cost(k: int, idle: np.ndarray) -> float:
-        """Spread, impact and commission of the sizes in ``a`` but the ``idle`` ones."""
+        if not costly:
+            return 0.0
         if curve is not None:
             np.sqrt(a, curve)
             multiply(curve, a, curve)
@@ -425,45 +426,46 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
         elif fee_rows is not None:
             multiply(a, fee_rows[k], commission)
             maximum(commission, minimum, out=commission)
-        copyto(terms, 0.0, where=idle)
+        if every_fills[k]:
+            copyto(terms, 0.0, where=small)
+        else:  # what cannot fill costs nothing but stays an order
+            copyto(priced, 0.0, where=np.logical_or(small, blocked_rows[k], idle))
         return float(flat.dot(weight_rows[k]))
 
     for k in range(total):
         t = at_bars[k]
-        price = mark_rows[k]
         if financing is not None:
             cash = financing.accrue(t, pos, cash, short)
-        equity = cash + float(pos.dot(price))
+        held, at_fill = price_rows[k].dot(pos).tolist()  # the book at the marks, at the fill prices
+        equity = cash + held
         if equity <= 0.0:
             break  # ruined: nothing left to trade with; the record shows it
         shares = shares_rows[k]
         if path is not None:
             chosen[k] = path(t, weights[k], pos, cash, equity)
             shares = chosen[k] * fill_shares[k]
-        if drift is not None and k > 0 and np.abs(pos * price / equity - chosen[k]).max() <= drift:
+        if drift is not None and k > 0 and np.abs(pos * mark_at[k] / equity - chosen[k]).max() <= drift:
             continue
         if financing is not None:
             cash = financing.accrue(t + 1, pos, cash, short)
-        funds = cash + float(pos.dot(fill_rows[k]))
+        funds = cash + at_fill
         book[0] = shares
         multiply(floor_rows[k], equity, floor)
         sized_on = funds
-        idle = size(k, sized_on)
+        spent = size(k, sized_on)
         if costly:  # the session's costs come out of the book (as _walk_sessions reserves them)
-            reserve = cost(k, idle)
+            reserve = spent
             sized_on = funds - reserve
-            idle = size(k, sized_on)
-            spent = cost(k, idle)
+            spent = size(k, sized_on)
             if spent > reserve:
                 sized_on = funds + reserve - 2.0 * spent
-                idle = size(k, sized_on)
-                spent = cost(k, idle)
-        q = placed_rows[k]
-        np.putmask(q, small, 0.0)
-        if not every_fills[k]:  # what cannot fill stays in ``placed`` as an order, unfilled
-            q = q * ok[k]
-        flow = float(q.dot(r_rows[k])) + spent if costly else float(q.dot(r_rows[k]))
-        pos += q
+                spent = size(k, sized_on)
+        if not (costly and every_fills[k]):
+            np.putmask(q, small, 0.0)
+        placed_rows[k][:] = q
+        filled = q if every_fills[k] else q * ok[k]  # what cannot fill stays in ``placed``, unfilled
+        flow = float(filled.dot(r_rows[k])) + spent if costly else float(filled.dot(r_rows[k]))
+        pos += filled
         cash -= flow
         flows[k] = flow
         if scan and (short or long_rows is None or not long_rows[k] or sized_on < 0.0):
