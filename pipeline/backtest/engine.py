@@ -159,9 +159,10 @@ class _Financing:
     """The broker's ``Financing`` accrued bar by bar on the book the walk holds; both walks
     call it alike, so their cash paths agree.
 
-    ``accrue(to, pos, cash)`` posts bars ``last + 1 .. to`` (positions ``pos`` held through
-    them, ``cash`` at the close before the first) and returns the cash after; ``cost`` holds
-    each bar's margin interest, cash interest (negative: earned) and borrow fee.
+    ``accrue(to, pos, cash, short)`` posts bars ``last + 1 .. to`` (positions ``pos`` held
+    through them, ``cash`` at the close before the first) and returns the cash after; ``short``
+    says whether ``pos`` holds a short when the caller knows (None: ``pos`` is scanned).
+    ``cost`` holds each bar's margin interest, cash interest (negative: earned) and borrow fee.
     """
 
     KINDS = ("margin_interest", "cash_interest", "borrow_fee")
@@ -178,29 +179,29 @@ class _Financing:
         self.cost = np.zeros((3, n_bars))
         self.last = start
 
-    def accrue(self, to: int, pos: np.ndarray, cash: float) -> float:
+    def accrue(self, to: int, pos: np.ndarray, cash: float, short: Optional[bool] = None) -> float:
         first = self.last + 1
         if to < first:
             return cash
         self.last = to
-        shorts = self.borrows and float(pos.min()) < 0.0
+        shorts = self.borrows and (float(pos.min()) < 0.0 if short is None else short)
         if not shorts and (self.earn == 0.0 if cash >= 0.0 else self.margin == 0.0):
             return cash  # nothing accrues: idle cash that earns nothing, or free margin
         years = self.years[first: to + 1]
-        fees = [0.0] * len(years)
+        cost = self.cost
         if shorts:  # short value at each previous close, times its fee
             owed = self.mark[first - 1: to] @ (np.minimum(pos, 0.0) * self.fee)
             fees = (-owed * np.asarray(years)).tolist()
-        paid, earned = [0.0] * len(years), [0.0] * len(years)
-        for i, (y, fee) in enumerate(zip(years, fees)):
+            cost[2, first: to + 1] = fees
+        for bar, y in enumerate(years, first):
+            # one kind of interest per bar: the rows start at zero and each bar is posted once
             if cash < 0.0:
-                paid[i] = -cash * self.margin * y
+                interest = -cash * self.margin * y
+                cost[0, bar] = interest
             else:
-                earned[i] = -cash * self.earn * y
-            cash -= paid[i] + earned[i] + fee
-        self.cost[0, first: to + 1] = paid
-        self.cost[1, first: to + 1] = earned
-        self.cost[2, first: to + 1] = fees
+                interest = -cash * self.earn * y
+                cost[1, bar] = interest
+            cash -= interest + fees[bar - first] if shorts else interest
         return cash
 
 
@@ -295,8 +296,14 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     ``AuctionCosts``: with ``a = |q|``, ``r`` the reference and ``s`` the impact scale,
     ``q.r + a.(r h) + a^1.5.(r s) + sum(max(a r c + a c_s, c_min))`` (size in dollars:
     ``a^1.5.(r^1.5 s)``); when there is no minimum the commission joins the linear term.
-    An order is sized twice, as ``_walk_sessions`` sizes it: on the equity at the reference,
-    then on that less the first sizing's costs.
+    An order is sized as ``_walk_sessions`` sizes it: on the funds at the reference, then on
+    that less the first sizing's costs (and a third time when the second costs more).
+
+    Sizing and costing run up to three times a decision, so each is a few numpy calls on
+    buffers and per-decision rows prepared ahead: the orders are ``[funds, -1] . [shares;
+    positions]``, and the costs one dot of ``[a, a^1.5, max(a, c_min / fee)]`` (sizes below the
+    order floor set to 0) with ``[linear, curved, fee]`` (the commission's minimum as
+    ``fee * max(a, c_min / fee)``: where some fee is not positive, as ``max(a fee, c_min)``).
     """
     n_bars, n_sym = mark.shape
     total = at.size
@@ -316,69 +323,89 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
     linear = r * costs.half_spread + (0.0 if c_min else fee_rate)
     scale = np.where(ok, impact, 0.0)
     curved = r * scale if costs.impact_in_shares else r * np.sqrt(r) * scale
-    linear_rows = list(linear) if linear.any() else None
-    curved_rows = list(curved) if curved.any() else None
-    fee_rows = list(fee_rate) if c_min else None
-    costly = linear_rows is not None or curved_rows is not None or fee_rows is not None
+    has_curve = bool(curved.any())
+    costly = bool(linear.any()) or has_curve or c_min > 0.0
+    # the orders, then the cost terms' sizes (their weights per decision in ``weight_rows``)
+    terms = np.zeros((2 + has_curve + (c_min > 0.0), n_sym))
+    q, a = terms[0], terms[1]
+    curve, commission = terms[2] if has_curve else None, terms[-1] if c_min else None
+    weight = [linear] + ([curved] if has_curve else [])
+    fee_rows = threshold_rows = None
+    if c_min:
+        if (ok & ~(fee_rate > 0.0)).any():  # the minimum alone, or no fee at all: as is
+            fee_rows, minimum = list(fee_rate), np.full(n_sym, c_min)
+            weight.append(np.ones_like(fee_rate))
+        else:
+            with np.errstate(divide="ignore"):  # a fee of 0 only where nothing fills
+                threshold_rows = list(np.where(fee_rate > 0.0, c_min / fee_rate, 0.0))
+            weight.append(fee_rate)
+    weight_rows = list(np.stack(weight, axis=1).reshape(total, -1))
+    priced = terms[1:]
+    flat = priced.ravel()
     mark_at = mark[at]
-    r_rows, mark_rows, fill_rows = list(r), list(mark_at), list(fill_price)
-    shares_rows = list(weights * fill_shares)              # shares per unit of equity
+    at_bars = at.tolist()
+    r_rows = list(r)
+    price_rows = list(np.stack([mark_at, fill_price], axis=1))  # the marks; the fill prices
+    shares_rows = list(weights * fill_shares)              # shares per unit of funds
     floor_rows = list(MIN_ORDER_FRACTION * per_share[at])  # smallest order, per unit of equity
+    blocked_rows = None if all(every_fills) else list(~ok)
     placed = np.zeros((total, n_sym))
     placed_rows = list(placed)
     chosen = weights if not step.path else weights.copy()  # the targets after path-dependent risk
     flows = [0.0] * total
-    pos = np.zeros(n_sym)
+    book = np.zeros((2, n_sym))  # the decision's shares per unit of funds; the positions
+    pos = book[1]
+    funds_row = np.array([0.0, -1.0])
+    lots = np.full(n_sym, float(lot)) if lot else None
     cash = float(capital)
-    a, b, ones = np.empty(n_sym), np.empty(n_sym), np.ones(n_sym)
-    small = np.empty(n_sym, dtype=bool)
-    dot, multiply, subtract, absolute, putmask = np.dot, np.multiply, np.subtract, np.absolute, np.putmask
+    floor = np.empty(n_sym)
+    small, idle = np.empty(n_sym, dtype=bool), np.empty(n_sym, dtype=bool)  # idle: small or cannot fill
+    # a long-only target sized on non-negative funds leaves no short (each traded position is
+    # fl(fl(s f) - p) + p >= 0), so the book is scanned for shorts only where lots, a short
+    # target or negative funds may have made one
+    scan = financing is not None and financing.borrows
+    long_rows = (weights >= 0.0).all(axis=1).tolist() if scan and not step.path and not lot else None
+    short = False
+    absolute, less_equal, multiply, maximum, copyto = (np.absolute, np.less_equal, np.multiply,
+                                                       np.maximum, np.copyto)
 
-    def size(k: int, shares: np.ndarray, funds: float, equity: float) -> np.ndarray:
-        """The orders of decision ``k`` into ``placed``; ``a`` their fillable sizes and
-        ``small`` what does not trade; returns the fillable quantities."""
-        q = placed_rows[k]
-        multiply(shares, funds, out=q)
-        subtract(q, pos, out=q)
-        if lot:
-            np.round(np.divide(q, lot, out=q), out=q)
-            multiply(q, lot, out=q)
-        absolute(q, out=a)
-        multiply(floor_rows[k], equity, out=b)
-        np.less_equal(a, b, out=small)
-        putmask(q, small, 0.0)
-        if not every_fills[k]:  # what cannot fill stays in ``placed`` as an order, unfilled
-            q = q * ok[k]
-            np.logical_or(small, ~ok[k], out=small)
-        if costly:
-            putmask(a, small, 0.0)
-        return q
-
-    def cost(k: int) -> float:
-        """Spread, impact and commission of the sizes in ``a`` (the docstring's terms)."""
-        spent = 0.0
-        if linear_rows is not None:
-            spent += float(dot(a, linear_rows[k]))
-        if curved_rows is not None:
-            np.sqrt(a, out=b)
-            multiply(b, a, out=b)
-            spent += float(dot(b, curved_rows[k]))
-        if fee_rows is not None:
-            multiply(a, fee_rows[k], out=b)
-            np.maximum(b, c_min, out=b)
-            putmask(b, small, 0.0)
-            spent += float(dot(b, ones))
-        return spent
+    def size(k: int, funds: float) -> float:
+        """The orders of decision ``k`` on ``funds`` into ``q``, ``a`` their sizes and ``small``
+        those under the floor (zeroed in ``q`` when costly and all can fill); returns their cost
+        (spread, impact and commission of those that trade), 0 when nothing costs."""
+        funds_row[0] = funds
+        funds_row.dot(book, q)
+        if lots is not None:
+            np.divide(q, lots, q)
+            np.rint(q, q)
+            multiply(q, lots, q)
+        absolute(q, a)
+        less_equal(a, floor, small)
+        if not costly:
+            return 0.0
+        if curve is not None:
+            np.sqrt(a, curve)
+            multiply(curve, a, curve)
+        if threshold_rows is not None:
+            maximum(a, threshold_rows[k], out=commission)
+        elif fee_rows is not None:
+            multiply(a, fee_rows[k], commission)
+            maximum(commission, minimum, out=commission)
+        if every_fills[k]:
+            copyto(terms, 0.0, where=small)
+        else:  # what cannot fill costs nothing but stays an order
+            copyto(priced, 0.0, where=np.logical_or(small, blocked_rows[k], idle))
+        return float(flat.dot(weight_rows[k]))
 
     for k in range(total):
-        price = mark_rows[k]
-        t = int(at[k])
+        t = at_bars[k]
         if financing is not None:
-            cash = financing.accrue(t, pos, cash)
-        equity = cash + float(dot(pos, price))
+            cash = financing.accrue(t, pos, cash, short)
+        held, at_fill = price_rows[k].dot(pos).tolist()  # the book at the marks, at the fill prices
+        equity = cash + held
         if equity <= 0.0:
             break  # ruined: nothing left to trade with; the record shows it
-        target = step.target(t, k == 0, weights[k], pos, price, equity,
+        target = step.target(t, k == 0, weights[k], pos, mark_at[k], equity,
                              0.0 if peak is None else peak(t, pos, cash))
         if target is None:
             continue
@@ -387,22 +414,29 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
             chosen[k] = target
             shares = target * fill_shares[k]
         if financing is not None:
-            cash = financing.accrue(t + 1, pos, cash)
-        funds = cash + float(dot(pos, fill_rows[k]))
-        q = size(k, shares, funds, equity)
+            cash = financing.accrue(t + 1, pos, cash, short)
+        funds = cash + at_fill
+        book[0] = shares
+        multiply(floor_rows[k], equity, floor)
+        sized_on = funds
+        spent = size(k, sized_on)
         if costly:  # the session's costs come out of the book (as _walk_sessions reserves them)
-            reserve = cost(k)
-            q = size(k, shares, funds - reserve, equity)
-            spent = cost(k)
+            reserve = spent
+            sized_on = funds - reserve
+            spent = size(k, sized_on)
             if spent > reserve:
-                q = size(k, shares, funds + reserve - 2.0 * spent, equity)
-                spent = cost(k)
-            flow = float(dot(q, r_rows[k])) + spent
-        else:
-            flow = float(dot(q, r_rows[k]))
-        pos += q
+                sized_on = funds + reserve - 2.0 * spent
+                spent = size(k, sized_on)
+        if not (costly and every_fills[k]):
+            np.putmask(q, small, 0.0)
+        placed_rows[k][:] = q
+        filled = q if every_fills[k] else q * ok[k]  # what cannot fill stays in ``placed``, unfilled
+        flow = float(filled.dot(r_rows[k])) + spent if costly else float(filled.dot(r_rows[k]))
+        pos += filled
         cash -= flow
         flows[k] = flow
+        if scan and (short or long_rows is None or not long_rows[k] or sized_on < 0.0):
+            short = float(pos.min()) < 0.0
         if progress is not None and k % 64 == 0:
             progress(k, total)
     if financing is not None:
