@@ -47,9 +47,13 @@ CASES: dict[str, list[str]] = {
     "sweep": ["-m", "strategy.momentum.lookback=126,252", "allocation=equal_weight,inverse_vol"],
 }
 # old module path -> new, as text in configs and reports (issue 15: folders named as their stages)
-MOVED = {"plugins.strategies.": "plugins.strategy.", "plugins.brokers.": "plugins.broker.",
-         "plugins.allocation.skfolio_adapter.": "plugins.allocation.skfolio.",
-         "pipeline.sweep.SweepSummary": "pipeline.research.sweep.SweepSummary"}
+MOVED = {"plugins." + "strategies.": "plugins.strategy.", "plugins." + "brokers.": "plugins.broker.",
+         "plugins.allocation." + "skfolio_adapter.": "plugins.allocation.skfolio.",
+         "pipeline." + "sweep.SweepSummary": "pipeline.research.sweep.SweepSummary",
+         **{f"pipeline/{old}.py": f"pipeline/{new}.py" for old, new in (
+             ("intraday", "core/intraday"), ("engine", "backtest/engine"), ("live", "live/runner"),
+             ("report", "report/tearsheet"), ("recorder", "results/recorder"), ("tca", "results/tca"),
+             ("portfolio", "decision/targets"), ("schedule", "core/schedule"), ("market", "core/market"))}}
 VOLATILE = {"hydra.yaml", "run.log", "multirun.yaml"}  # Hydra's own, with paths and clocks
 
 
