@@ -147,7 +147,7 @@ def main(cfg: DictConfig) -> float:
     if mode is not None and mode.name != "backtest":
         from pipeline.live.runner import run_live
 
-        run_live(cfg)
+        run_live(cfg, output_dir(cfg), build_stages)
         return float("nan")
     if cfg.get("walkforward") is not None:
         summary = run_walkforward(cfg)
