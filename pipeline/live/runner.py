@@ -65,6 +65,12 @@ terminal); ``mode=paper`` refuses live accounts. The kill switch (``pipeline.liv
 everything and cancels open orders, and persists. It is watched beside the trading loop: engaged
 by its file, its command, the dashboard or a limit, it acts within ``KILL_POLL`` seconds whatever
 the loop waits for, once, and says how many orders it cancelled and how many had been sent.
+
+Where each part lives: the broker contract and order states in ``pipeline.core.live_broker``;
+the clock and the tick in ``pipeline.live.schedule``; steps 2-4 in ``pipeline.live.planning``;
+5-6 in ``pipeline.live.execution``; crash safety in ``pipeline.live.reconcile``; the account
+checks and the kill switch in ``pipeline.live.safety``; the journal in ``pipeline.live.journal``.
+This module holds ``run_live`` and the ``LiveRunner`` they make up, with its main loop.
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from pipeline.core.errors import ConfigError, UserError
-from pipeline.core.live_broker import BrokerError, Listener, LiveBroker
+from pipeline.core.live_broker import Listener, LiveBroker
 from pipeline.core.rate import Window
 from pipeline.dashboard.server import Dashboard
 from pipeline.live.execution import Executor
