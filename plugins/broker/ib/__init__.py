@@ -597,7 +597,8 @@ def _update(trade) -> OrderUpdate:
     if not filled and completed is not None and 0 < float(completed) < 1e300:
         filled = float(completed)
     return OrderUpdate(ref=trade.order.orderRef, status=codes.state(state, int(code or 0), filled),
-                       filled=filled, remaining=float(status.remaining or 0), avg_price=float(status.avgFillPrice or 0),
+                       filled=filled, remaining=float(status.remaining or 0),
+                       avg_price=float(status.avgFillPrice or 0),
                        order_id=trade.order.orderId or None, perm_id=trade.order.permId or None,
                        error_code=int(code or 0), message=message, client_id=trade.order.clientId,
                        broker_status=state)
