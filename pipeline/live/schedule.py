@@ -96,15 +96,15 @@ class Schedule:
         if mode.every_seconds is not None:
             every = float(mode.every_seconds)
             return math.floor(now / every) * every, (math.floor(now / every) + 1) * every
-        zone = zone(mode.tz, "mode.tz")
+        tz = zone(mode.tz, "mode.tz")
         at = parse_at(mode.at)
-        local = dt.datetime.fromtimestamp(now, zone)
+        local = dt.datetime.fromtimestamp(now, tz)
         day = local.date() - dt.timedelta(days=7)
         times = []
         for k in range(15):
             d = day + dt.timedelta(days=k)
             if d.weekday() < 5:
-                times.append(dt.datetime.combine(d, at, zone).timestamp())
+                times.append(dt.datetime.combine(d, at, tz).timestamp())
         past = [t for t in times if t <= now]
         future = [t for t in times if t > now]
         return (past[-1] if past else None), future[0]
@@ -187,9 +187,9 @@ class Schedule:
         limit = max_age(self.mode.max_data_age)
         if limit is None:
             return
-        zone = zone(self.mode.tz, "mode.tz")
-        stamp = data.index[-1].tz_convert(zone)
-        now = pd.Timestamp(time.time(), unit="s", tz="UTC").tz_convert(zone)
+        tz = zone(self.mode.tz, "mode.tz")
+        stamp = data.index[-1].tz_convert(tz)
+        now = pd.Timestamp(time.time(), unit="s", tz="UTC").tz_convert(tz)
         if isinstance(limit, int):
             # business days from the bar's day to today: yesterday's close is 1 day old on a
             # Tuesday and on a Monday
