@@ -150,7 +150,7 @@ def main(cfg: DictConfig) -> float:
         raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
     mode = cfg.get("mode")
     if mode is not None and mode.name != "backtest":
-        run_live(cfg)
+        run_live(cfg, output_dir(cfg), build_stages)
         return float("nan")
     if cfg.get("walkforward") is not None:
         summary = run_walkforward(cfg)

@@ -27,6 +27,9 @@ from typing import Optional
 
 from pipeline.live.journal import Journal
 
+# the checkout's config folder (run.py's config_path): this CLI reads it without Hydra or the app
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
 FILE = "KILL"
 
 
@@ -117,9 +120,7 @@ def default_state_dir(mode: str) -> str:
     """``mode.state_dir`` as ``conf/mode/<mode>.yaml`` sets it, relative to where runs start."""
     import yaml
 
-    from pipeline.app.registry import CONF_DIR
-
-    return str(yaml.safe_load((CONF_DIR / "mode" / f"{mode}.yaml").read_text())["state_dir"])
+    return str(yaml.safe_load((CONF / "mode" / f"{mode}.yaml").read_text())["state_dir"])
 
 
 def main(argv: Optional[list[str]] = None) -> int:

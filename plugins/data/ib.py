@@ -37,7 +37,7 @@ import pandas as pd
 from pipeline.core.contracts import DataSource
 from pipeline.core.errors import DataError
 from pipeline.core.market import MarketData
-from pipeline.live.pretrade import Window
+from pipeline.core.rate import Window
 from plugins.data._frames import at_close, select
 
 log = logging.getLogger("robo_trader.ib_data")

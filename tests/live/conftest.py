@@ -44,9 +44,15 @@ def paper_args(gw: FakeGateway, tmp: Path, *extra: str) -> list[str]:
             "progress=false", *extra]
 
 
-def run_py(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_py(*args: str, timeout: float = 120, env: dict | None = None,
+           crash: str | None = None) -> subprocess.CompletedProcess:
+    """``python run.py *args``; with ``crash="after_intent:3"`` the process kills itself (SIGKILL)
+    the third time a child passes that step (``tests/live/crash_at.py``)."""
+    script = [str(ROOT / "run.py")]
+    if crash is not None:
+        script = [str(Path(__file__).with_name("crash_at.py")), crash]
     # stdin is not a terminal, as under cron or systemd: nothing can be confirmed by typing
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True,
+    return subprocess.run([sys.executable, *script, *args], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})},
                           stdin=subprocess.DEVNULL)
 

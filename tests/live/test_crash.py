@@ -81,7 +81,7 @@ def test_crash_between_intent_and_ack(gateway, tmp_path, where):
     after the restart) or right after it was handed to the socket (the gateway has it: it must
     be adopted, not sent again)."""
     args = paper_args(gateway, tmp_path, "mode.ack_timeout=0.5")
-    crashed = run_py(*args, env={"ROBO_TRADER_FAILPOINT": f"{where}:5"})
+    crashed = run_py(*args, crash=f"{where}:5")
     assert crashed.returncode == -signal.SIGKILL
     received = [r["ref"] for r in gateway.snapshot()["received"]]
     assert len(received) == (4 if where == "after_intent" else 5)
@@ -98,7 +98,7 @@ def test_crash_between_intent_and_ack(gateway, tmp_path, where):
 
 def test_a_decision_left_for_too_long_is_abandoned_not_resumed(gateway, tmp_path):
     args = paper_args(gateway, tmp_path, "mode.grace_seconds=600")
-    assert run_py(*args, env={"ROBO_TRADER_FAILPOINT": "after_place:6"}).returncode == -signal.SIGKILL
+    assert run_py(*args, crash="after_place:6").returncode == -signal.SIGKILL
     db = journal(tmp_path)
     with db:
         db.execute("UPDATE decisions SET horizon = horizon - 7200")  # as if it crashed hours ago

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.errors import ConfigError
-from pipeline.live.runner import _max_age
+from pipeline.live.schedule import max_age
 from tests.live.conftest import ROOT, SAMPLE, SYMBOLS, journal, ok, paper_args, run_py
 
 pytestmark = pytest.mark.slow
@@ -34,11 +34,11 @@ def test_13_6_paper_refuses_the_bundled_sample_by_default_naming_source_last_bar
 
 
 def test_13_6_the_age_limit_is_business_days_or_a_duration(gateway, tmp_path):
-    assert _max_age("2") == 2 and _max_age(None) is None
-    assert _max_age("36h") == pd.Timedelta(hours=36)
+    assert max_age("2") == 2 and max_age(None) is None
+    assert max_age("36h") == pd.Timedelta(hours=36)
     for bad in ("soon", "-1h", "0s"):
         with pytest.raises(ConfigError, match="mode.max_data_age="):
-            _max_age(bad)
+            max_age(bad)
     args = [a for a in paper_args(gateway, tmp_path, "mode.max_data_age=36h") if a not in SAMPLE[1:]]
     line = one_line(run_py(*args))
     assert re.search(r"2022-12-28 16:00 EST, \d+\.\d hours ago, older than mode.max_data_age=36h", line)
@@ -152,7 +152,7 @@ def test_14_8_with_market_data_shares_are_sized_on_the_quotes_and_the_exposure_c
 
 
 def test_14_8_the_final_check_reports_exposure_at_current_prices_when_shares_match(gateway, tmp_path):
-    from pipeline.live.runner import exposure_check
+    from pipeline.live.execution import exposure_check
 
     # the trial: shares sized on closes two thirds of today's prices match their targets
     wanted = {s: 0.25 for s in SYMBOLS}
@@ -166,7 +166,7 @@ def test_14_8_the_final_check_reports_exposure_at_current_prices_when_shares_mat
         "prices (no quote: IB error 354): JPM, KO, MSFT")
     # end to end: a plan sized before a crash, resumed after the prices moved (no collar to stop it)
     args = fast(gateway, tmp_path, "mode.ack_timeout=0.5", "mode.pretrade.price_collar=null")
-    assert run_py(*args, env={"ROBO_TRADER_FAILPOINT": "after_intent:1"}).returncode == -signal.SIGKILL
+    assert run_py(*args, crash="after_intent:1").returncode == -signal.SIGKILL
     moved(gateway, 1.5)
     out = ok(run_py(*args))
     assert "positions match targets; exposure off target at current prices: gross 150." in out
@@ -176,7 +176,7 @@ def test_14_8_the_final_check_reports_exposure_at_current_prices_when_shares_mat
 def test_14_8_a_quote_left_from_an_earlier_request_is_not_a_current_one(gateway):
     import asyncio
 
-    from pipeline.live.runner import Listener
+    from pipeline.core.live_broker import Listener
     from plugins.broker.ib import IBBroker
 
     async def main():

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline.live.runner import Listener
+from pipeline.core.live_broker import Listener
 from plugins.broker.ib.fake_gateway import frame
 from tests.live.conftest import journal, paper_args, run_py
 

@@ -13,8 +13,9 @@ import pytest
 
 from pipeline.live.journal import Child, Journal, Parent
 from pipeline.live.killswitch import KillSwitch
-from pipeline.live.runner import decision_due
-from pipeline.live.pretrade import Limits, Window, check
+from pipeline.live.schedule import decision_due
+from pipeline.core.rate import Window
+from pipeline.live.pretrade import Limits, check
 
 
 # ------------------------------------------------------------ journal

@@ -5,7 +5,7 @@ Only ``ib_async``'s asynchronous API is used, on the runner's event loop: ``conn
 ``reqCompletedOrdersAsync``, ``reqExecutionsAsync``, and ``placeOrder``/``cancelOrder`` with
 events (never ``ib.sleep`` or a blocking call).
 
-Connection state machine (``pipeline.live.runner.LiveBroker`` documents the states):
+Connection state machine (``pipeline.core.live_broker.LiveBroker`` documents the states):
 
 - socket lost: ``disconnected``; trading pauses; reconnect with exponential backoff
   (``reconnect_delay`` doubling up to ``reconnect_max_delay``, with jitter; at most
@@ -55,19 +55,13 @@ from typing import Literal, Optional
 
 from pipeline.core.contracts import Broker, ChildOrders, Fills, Orders, Session
 from pipeline.core.errors import ConfigError, DataError
-from pipeline.live.runner import (BrokerError, Execution, Listener, LiveBroker, LiveOrder, NotConnected,
-                           OrderUpdate)
+from pipeline.core.live_broker import (BrokerError, Execution, Listener, LiveBroker, LiveOrder, NotConnected,
+                                       OrderUpdate)
+from plugins.broker.ib import codes
+from plugins.broker.ib.codes import CANCEL_REQUEST_ERRORS, FARMS, READ_ONLY
 
 log = logging.getLogger("robo_trader.ib")
 
-# IB's data-farm status codes: the service the farm provides, and whether it is up (2107/2108:
-# idle, but available on demand)
-FARMS = {2103: ("market data", False), 2104: ("market data", True), 2108: ("market data", True),
-         2105: ("historical data", False), 2106: ("historical data", True), 2107: ("historical data", True),
-         2157: ("security definition", False), 2158: ("security definition", True)}
-READ_ONLY = "read-only"  # in error 321's text when the API's Read-Only mode refuses an order
-# errors about a cancel request of ours, not about the order: never the reason an order ended
-CANCEL_REQUEST_ERRORS = (10147, 10148)
 _LOG_PREFIX = re.compile(r"^(?:Error|Warning) -?\d+, reqId -?\d+: ")
 
 
@@ -124,6 +118,7 @@ class IBBroker(Broker, LiveBroker):
     async def start(self, listener: Listener) -> None:
         from ib_async import IB
 
+        _quiet_ib_logs()
         self._listener = listener
         self._ready = asyncio.Event()
         self._state = "disconnected"
@@ -368,6 +363,12 @@ class IBBroker(Broker, LiveBroker):
     def managed_accounts(self) -> list[str]:
         return list(self.ib_.managedAccounts())
 
+    paper_rule = codes.PAPER_RULE
+    paper_login = "an IB paper login"
+
+    def is_paper(self, account: str) -> bool:
+        return account.startswith(codes.PAPER_PREFIX)
+
     def use_account(self, account: str) -> None:
         self._account = account
 
@@ -595,10 +596,12 @@ def _update(trade) -> OrderUpdate:
     completed = trade.order.filledQuantity  # a completed order reports it here, not in its status
     if not filled and completed is not None and 0 < float(completed) < 1e300:
         filled = float(completed)
-    return OrderUpdate(ref=trade.order.orderRef, status=state, filled=filled,
-                       remaining=float(status.remaining or 0), avg_price=float(status.avgFillPrice or 0),
+    return OrderUpdate(ref=trade.order.orderRef, status=codes.state(state, int(code or 0), filled),
+                       filled=filled, remaining=float(status.remaining or 0),
+                       avg_price=float(status.avgFillPrice or 0),
                        order_id=trade.order.orderId or None, perm_id=trade.order.permId or None,
-                       error_code=int(code or 0), message=message, client_id=trade.order.clientId)
+                       error_code=int(code or 0), message=message, client_id=trade.order.clientId,
+                       broker_status=state)
 
 
 def _execution(fill) -> Execution:
@@ -611,6 +614,13 @@ def _execution(fill) -> Execution:
                      quantity=sign * float(ex.shares), price=float(ex.price), time=when,
                      commission=commission, currency=report.currency if report is not None else "",
                      order_id=ex.orderId or None, perm_id=ex.permId or None)
+
+
+def _quiet_ib_logs() -> None:
+    # ib_async logs every order error with the whole Trade; the journal and the runner's lines
+    # say what happened, so its loggers stay quiet unless asked (HYDRA verbose / logging config)
+    for name in ("ib_async", "ib_async.wrapper", "ib_async.client", "ib_async.ib"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _reason(text: str) -> str:
