@@ -19,6 +19,7 @@ from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, 
                                 Strategy)
 from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.params import build
+from pipeline.report import sections as report_sections
 
 
 log = logging.getLogger("robo_trader")
@@ -47,6 +48,7 @@ def build_stages(cfg: DictConfig) -> Stages:
     if len(strategies) > 1 and portfolio is None:
         raise ConfigError(f"strategy: {len(strategies)} sleeves ({', '.join(strategies)}) need "
                           f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
+    report_sections.chosen((cfg.get("report") or {}).get("sections"))  # a misspelt section fails now, not after the run
     return Stages(
         data=build(cfg.data, "data", DataSource, seed=seed),
         strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
