@@ -25,7 +25,7 @@ def body(run: Run) -> str | None:
 
 
 def _costs(fills: pd.DataFrame, orders: pd.DataFrame | None, t: np.ndarray, equity: np.ndarray,
-                   metrics: dict[str, Any], financing: pd.DataFrame | None = None) -> str:
+           metrics: dict[str, Any], financing: pd.DataFrame | None = None) -> str:
     if len(fills) == 0 or equity.size == 0:
         return '<p class="note">No fills.</p>'
     ft = utc_ns(fills["time"])
