@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from pipeline.app import registry
 from pipeline.core.params import schema_for
@@ -82,10 +82,13 @@ class ModeConfig:
 
 @dataclasses.dataclass
 class ReportConfig:
-    """report.html (pipeline/report/tearsheet.py)."""
+    """report.html (pipeline/report/tearsheet.py); the group conf/report/ fills it."""
     # null: the data source's own; universe (equal-weight buy-and-hold of the data's symbols),
     # a symbol of the data, or a CSV file of levels (dates, then a column of levels)
     benchmark: Optional[str] = None
+    # the page's sections in order: modules of pipeline/report/sections/ (or module paths);
+    # null: all of them in the default order
+    sections: Optional[List[str]] = None
 
 
 def risk_schema() -> type:

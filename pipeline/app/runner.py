@@ -24,6 +24,7 @@ from pipeline.core.schedule import decision_bars
 from pipeline.decision.targets import Capped
 from pipeline.live.runner import run_live
 from pipeline.report import console
+from pipeline.report import sections as report_sections
 from pipeline.research import walkforward as wf
 from pipeline.results import recorder
 
@@ -54,6 +55,7 @@ def build_stages(cfg: DictConfig) -> Stages:
     if len(strategies) > 1 and portfolio is None:
         raise ConfigError(f"strategy: {len(strategies)} sleeves ({', '.join(strategies)}) need "
                           f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
+    report_sections.chosen((cfg.get("report") or {}).get("sections"))  # a misspelt section fails now, not after the run
     return Stages(
         data=build(cfg.data, "data", DataSource, seed=seed),
         strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)

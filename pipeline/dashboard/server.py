@@ -5,6 +5,10 @@ on a page that updates as they change; the kill switch can be pressed from the p
 backtest can be replayed through the same page. One small dependency: ``websockets`` (HTTP and
 WebSocket on one port, asyncio).
 
+The page is files, shipped as package data: ``static/index.html``, ``dashboard.css`` and
+``dashboard.js`` (open ``index.html`` in a browser to work on its layout; ``page()`` inlines the
+other two into what is served).
+
 The live loop's API (all of it)::
 
     from pipeline.dashboard.server import Dashboard
@@ -69,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import hmac
 import inspect
 import ipaddress
@@ -79,6 +84,7 @@ import os
 import secrets
 import sys
 import threading
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -95,6 +101,19 @@ KINDS = ("equity", "positions", "orders", "order", "fill", "risk", "kill_switch"
 CLOSED = ("filled", "cancelled", "canceled", "rejected", "inactive", "apicancelled", "expired")
 MAX_FILLS = 500
 MAX_EQUITY = 5000
+STYLESHEET, SCRIPT = '<link rel="stylesheet" href="dashboard.css">', '<script src="dashboard.js"></script>'
+
+
+@functools.cache
+def page() -> str:
+    """The page as served: ``static/index.html`` with its stylesheet and script inlined, so
+    that it is one response under the one token (a browser would fetch a linked file without
+    the page's ``?token=``) and the Content-Security-Policy allows nothing but inline code."""
+    static = resources.files("pipeline.dashboard") / "static"
+    html = (static / "index.html").read_text(encoding="utf-8")
+    css = (static / "dashboard.css").read_text(encoding="utf-8")
+    js = (static / "dashboard.js").read_text(encoding="utf-8")
+    return html.replace(STYLESHEET, f"<style>\n{css}</style>").replace(SCRIPT, f"<script>\n{js}</script>")
 
 
 def plain(obj: Any) -> Any:
@@ -334,7 +353,7 @@ class Dashboard:
             with self._lock:
                 body = json.dumps({"seq": self._seq, "state": self._state}, separators=(",", ":"))
             return _with_type(connection.respond(200, body), "application/json")
-        response = _with_type(connection.respond(200, PAGE), "text/html; charset=utf-8")
+        response = _with_type(connection.respond(200, page()), "text/html; charset=utf-8")
         response.headers["Content-Security-Policy"] = (
             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
             "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -574,211 +593,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-PAGE = r"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<link rel="icon" href="data:,"><title>robo-trader dashboard</title>
-<style>
-*{box-sizing:border-box}body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
-color:#1d2430;background:#f6f7f9}header{background:#1d2430;color:#fff;padding:12px 22px;display:flex;
-align-items:center;gap:16px;flex-wrap:wrap}header h1{font-size:18px;margin:0}.pill{border-radius:10px;
-padding:2px 9px;font-size:12px;font-weight:600;background:#39424f}.ok{background:#1e7b46}.bad{background:#b3261e}
-.warn{background:#b26a00}main{padding:14px 22px;display:grid;grid-template-columns:repeat(12,1fr);gap:14px}
-section{background:#fff;border:1px solid #e1e5eb;border-radius:8px;padding:10px 14px;min-width:0}
-h2{font-size:14px;margin:0 0 8px}.w12{grid-column:span 12}.w8{grid-column:span 8}.w4{grid-column:span 4}
-.w6{grid-column:span 6}@media(max-width:900px){.w8,.w4,.w6{grid-column:span 12}}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px}.card .k{color:#5b6472;
-font-size:12px}.card .v{font-size:20px;font-weight:600;font-variant-numeric:tabular-nums}
-table{border-collapse:collapse;width:100%;font-size:12.5px;font-variant-numeric:tabular-nums}
-td,th{padding:3px 6px;border-bottom:1px solid #eef0f3;text-align:right;white-space:nowrap}th{background:#f2f4f7}
-td.l,th.l{text-align:left}.scroll{max-height:300px;overflow:auto}.empty{color:#8a8f98;font-size:12.5px}
-tr.new{animation:flash 2s ease-out}@keyframes flash{from{background:#fff3b0}to{background:transparent}}
-#kill{font-size:15px;font-weight:700;padding:10px 16px;border-radius:6px;border:0;background:#b3261e;color:#fff;
-cursor:pointer}#kill:disabled{background:#c9ccd1;cursor:not-allowed}#kill.armed{background:#7a0f0a}
-#kill-state{font-size:16px;font-weight:700;margin:6px 0}.note{color:#5b6472;font-size:12px}
-svg{width:100%;height:240px;display:block}svg .grid{stroke:#e6e9ee}svg text{font:11px system-ui,sans-serif;fill:#4a5260}
-</style></head><body>
-<header><h1 id="title">robo-trader</h1><span class="pill" id="mode">-</span>
-<span class="pill warn" id="conn">connecting</span><span id="message" class="note" style="color:#c8cfdb"></span></header>
-<main>
-<section class="w8"><h2>Account</h2><div class="cards">
-<div class="card"><div class="k">Equity</div><div class="v" id="equity">-</div></div>
-<div class="card"><div class="k">P&amp;L since start</div><div class="v" id="pnl">-</div></div>
-<div class="card"><div class="k">Cash</div><div class="v" id="cash">-</div></div>
-<div class="card"><div class="k">Gross exposure</div><div class="v" id="gross">-</div></div>
-<div class="card"><div class="k">Last update</div><div class="v" id="asof" style="font-size:14px">-</div></div>
-</div><svg id="chart" viewBox="0 0 800 240" preserveAspectRatio="none" role="img" aria-label="equity"></svg></section>
-<section class="w4"><h2>Kill switch</h2><div id="kill-state">-</div><div class="note" id="kill-reason"></div>
-<p><button id="kill" type="button">Kill switch</button></p><div class="note" id="kill-note">Press twice: the
-first press arms, the second (within 5 s) stops all trading and cancels open orders.</div>
-<h2 style="margin-top:14px">Risk</h2><table id="risk"><tbody></tbody></table></section>
-<section class="w6"><h2>Positions</h2><div class="scroll"><table id="positions"><thead><tr><th class="l">symbol</th>
-<th>quantity</th><th>price</th><th>value</th><th>weight</th></tr></thead><tbody></tbody></table></div></section>
-<section class="w6"><h2>Open orders</h2><div class="scroll"><table id="orders"><thead><tr><th class="l">order</th>
-<th class="l">symbol</th><th class="l">side</th><th>quantity</th><th>filled</th><th>limit</th><th class="l">status</th>
-</tr></thead><tbody></tbody></table></div></section>
-<section class="w12"><h2>Fills <span class="note" id="nfills"></span></h2><div class="scroll"><table id="fills"><thead><tr>
-<th class="l">time</th><th>order</th><th class="l">symbol</th><th class="l">side</th><th>quantity</th><th>price</th>
-<th>commission</th></tr></thead><tbody></tbody></table></div></section>
-</main>
-<script>
-"use strict";
-(function () {
-  var token = new URLSearchParams(location.search).get("token") || "";
-  var S = null, seq = -1, pending = [], ws = null, retry = 500, armed = null;
-  var $ = function (id) { return document.getElementById(id); };
-  function fmt(v, d) {
-    if (v === null || v === undefined || v === "") return "";
-    if (typeof v !== "number") return String(v);
-    return v.toLocaleString("en-US", {minimumFractionDigits: d === undefined ? 2 : d, maximumFractionDigits: d === undefined ? 2 : d});
-  }
-  function pct(v) { return (typeof v === "number") ? (v * 100).toFixed(2) + "%" : ""; }
-  function cell(v, left) { var td = document.createElement("td"); if (left) td.className = "l"; td.textContent = v; return td; }
-  function rows(id, list, cols, emptyText) {
-    var body = $(id).tBodies[0]; body.textContent = "";
-    if (!list.length) { var tr = document.createElement("tr"); var td = cell(emptyText, true); td.colSpan = cols.length; td.className = "l empty"; tr.appendChild(td); body.appendChild(tr); return; }
-    list.forEach(function (item) {
-      var tr = document.createElement("tr");
-      cols.forEach(function (c) { tr.appendChild(cell(c[1](item), c[0])); });
-      body.appendChild(tr);
-    });
-  }
-  function drawChart() {
-    var svg = $("chart"), pts = S.equity.filter(function (p) { return typeof p[1] === "number"; });
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
-    if (pts.length < 2) return;
-    var lo = Infinity, hi = -Infinity;
-    pts.forEach(function (p) { if (p[1] < lo) lo = p[1]; if (p[1] > hi) hi = p[1]; });
-    if (hi === lo) { hi += 1; lo -= 1; }
-    var n = pts.length, step = Math.max(1, Math.floor(n / 1500)), d = "";
-    for (var i = 0; i < n; i += step) {
-      var x = 4 + 792 * i / (n - 1), y = 228 - 216 * (pts[i][1] - lo) / (hi - lo);
-      d += (d ? "L" : "M") + x.toFixed(1) + "," + y.toFixed(1);
-    }
-    var last = pts[n - 1]; d += "L796," + (228 - 216 * (last[1] - lo) / (hi - lo)).toFixed(1);
-    var ns = "http://www.w3.org/2000/svg";
-    [lo, hi].forEach(function (v, k) {
-      var t = document.createElementNS(ns, "text"); t.setAttribute("x", "6"); t.setAttribute("y", k ? "14" : "236");
-      t.textContent = fmt(v, 0); svg.appendChild(t);
-    });
-    var path = document.createElementNS(ns, "path");
-    path.setAttribute("d", d); path.setAttribute("fill", "none"); path.setAttribute("stroke", "#1f5fbf");
-    path.setAttribute("stroke-width", "1.5"); path.setAttribute("vector-effect", "non-scaling-stroke");
-    path.setAttribute("id", "equity-line"); path.setAttribute("data-points", String(pts.length));
-    svg.appendChild(path);
-  }
-  function render(kind) {
-    if (!kind || kind === "status") {
-      var st = S.status || {};
-      $("title").textContent = S.title || "robo-trader";
-      $("mode").textContent = st.mode || "-";
-      $("message").textContent = st.message || "";
-    }
-    if (!kind || kind === "equity") {
-      var a = S.account || {}, first = S.equity.length ? S.equity[0][1] : null;
-      $("equity").textContent = fmt(a.equity, 0); $("cash").textContent = fmt(a.cash, 0);
-      $("gross").textContent = pct(a.gross_exposure); $("asof").textContent = a.time || "-";
-      $("pnl").textContent = (typeof a.equity === "number" && typeof first === "number") ? fmt(a.equity - first, 0) : "-";
-      drawChart();
-    }
-    if (!kind || kind === "positions") rows("positions", S.positions, [[1, function (p) { return p.symbol; }],
-      [0, function (p) { return fmt(p.quantity, 2); }], [0, function (p) { return fmt(p.price); }],
-      [0, function (p) { return fmt(p.value, 0); }], [0, function (p) { return p.weight === undefined ? "" : pct(p.weight); }]], "no positions");
-    if (!kind || kind === "orders") rows("orders", S.orders, [[1, function (o) { return o.order_id; }],
-      [1, function (o) { return o.symbol; }], [1, function (o) { return o.side; }], [0, function (o) { return fmt(o.quantity, 2); }],
-      [0, function (o) { return fmt(o.filled, 2); }], [0, function (o) { return fmt(o.limit); }], [1, function (o) { return o.status || "open"; }]], "no open orders");
-    if (!kind || kind === "fill") {
-      var recent = S.fills.slice(-200).reverse();
-      rows("fills", recent, [[1, function (f) { return f.time; }], [0, function (f) { return f.order_id; }],
-        [1, function (f) { return f.symbol; }], [1, function (f) { return f.side; }], [0, function (f) { return fmt(f.quantity, 2); }],
-        [0, function (f) { return fmt(f.price, 4); }], [0, function (f) { return fmt(f.commission); }]], "no fills yet");
-      var body = $("fills").tBodies[0];
-      body.querySelectorAll("tr").forEach(function (tr, i) {
-        var f = recent[i]; if (!f) return;
-        tr.setAttribute("data-order-id", String(f.order_id)); if (kind && i === 0) tr.className = "new";
-      });
-      $("nfills").textContent = S.fills.length ? "(" + S.fills.length + (S.fills.length >= 500 ? "+, latest 200 shown" : "") + ")" : "";
-    }
-    if (!kind || kind === "risk") {
-      var r = S.risk || {}, body2 = $("risk").tBodies[0]; body2.textContent = "";
-      Object.keys(r).forEach(function (k) {
-        var tr = document.createElement("tr"), v = r[k];
-        tr.appendChild(cell(k, true));
-        tr.appendChild(cell(typeof v === "number" ? (Math.abs(v) < 10 ? fmt(v, 4) : fmt(v, 0)) : (typeof v === "object" ? JSON.stringify(v) : String(v)), false));
-        body2.appendChild(tr);
-      });
-    }
-    if (!kind || kind === "kill_switch") {
-      var k = S.kill_switch || {};
-      $("kill-state").textContent = k.engaged ? "ENGAGED: trading stopped" : "not engaged";
-      $("kill-state").style.color = k.engaged ? "#b3261e" : "#1e7b46";
-      $("kill-state").setAttribute("data-engaged", k.engaged ? "true" : "false");
-      $("kill-reason").textContent = k.reason ? (k.reason + (k.time ? " (" + k.time + ")" : "")) : "";
-      $("kill").disabled = !S.kill_enabled || !!k.engaged;
-    }
-  }
-  function apply(kind, p) {
-    if (kind === "equity") { S.equity.push([p.time, p.equity]); if (S.equity.length > 5000) S.equity = S.equity.filter(function (_, i) { return i % 2 === 0; }); S.account = p; }
-    else if (kind === "positions") S.positions = p.positions || [];
-    else if (kind === "orders") S.orders = p.orders || [];
-    else if (kind === "order") {
-      var closed = ["filled", "cancelled", "canceled", "rejected", "inactive", "apicancelled", "expired"];
-      S.orders = S.orders.filter(function (o) { return o.order_id !== p.order_id; });
-      if (closed.indexOf(String(p.status || "").toLowerCase()) < 0) S.orders.push(p);
-    }
-    else if (kind === "fill") { S.fills.push(p); if (S.fills.length > 500) S.fills.shift(); }
-    else if (kind === "risk") S.risk = p;
-    else if (kind === "kill_switch") S.kill_switch = p;
-    else if (kind === "status") { for (var key in p) S.status[key] = p[key]; }
-    schedule(kind);
-  }
-  var dirty = {}, frame = false;
-  function schedule(kind) {  // many events, one repaint per frame
-    dirty[kind === "order" ? "orders" : kind] = true;
-    if (frame) return;
-    frame = true;
-    requestAnimationFrame(function () {
-      frame = false; var kinds = Object.keys(dirty); dirty = {};
-      if (S === null) return;  // disconnected since: the next snapshot repaints everything
-      kinds.forEach(function (k) { render(k); });
-    });
-  }
-  function connect() {
-    var proto = location.protocol === "https:" ? "wss://" : "ws://";
-    ws = new WebSocket(proto + location.host + "/ws?token=" + encodeURIComponent(token));
-    ws.onopen = function () { retry = 500; $("conn").textContent = "live"; $("conn").className = "pill ok"; };
-    ws.onmessage = function (ev) {
-      var m = JSON.parse(ev.data);
-      if (m.type === "snapshot") {
-        S = m.state; seq = m.seq; render(null);
-        pending.forEach(function (e) { if (e.seq > seq) { seq = e.seq; apply(e.kind, e.payload); } }); pending = [];
-      } else if (m.type === "event") {
-        if (S === null) { pending.push(m); return; }
-        if (m.seq <= seq) return;
-        seq = m.seq; apply(m.kind, m.payload);
-      } else if (m.type === "ack") {
-        $("kill-note").textContent = (m.ok ? "" : "Not done: ") + m.message;
-      }
-    };
-    ws.onclose = function () {
-      $("conn").textContent = "disconnected, retrying"; $("conn").className = "pill bad"; S = null; pending = [];
-      setTimeout(connect, retry); retry = Math.min(retry * 2, 10000);
-    };
-  }
-  $("kill").addEventListener("click", function () {
-    var btn = $("kill");
-    if (!armed) {
-      btn.classList.add("armed"); btn.textContent = "Press again to stop trading";
-      armed = setTimeout(function () { armed = null; btn.classList.remove("armed"); btn.textContent = "Kill switch"; }, 5000);
-      return;
-    }
-    clearTimeout(armed); armed = null; btn.classList.remove("armed"); btn.textContent = "Kill switch";
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({type: "command", command: "kill", reason: "pressed on the dashboard"}));
-    else $("kill-note").textContent = "Not connected: the kill switch was not sent.";
-  });
-  connect();
-})();
-</script></body></html>
-"""
 

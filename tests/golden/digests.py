@@ -6,9 +6,10 @@
 Each case is run as a user runs it (``python run.py ...`` in a temporary folder). What may differ
 between two commits without the behaviour changing is taken out before hashing, and only that:
 provenance's ``code_version`` (the git commit), the run's own folder in Hydra's files, Hydra's
-log lines' timestamps, the code version shown in report.html, and the module paths of classes
+log lines' timestamps, the code version shown in report.html, the module paths of classes
 that moved when pipeline/ and plugins/ became packages by concern (``MOVED``: a config's
-``_target_`` names the module). ``tests/golden/test_digests.py`` runs the comparison (slow).
+``_target_`` names the module), and config keys added since at the value that keeps the recorded
+behaviour (``ADDED``). ``tests/golden/test_digests.py`` runs the comparison (slow).
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ MOVED = {"plugins." + "strategies.": "plugins.strategy.", "plugins." + "brokers.
              ("report", "report/tearsheet"), ("recorder", "results/recorder"), ("tca", "results/tca"),
              ("portfolio", "decision/targets"), ("schedule", "core/schedule"), ("market", "core/market"))}}
 VOLATILE = {"hydra.yaml", "run.log", "multirun.yaml"}  # Hydra's own, with paths and clocks
+# config keys added since the recording, with the value that keeps the behaviour recorded
+# (issue 15.6: the report group's section list, the page's order before it was configurable)
+ADDED = {"report": {"sections": ["metrics", "caveats", "equity", "drawdowns", "rolling", "monthly", "weights",
+                                 "attribution", "costs", "execution", "config"]}}
+# the same keys as YAML writes them inside their node (Hydra's config.yaml, report.html's config)
+ADDED_YAML = ["".join(f"\n  {key}:" + "".join(f"\n  - {v}" for v in value) for key, value in node.items())
+              for node in ADDED.values()]
 
 
 def run_case(name: str, work: Path) -> dict[str, str]:
@@ -74,6 +82,11 @@ def _digest(path: Path, out: Path) -> str:
     if path.name == "provenance.json":
         prov = json.loads(data)
         prov.pop("code_version", None)
+        for name, node in ADDED.items():
+            mine = prov.get("config", {}).get(name, {})
+            for key, value in node.items():
+                if mine.get(key) == value:
+                    mine.pop(key)
         data = json.dumps(prov, sort_keys=True).encode()
     if path.suffix in (".html", ".yaml", ".md", ".json", ".txt"):
         text = data.decode().replace(str(out), "<run>")
@@ -81,6 +94,8 @@ def _digest(path: Path, out: Path) -> str:
         text = re.sub(r"\b([0-9a-f]{40}|[0-9a-f]{10})\b( \(uncommitted changes\))?", "<commit>", text)
         for old, new in MOVED.items():
             text = text.replace(old, new)
+        for block in ADDED_YAML:
+            text = text.replace(block, "")
         data = text.encode()
     return hashlib.sha256(data).hexdigest()
 

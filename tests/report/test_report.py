@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.report import tearsheet as report
+from pipeline.report import analytics, charts, tearsheet as report
+from pipeline.report.sections import execution, monthly
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ("chart-equity", "chart-drawdown", "chart-rolling-vol", "chart-rolling-sharpe", "chart-weights",
@@ -41,12 +42,12 @@ def test_every_run_writes_a_complete_report(default_run):
     assert report.pct(metrics["cagr"]) in html and report.num(metrics["sharpe"]) in html
     # monthly table: a row per year, twelve months and the year
     table = re.search(r'<table class="monthly">.*?</table>', html, re.S).group(0)
-    assert all(f"<th>{m}</th>" in table for m in report.MONTHS)
+    assert all(f"<th>{m}</th>" in table for m in monthly.MONTHS)
     years = re.findall(r'<tr><td class="l">(\d{4})</td>', table)
     assert years[0] == "1990" and years[-1] == "2022" and len(years) == 33
     # execution: one point per parent order (up to the drawing cap), against participation
     orders = len(pd.read_csv(default_run / "execution.csv"))
-    assert points["chart-execution"] == min(orders, report.MAX_SCATTER)
+    assert points["chart-execution"] == min(orders, execution.MAX_SCATTER)
     assert "Implementation shortfall against participation" in html
     # the full resolved config, and the data's caveats
     config = re.search(r'<pre id="config">(.*?)</pre>', html, re.S).group(1)
@@ -155,17 +156,17 @@ def test_reduce_indices_keeps_the_extremes_and_the_cap():
     y = np.sin(np.linspace(0, 40, 100_000))
     y[54_321] = -5.0
     y[77_777] = 9.0
-    idx = report.reduce_indices(y, 2000)
+    idx = charts.reduce_indices(y, 2000)
     assert idx.size <= 2000 and idx[0] == 0 and idx[-1] == y.size - 1
     assert 54_321 in idx and 77_777 in idx
     assert np.all(np.diff(idx) > 0)
-    assert report.reduce_indices(y[:10], 2000).tolist() == list(range(10))
+    assert charts.reduce_indices(y[:10], 2000).tolist() == list(range(10))
 
 
 def test_monthly_returns_compound_to_the_total():
     t = pd.date_range("2019-03-05", "2021-07-20", freq="B", tz="UTC").as_unit("ns").asi8
     equity = 100 * np.cumprod(1 + np.random.default_rng(1).normal(0.0003, 0.01, t.size))
-    table = report.monthly_returns(t, equity)
+    table = analytics.monthly_returns(t, equity)
     months = table[list(range(1, 13))].to_numpy()
     assert np.isfinite(months).sum() == 29  # Mar 2019 .. Jul 2021
     assert np.prod(1 + months[np.isfinite(months)]) == pytest.approx(equity[-1] / equity[0])
