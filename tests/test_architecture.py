@@ -77,8 +77,16 @@ def _sources(root: Path):
     return files
 
 
+def _type_checking(node) -> bool:
+    """``if TYPE_CHECKING:``: imports for annotations only, never run, so neither a cycle nor a dependency."""
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return isinstance(test, (ast.Name, ast.Attribute)) and getattr(test, "id", getattr(test, "attr", "")) == "TYPE_CHECKING"
+
+
 def _walk(node, lazy=False):
     for child in ast.iter_child_nodes(node):
+        if _type_checking(child):
+            continue
         if isinstance(child, (ast.Import, ast.ImportFrom)):
             yield child, lazy
         yield from _walk(child, lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))

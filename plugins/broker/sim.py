@@ -9,6 +9,7 @@ import numpy as np
 from pipeline.core.contracts import (AUCTION, AuctionCosts, Bins, Broker, ChildOrders, Commission, Fills,
                                 Financing, Orders, ParentReport, Session)
 from pipeline.core.errors import ConfigError
+from pipeline.core.intraday import IntradayMarket, load_bars, trailing_volatility, trailing_volume
 from pipeline.core.market import MarketData
 
 
@@ -135,8 +136,6 @@ class SimBroker(Broker):
         self.seed = seed
 
     def prepare(self, data: MarketData) -> None:
-        from pipeline.core.intraday import load_bars, trailing_volume
-
         adv = None if data.volume is None else trailing_volume(data.volume, self.window)
         self.data_, self.adv_ = data, adv
         self.bars_ = None if self.intraday is None else load_bars(str(self.intraday), data)
@@ -171,8 +170,6 @@ class SimBroker(Broker):
     def _sigma(self) -> np.ndarray:
         """Daily volatility of log returns over ``window`` bars (row ``t``: up to its close)."""
         if self.sigma_ is None:
-            from pipeline.core.intraday import trailing_volatility
-
             self.sigma_ = trailing_volatility(self.data_.close, self.window)
         return self.sigma_
 
@@ -188,8 +185,6 @@ class SimBroker(Broker):
 
     def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
         if self.market_ is None:
-            from pipeline.core.intraday import IntradayMarket
-
             self.market_ = IntradayMarket(
                 self.data_, self._sigma(), self.adv_, n_bins=int(self.bins), profile=self.profile,
                 u_ratio=self.u_ratio, volume_noise=self.volume_noise,

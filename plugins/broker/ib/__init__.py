@@ -50,7 +50,6 @@ import logging
 import math
 import random
 import time
-import re
 from typing import Literal, Optional
 
 from pipeline.core.contracts import Broker, ChildOrders, Fills, Orders, Session
@@ -58,11 +57,11 @@ from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.live_broker import (BrokerError, Execution, Listener, LiveBroker, LiveOrder, NotConnected,
                                        OrderUpdate)
 from plugins.broker.ib import codes
-from plugins.broker.ib.codes import CANCEL_REQUEST_ERRORS, FARMS, READ_ONLY
+from plugins.broker.ib.codes import FARMS, READ_ONLY
+from plugins.broker.ib.translate import execution, farm_name, order_update, reason
 
 log = logging.getLogger("robo_trader.ib")
 
-_LOG_PREFIX = re.compile(r"^(?:Error|Warning) -?\d+, reqId -?\d+: ")
 
 
 class ClientIdInUse(ConnectionError):
@@ -293,7 +292,7 @@ class IBBroker(Broker, LiveBroker):
     def _farm(self, code: int, message: str) -> None:
         """One farm lost or back, by name: only what it serves is paused, and the runner told."""
         service, up = FARMS[code]
-        name = _farm_name(message) or service
+        name = farm_name(message) or service
         if up:
             if self._farms_down.pop(name, None) is None:
                 return  # it was not lost: the routine report on connecting, or a repeat
@@ -326,7 +325,7 @@ class IBBroker(Broker, LiveBroker):
             return
         self._refused = True
         self._listener.on_connection(
-            "failed", f"the API of IB Gateway/TWS at {self.where()} is read-only (error 321: {_reason(message)}): "
+            "failed", f"the API of IB Gateway/TWS at {self.where()} is read-only (error 321: {reason(message)}): "
                       f"it takes no orders; untick 'Read-Only API' (IB Gateway: Configure > Settings > API > "
                       f"Settings; TWS: File > Global Configuration > API > Settings) and run again")
 
@@ -550,7 +549,7 @@ class IBBroker(Broker, LiveBroker):
         await self._ask(ib.reqOpenOrdersAsync, "the open orders request")
         # with the orders this connection handed over and the gateway has not acknowledged yet;
         # without an orderRef too (the runner knows them by their ids)
-        return [_update(trade) for trade in ib.trades()]
+        return [order_update(trade) for trade in ib.trades()]
 
     async def executions(self) -> list[Execution]:
         from ib_async import ExecutionFilter
@@ -562,13 +561,13 @@ class IBBroker(Broker, LiveBroker):
         out = []
         for fill in fills:
             stored = known.get(fill.execution.execId, fill)
-            out.append(_execution(stored))
+            out.append(execution(stored))
         return out
 
     # ------------------------------------------------------------ events -> listener
     def _on_trade(self, trade) -> None:
         if trade.order.orderRef or trade.order.orderId or trade.order.permId:
-            update = _update(trade)
+            update = order_update(trade)
             if update.error_code == 321 and READ_ONLY in update.message.lower():
                 self._refuse(update.message)  # before the order's refusal, so it is not counted a reject
             self._listener.on_order(update)
@@ -576,44 +575,10 @@ class IBBroker(Broker, LiveBroker):
     def _on_exec(self, trade, fill) -> None:
         if not fill.execution.orderRef and trade is not None:
             fill.execution.orderRef = trade.order.orderRef
-        self._listener.on_execution(_execution(fill))
+        self._listener.on_execution(execution(fill))
 
     def _on_commission(self, trade, fill, report) -> None:
         self._listener.on_commission(report.execId, float(report.commission), report.currency)
-
-
-def _update(trade) -> OrderUpdate:
-    status = trade.orderStatus
-    code, message = 0, ""
-    for entry in reversed(trade.log):
-        if entry.errorCode and entry.errorCode not in CANCEL_REQUEST_ERRORS:
-            code, message = entry.errorCode, _reason(entry.message)
-            break
-    state = status.status
-    if state == "ValidationError" and code == 321 and READ_ONLY in message.lower():
-        state = "Inactive"  # ib_async keeps it as a warning; the gateway never took the order
-    filled = float(status.filled or 0)
-    completed = trade.order.filledQuantity  # a completed order reports it here, not in its status
-    if not filled and completed is not None and 0 < float(completed) < 1e300:
-        filled = float(completed)
-    return OrderUpdate(ref=trade.order.orderRef, status=codes.state(state, int(code or 0), filled),
-                       filled=filled, remaining=float(status.remaining or 0),
-                       avg_price=float(status.avgFillPrice or 0),
-                       order_id=trade.order.orderId or None, perm_id=trade.order.permId or None,
-                       error_code=int(code or 0), message=message, client_id=trade.order.clientId,
-                       broker_status=state)
-
-
-def _execution(fill) -> Execution:
-    ex = fill.execution
-    sign = 1.0 if ex.side in ("BOT", "BUY") else -1.0
-    report = fill.commissionReport
-    commission = float(report.commission) if report is not None and report.execId else None
-    when = ex.time.timestamp() if hasattr(ex.time, "timestamp") else float(ex.time or 0)
-    return Execution(exec_id=ex.execId, ref=ex.orderRef, symbol=fill.contract.symbol,
-                     quantity=sign * float(ex.shares), price=float(ex.price), time=when,
-                     commission=commission, currency=report.currency if report is not None else "",
-                     order_id=ex.orderId or None, perm_id=ex.permId or None)
 
 
 def _quiet_ib_logs() -> None:
@@ -621,26 +586,6 @@ def _quiet_ib_logs() -> None:
     # say what happened, so its loggers stay quiet unless asked (HYDRA verbose / logging config)
     for name in ("ib_async", "ib_async.wrapper", "ib_async.client", "ib_async.ib"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def _reason(text: str) -> str:
-    """IB's text of an order error without the prefixes ib_async's log and IB put before it."""
-    text = _LOG_PREFIX.sub("", " ".join(text.split())).split(", contract: ")[0]
-    text = text.split(" : cause - ", 1)[-1]  # 321: "Error validating request.-'bN' : cause - ..."
-    for prefix, bare in (("Order rejected - reason:", "Order rejected"),
-                         ("Order Canceled - reason:", "Order Canceled")):
-        if text.startswith(prefix):
-            text = text[len(prefix):].strip() or bare
-    return text
-
-
-def _farm_name(message: str) -> str:
-    """The farm a status message is about: ``...is broken:usfarm``, ``...upon demand.ushmds``."""
-    for sep in (":", "demand."):
-        _, found, tail = message.strip().rpartition(sep)
-        if found and tail.strip():
-            return tail.strip()
-    return ""
 
 
 def _describe(exc: Optional[BaseException]) -> str:

@@ -9,6 +9,11 @@ import datetime as dt
 import time
 from typing import Optional
 
+from plugins.data.csv import CSVData
+from plugins.data.sp500 import SP500
+from plugins.data.stocks import Stocks
+from plugins.data.synthetic import Synthetic
+
 UTC = dt.timezone.utc
 NEW_YORK = "America/New_York"
 NASDAQ = {"AAPL", "AMD", "MSFT", "PEP", "GOOG", "FB", "AMZN", "NVDA", "INTC", "CSCO"}
@@ -93,16 +98,12 @@ def load_market(source: str = "sp500", history: int = 600, shift: bool = True,
     import pandas as pd
 
     if source == "sp500":
-        from plugins.data.sp500 import SP500
         data = SP500().load()
     elif source == "stocks":
-        from plugins.data.stocks import Stocks
         data = Stocks().load()
     elif source == "synthetic":
-        from plugins.data.synthetic import Synthetic
         data = Synthetic(n_bars=max(history, 300)).load()
     else:
-        from plugins.data.csv import CSVData
         data = CSVData(path=source).load()
     if symbols:
         data = data.select([s for s in symbols])
