@@ -209,7 +209,7 @@ def test_13_4_speed_a_long_only_book_is_not_scanned_for_shorts_every_session(sp5
     the positions (before: one per session, 8,312 in the run)."""
     import sys
 
-    from pipeline.schedule import decision_bars
+    from pipeline.core.schedule import decision_bars
     from plugins.allocation.equal_weight import EqualWeight
 
     reductions = 0
