@@ -22,7 +22,6 @@ from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.params import build
 from pipeline.core.schedule import decision_bars
 from pipeline.decision.targets import Capped
-from pipeline.live.runner import run_live
 from pipeline.report import console
 from pipeline.report import sections as report_sections
 from pipeline.research import walkforward as wf
@@ -152,6 +151,8 @@ def main(cfg: DictConfig) -> float:
         raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
     mode = cfg.get("mode")
     if mode is not None and mode.name != "backtest":
+        from pipeline.live.runner import run_live  # a backtest never loads live trading (0.16 s)
+
         run_live(cfg, output_dir(cfg), build_stages)
         return float("nan")
     if cfg.get("walkforward") is not None:
