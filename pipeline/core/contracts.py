@@ -12,6 +12,7 @@ from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
+from pipeline.core.exits import ExitLevels
 from pipeline.core.market import MarketData
 from pipeline.core.params import Component
 
@@ -122,6 +123,33 @@ class Constraint(Component):
         raise NotImplementedError
 
     def apply_step(self, target: np.ndarray, book: Book) -> tuple[np.ndarray, bool]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- exits
+
+class ExitRule(Component):
+    """An exit kept working while a position is open, checked every bar between decisions
+    (``plugins/exits/``; the fill convention is ``pipeline.core.exits``).
+
+    ``levels`` gives the rule's order for positions opened on ``side`` (+1 long, -1 short) at
+    ``entry`` prices, in ``columns`` (symbol indices), decided at ``bar``: it may read data up
+    to ``bar`` only (an ATR known at the entry's decision). ``sleeves`` limits the rule to
+    named sleeves (None: every sleeve). ``cooldown`` is the re-entry policy after this rule
+    fired: None waits for the next decision; ``k`` bars keeps the symbol out of the book for
+    ``k`` bars (decisions inside them leave it at zero), then restores the last target.
+    A rule that cannot hold (a stop above a long's entry) raises ``ConfigError`` in
+    ``__init__`` or ``prepare``, before any work.
+    """
+
+    sleeves: Optional[list] = None
+    cooldown: Optional[int] = None
+
+    def prepare(self, data: MarketData) -> None:
+        """Called once before a run with the whole market (estimate only from the past)."""
+
+    def levels(self, side: np.ndarray, entry: np.ndarray, bar: np.ndarray,
+               columns: np.ndarray) -> ExitLevels:
         raise NotImplementedError
 
 

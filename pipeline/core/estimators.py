@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import numpy as np
+from scipy.signal import lfilter
 
 CovarianceMethod = Literal["sample", "ledoit_wolf", "ewma"]
 MeanMethod = Literal["historical", "ewma", "james_stein"]
@@ -250,3 +251,41 @@ def expected_returns(X: np.ndarray, method: MeanMethod = "historical", halflife:
         return james_stein_mean(X, cov)
     raise ValueError(f"unknown expected-returns method {method!r}: expected one of "
                      f"historical, ewma, james_stein")
+
+
+def average_true_range(high: Optional[np.ndarray], low: Optional[np.ndarray], close: np.ndarray,
+                       window: int) -> np.ndarray:
+    """Wilder's average true range, ``T x N``, row ``t`` from bars up to ``t`` (NaN until
+    ``window`` true ranges exist). Without highs and lows the true range is the absolute
+    close-to-close change (the proxy close-only data allows). Wilder's smoothing is the
+    exponential average with ``alpha = 1 / window`` seeded by the first ``window`` ranges' mean;
+    a bar with no range (missing data) carries the average over.
+    """
+    c = np.asarray(close, dtype=float)
+    prev = np.vstack([np.full((1, c.shape[1]), np.nan), c[:-1]])
+    if high is None or low is None:
+        tr = np.abs(c - prev)
+    else:
+        h, lo = np.asarray(high, dtype=float), np.asarray(low, dtype=float)
+        tr = np.fmax(h - lo, np.fmax(np.abs(h - prev), np.abs(lo - prev)))
+    out = np.full_like(c, np.nan)
+    alpha = 1.0 / window
+    for j in range(c.shape[1]):
+        valid = np.flatnonzero(np.isfinite(tr[:, j]))
+        if valid.size < window:
+            continue
+        seed = valid[window - 1]
+        x = tr[valid[:window], j]
+        rest = tr[seed + 1:, j]
+        gaps = ~np.isfinite(rest)
+        if not gaps.any():  # the usual case, as a linear filter; holes take the loop below
+            y, _ = lfilter([alpha], [1.0, alpha - 1.0], rest, zi=[(1.0 - alpha) * x.mean()])
+            out[seed, j] = x.mean()
+            out[seed + 1:, j] = y
+            continue
+        a = x.mean()
+        out[seed, j] = a
+        for t, v in enumerate(rest, start=seed + 1):
+            a = a + (v - a) * alpha if np.isfinite(v) else a
+            out[t, j] = a
+    return out
