@@ -28,11 +28,9 @@ import pandas as pd
 
 from pipeline.report import sections as registry
 from pipeline.report.analytics import bars_per_year, series_stats, utc_ns
-# the recorder and the sweep page (pipeline.research.sweep) use these through this module
-from pipeline.report.benchmark import UNIVERSE, benchmark, benchmark_choice, folder_benchmark  # noqa: F401
-from pipeline.report.charts import figure, heatmap  # noqa: F401
-from pipeline.report.format import esc, money, num, pct  # noqa: F401
-from pipeline.report.page import html_table, page, section  # noqa: F401
+from pipeline.report.benchmark import folder_benchmark
+from pipeline.report.format import esc
+from pipeline.report.page import page, section
 
 
 def run_of(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[str, Any],

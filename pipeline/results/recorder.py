@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline.results import tca
 from pipeline.report import tearsheet as report
+from pipeline.report.benchmark import benchmark, benchmark_choice
 from pipeline.results.attribution import attribution, sleeves
 from pipeline.backtest.engine import Ledger
 from pipeline.results.metrics import bar_returns, summarize
@@ -197,7 +198,7 @@ def overrides() -> list[str]:
 
 def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     # first: a benchmark the config gets wrong fails before any file is written
-    bench = report.benchmark(ledger.data, ledger.start, report.benchmark_choice(cfg, stages.data))
+    bench = benchmark(ledger.data, ledger.start, benchmark_choice(cfg, stages.data))
     out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
     for name, frame in frames.items():
