@@ -207,7 +207,8 @@ def payload(chart_id: str, t: np.ndarray, series: Sequence[tuple[str, np.ndarray
     scales, values = [], []
     for _, v, _ in series:
         v = np.asarray(v, dtype=np.float64)
-        big = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0
+        finite = np.abs(v[np.isfinite(v)])
+        big = float(finite.max()) if finite.size else 0.0
         e = math.floor(math.log10(big)) - 5 if big > 0 else 0
         scales.append(e)
         values.append(f"[{_deltas(np.round(v / 10.0 ** e))}]")
