@@ -116,3 +116,13 @@ def test_18_6_metrics_json_statistics_are_the_runs_and_the_report_shows_them(def
     assert 'id="chart-histogram"' in section and 'id="chart-yearly"' in section
     assert len(re.findall(r'<rect class="bin"', section)) == 60
     assert re.findall(r"<title>(\d{4}): ", section)[:2] == ["1991", "1992"]
+
+
+def test_18_5_a_gap_or_an_infinite_value_is_null_in_the_payload():
+    from pipeline.report.charts import payload
+
+    t = (np.arange(4, dtype=np.int64) + 19_000) * 86_400_000_000_000
+    text = payload("c", t, [("s", np.array([1.0, np.nan, np.inf, 4.0]), "#000")], "num", False, False, False, ())
+    p = json.loads(PAYLOAD.search(text).group(1))
+    assert p["t0"] == 19_000 * 86_400 and p["unit"] == 86_400 and p["t"] == [1, 1, 1]
+    assert p["scales"] == [-5] and p["values"] == [[100000, None, None, 300000]]
