@@ -225,6 +225,11 @@ def benchmark_table(r: Result) -> None:
     assert len(r.proc.stdout.splitlines()) >= 3
 
 
+def report_speed(r: Result) -> None:
+    _ok(r)
+    assert re.search(r"report.build, default run: best \d+\.\d{3} s", r.proc.stdout), r.proc.stdout
+
+
 def collects_the_suite(r: Result) -> None:
     _ok(r)
     assert re.search(r"^(\d+) tests collected", r.proc.stdout, re.M), r.proc.stdout[-500:]
@@ -295,6 +300,7 @@ COMMANDS: dict[str, Run | Mapped] = {
                                                 gate=BENCH),
     "python benchmarks/bench_strategies.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_sweep.py": Run(benchmark_table, gate=BENCH),
+    "python benchmarks/bench_report.py": Run(report_speed, gate=BENCH),
 }
 
 

@@ -4,10 +4,15 @@ spikes, scatter, bars, heatmap), with their scales, ticks and point reduction.
 No JavaScript library, no font or image to fetch: a chart is an ``<svg>`` string whose bytes
 depend only on its data. Long series are reduced for drawing to at most ``MAX_POINTS`` points
 per line (the extremes of each bucket are kept, so drawdowns keep their depth).
+
+A line chart over time also carries its full series as JSON (``payload``), from which the
+page's script (``assets/report.js``) reads values under the pointer and redraws a zoomed range
+or a legend toggled; without the script the SVG is the chart.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Iterable, Sequence
 
@@ -162,15 +167,59 @@ class Frame:
 
 
 def legend(items: Sequence[tuple[str, str]]) -> str:
-    """The series' names and colours, as HTML that wraps."""
+    """The series' names and colours, as HTML that wraps (``data-i``: the series' number)."""
     if not items:
         return ""
     return '<div class="legend">' + "".join(
-        f'<span><i style="background:{color}"></i>{esc(name)}</span>' for name, color in items) + "</div>"
+        f'<span data-i="{i}"><i style="background:{color}"></i>{esc(name)}</span>'
+        for i, (name, color) in enumerate(items)) + "</div>"
 
 
-def figure(title: str, items: Sequence[tuple[str, str]], chart: str) -> str:
-    return f'<figure><figcaption>{esc(title)}</figcaption>{legend(items)}{chart}</figure>'
+def figure(title: str, items: Sequence[tuple[str, str]], chart: str, data: str = "") -> str:
+    """A chart under its caption and legend; ``data``: its ``payload`` (an interactive chart)."""
+    klass = ' class="interactive"' if data else ""
+    return f'<figure{klass}><figcaption>{esc(title)}</figcaption>{legend(items)}{chart}{data}</figure>'
+
+
+def _deltas(q: np.ndarray) -> str:
+    """Integers as the first then each next one's step from the one before (null: a gap, the
+    steps skip it)."""
+    ok = np.isfinite(q)
+    steps = map(str, np.diff(q[ok].astype(np.int64), prepend=0).tolist())
+    if ok.all():
+        return ",".join(steps)
+    out = ["null"] * q.size
+    for i, step in zip(np.flatnonzero(ok).tolist(), steps):
+        out[i] = step
+    return ",".join(out)
+
+
+def payload(chart_id: str, t: np.ndarray, series: Sequence[tuple[str, np.ndarray, str]], kind: str,
+            log: bool, zero: bool, fill: bool, dashed: Sequence[str]) -> str:
+    """A time chart's full data for the page's script, as a JSON block, compact because it holds
+    every bar: times in UTC seconds as the first and then steps in ``unit`` seconds (their common
+    divisor: a day, or an hour across DST changes), and each series as integers times
+    ``10 ** scale`` (six significant digits of its largest value), stepped the same way."""
+    sec = np.asarray(t, dtype=np.int64) // 1_000_000_000
+    steps = np.diff(sec)
+    unit = int(np.gcd.reduce(steps)) if steps.size and steps.min() > 0 else 1
+    daily = bool(steps.size == 0 or np.median(steps) >= 20 * 3600)
+    scales, values = [], []
+    for _, v, _ in series:
+        v = np.asarray(v, dtype=np.float64)
+        finite = np.abs(v[np.isfinite(v)])
+        big = float(finite.max()) if finite.size else 0.0
+        e = math.floor(math.log10(big)) - 5 if big > 0 else 0
+        scales.append(e)
+        values.append(f"[{_deltas(np.round(v / 10.0 ** e))}]")
+    head = json.dumps({"id": chart_id, "kind": kind, "log": log, "zero": zero, "fill": fill, "daily": daily,
+                       "names": [n for n, _, _ in series], "colors": [c for _, _, c in series],
+                       "dashed": [n in dashed for n, _, _ in series], "scales": scales, "unit": unit,
+                       "t0": int(sec[0]) if sec.size else 0}, separators=(",", ":"))
+    times = ",".join((steps // unit).astype(str).tolist())
+    text = f'{head[:-1]},"t":[{times}],"values":[{",".join(values)}]}}'
+    safe = text.replace("</", "<\\/")  # a name cannot close the block
+    return f'<script type="application/json" class="chart-data">{safe}</script>'
 
 
 def svg(chart_id: str, title: str, body: str, points: int, series: int,
@@ -199,6 +248,8 @@ def line_chart(chart_id: str, title: str, t: np.ndarray, series: Sequence[tuple[
         lo, hi = lo - (pad if lo < 0 or not zero else 0), hi + (pad if hi > 0 or not zero else 0)
     fr = Frame(float(t[0]), float(t[-1]), lo, hi, log=log)
     yt = log_ticks(lo, hi) if log else nice_ticks(lo, hi)
+    if len(yt) < 3:  # a short log range: even steps read better than its two ends
+        yt = nice_ticks(lo, hi)
     body = [fr.axes(yt, kind, time_ticks(int(t[0]), int(t[-1])), zero=zero)]
     drawn = 0
     for i, ((name, _, color), v) in enumerate(zip(series, vals)):
@@ -217,7 +268,8 @@ def line_chart(chart_id: str, title: str, t: np.ndarray, series: Sequence[tuple[
         dash = ' stroke-dasharray="4 3"' if name in dashed else ""
         body.append(f'<path class="line" d="{d}" stroke="{color}"{dash}/>')
     return figure(title, [(name, color) for name, _, color in series],
-                  svg(chart_id, title, "".join(body), drawn, len(series)))
+                  svg(chart_id, title, "".join(body), drawn, len(series)),
+                  payload(chart_id, t, [(n, v, c) for (n, _, c), v in zip(series, vals)], kind, log, zero, fill, dashed))
 
 
 def stacked_chart(chart_id: str, title: str, t: np.ndarray, layers: Sequence[tuple[str, np.ndarray]],
@@ -353,6 +405,37 @@ def bar_chart(chart_id: str, title: str, labels: Sequence[str], values: Sequence
                     f'<title>{esc(label)}: {esc(tick_label(val, kind))}</title></rect>')
     body.append(f'<line class="axis" x1="{x(0.0):.1f}" x2="{x(0.0):.1f}" y1="{MT}" y2="{height - MB}"/>')
     return figure(title, [], svg(chart_id, title, "".join(body), int(v.size), 1, width=width, height=height))
+
+
+def histogram_chart(chart_id: str, title: str, x: np.ndarray, bins: int = 60,
+                    marks: Sequence[tuple[str, float, str]] = ()) -> str:
+    """Counts of ``x`` in equal bins over its 0.1th..99.9th percentiles (values beyond them
+    counted in the end bins, so that a crash day does not squeeze the rest into one bar), with
+    vertical ``marks`` (name, value, colour) such as the VaR."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return empty_chart(chart_id, title)
+    lo, hi = (float(v) for v in np.percentile(x, [0.1, 99.9]))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(np.clip(x, lo, hi), bins=bins, range=(lo, hi))
+    fr = Frame(lo, hi, 0.0, float(counts.max()) * 1.05)
+    xt = [(v, tick_label(v, "pct")) for v in nice_ticks(lo, hi, 8)]
+    body = [fr.axes(nice_ticks(0.0, float(counts.max())), "num", xt)]
+    left, base = fr.px(edges[:-1]), fr.height - MB
+    width = float(fr.px(edges[1]) - fr.px(edges[0]))
+    for a, b, n, top in zip(left.tolist(), edges[1:].tolist(), counts.tolist(), fr.py(counts).tolist()):
+        body.append(f'<rect class="bin" x="{a:.1f}" y="{top:.1f}" width="{max(width - 1, 0.5):.1f}" '
+                    f'height="{base - top:.1f}" fill="{BLUE}"><title>{esc(tick_label(b - (hi - lo) / bins, "pct"))} to '
+                    f'{esc(tick_label(b, "pct"))}: {n:,} bars</title></rect>')
+    for name, v, color in marks:
+        if lo <= v <= hi:
+            px = float(fr.px(v))
+            body.append(f'<line class="mark" x1="{px:.1f}" x2="{px:.1f}" y1="{MT}" y2="{base}" stroke="{color}" '
+                        f'stroke-dasharray="4 3"/>')
+    return figure(title, [(name, color) for name, _, color in marks],
+                  svg(chart_id, title, "".join(body), int(x.size), 1))
 
 
 def heatmap(chart_id: str, title: str, xlabels: Sequence[str], ylabels: Sequence[str], z: np.ndarray,

@@ -2,9 +2,11 @@
 
 The page is its sections (``pipeline/report/sections/``, one module each), in the order
 ``report.sections`` gives (conf/report/default.yaml), drawn as inline SVG by the chart
-primitives (``charts``) with the stylesheet (``assets/report.css``) inlined: no JavaScript,
-no CDN, no font or image to fetch, so the file opens offline and its bytes depend only on the
-run (same inputs -> same file). Every number in the tables comes from the full series.
+primitives (``charts``) with the stylesheet (``assets/report.css``) and a few kilobytes of
+script (``assets/report.js``: hover read-outs, zoom and range selection, legend toggles,
+crosshairs linked across the time charts) inlined: no library, no CDN, no font or image to
+fetch, so the file opens offline and its bytes depend only on the run (same inputs -> same
+file). Every number in the tables comes from the full series.
 
 The benchmark is ``report.benchmark`` (``benchmark``): by default the data source's own
 (``universe``, the equal-weight buy-and-hold of the data's symbols on the same adjusted prices),
@@ -28,11 +30,9 @@ import pandas as pd
 
 from pipeline.report import sections as registry
 from pipeline.report.analytics import bars_per_year, series_stats, utc_ns
-# the recorder and the sweep page (pipeline.research.sweep) use these through this module
-from pipeline.report.benchmark import UNIVERSE, benchmark, benchmark_choice, folder_benchmark  # noqa: F401
-from pipeline.report.charts import figure, heatmap  # noqa: F401
-from pipeline.report.format import esc, money, num, pct  # noqa: F401
-from pipeline.report.page import html_table, page, section  # noqa: F401
+from pipeline.report.benchmark import folder_benchmark
+from pipeline.report.format import esc
+from pipeline.report.page import page, section
 
 
 def run_of(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[str, Any],
@@ -78,7 +78,7 @@ def build(frames: dict[str, pd.DataFrame], metrics: dict[str, Any], prov: dict[s
     subtitle = esc(f"{data.get('name', '?')} data, {strategies or '?'} | "
                    f"{str(metrics.get('start', ''))[:10]} to {str(metrics.get('end', ''))[:10]} | "
                    f"seed {prov.get('seed', '?')} | code {commit}")
-    return page("robo-trader run report", subtitle, nav, parts)
+    return page("robo-trader run report", subtitle, nav, parts, interactive=True)
 
 
 # ---------------------------------------------------------------------------------------------

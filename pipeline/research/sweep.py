@@ -29,7 +29,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from pipeline.report import console
-from pipeline.report import tearsheet as r
+from pipeline.report.charts import figure, heatmap
+from pipeline.report.format import esc, money, num, pct
+from pipeline.report.page import html_table, page, section
 from pipeline.research.overfitting import summary
 from pipeline.results.metrics import periods_per_year
 from pipeline.results.recorder import write_json
@@ -304,7 +306,7 @@ def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, A
 
     def add(anchor: str, title: str, body: str) -> None:
         nav.append((anchor, title))
-        sections.append(r.section(anchor, title, body))
+        sections.append(section(anchor, title, body))
 
     # heatmap
     axes = heatmap_axes(params)
@@ -312,35 +314,35 @@ def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, A
         xs, ys, mean, count = heatmap_grid(table, params, axes, objective)
         ykey = axes[1] if len(axes) > 1 else "(one row)"
         several = bool((count > 1).any())
-        chart = r.heatmap("chart-heatmap", f"{objective} by {' and '.join(axes)}", xs, ys, mean, axes[0], ykey,
+        chart = heatmap("chart-heatmap", f"{objective} by {' and '.join(axes)}", xs, ys, mean, axes[0], ykey,
                           counts=count, higher_is_better=objective not in LOWER_IS_BETTER)
         note = (f"Cells hold the {'mean ' if several else ''}{objective} of the completed jobs with those values"
                 f"{' (other swept parameters vary inside a cell; hover for the job count)' if several else ''}; "
                 f"blank cells have no completed job. {'Greener is better.' if objective not in LOWER_IS_BETTER else 'Greener is better (lower).'}")
-        add("heatmap", f"Heatmap of {objective}", r.figure(f"{objective} by {' and '.join(axes)}", [], chart) +
-            f'<p class="note">{r.esc(note)}</p>')
+        add("heatmap", f"Heatmap of {objective}", figure(f"{objective} by {' and '.join(axes)}", [], chart) +
+            f'<p class="note">{esc(note)}</p>')
     else:
         add("heatmap", f"Heatmap of {objective}", '<p class="note">No parameter took more than one value '
             'across the jobs (or no job completed): nothing to map.</p>')
 
     # overfitting
     if stats:
-        rows = [["trials", r.esc(stats.get("n_trials"))], [f"best job (the table's first by {objective})", r.esc(stats.get("best"))],
-                ["its bars", r.esc(stats.get("n_obs"))], ["its annualised Sharpe", r.num(stats.get("sharpe_annual"), 3)],
-                ["bars every job has (for PBO)", r.esc(stats.get("pbo_n_obs"))],
-                ["Deflated Sharpe Ratio (Bailey & López de Prado 2014)", r.num(stats.get("dsr"), 3)],
-                ["expected maximum Sharpe under the null (per bar)", r.num(stats.get("sr0"), 4)],
+        rows = [["trials", esc(stats.get("n_trials"))], [f"best job (the table's first by {objective})", esc(stats.get("best"))],
+                ["its bars", esc(stats.get("n_obs"))], ["its annualised Sharpe", num(stats.get("sharpe_annual"), 3)],
+                ["bars every job has (for PBO)", esc(stats.get("pbo_n_obs"))],
+                ["Deflated Sharpe Ratio (Bailey & López de Prado 2014)", num(stats.get("dsr"), 3)],
+                ["expected maximum Sharpe under the null (per bar)", num(stats.get("sr0"), 4)],
                 [f"Probability of Backtest Overfitting, CSCV with {stats.get('pbo_splits')} splits (Bailey et al. 2015)",
-                 r.num(stats.get("pbo"), 3)],
-                ["PBO: median logit", r.num(stats.get("pbo_logit_median"), 3)],
-                ["PBO: probability of an out-of-sample loss", r.num(stats.get("pbo_prob_oos_loss"), 3)],
-                ["PBO: degradation slope (out- on in-sample Sharpe)", r.num(stats.get("pbo_degradation_slope"), 3)]]
+                 num(stats.get("pbo"), 3)],
+                ["PBO: median logit", num(stats.get("pbo_logit_median"), 3)],
+                ["PBO: probability of an out-of-sample loss", num(stats.get("pbo_prob_oos_loss"), 3)],
+                ["PBO: degradation slope (out- on in-sample Sharpe)", num(stats.get("pbo_degradation_slope"), 3)]]
         reasons = [stats[k] for k in ("dsr_reason", "pbo_reason") if stats.get(k)]
-        body = r.html_table(["statistic", "value"], rows) + "".join(f'<p class="note">{r.esc(x)}</p>' for x in reasons)
+        body = html_table(["statistic", "value"], rows) + "".join(f'<p class="note">{esc(x)}</p>' for x in reasons)
         body += ('<p class="note">DSR is the probability that the best job\'s true Sharpe ratio is above zero '
                  'after allowing for the number of trials; PBO is the probability that the configuration best '
                  'in sample ranks below the median out of sample. From a single sweep, treat PBO as a rough '
-                 f'figure.</p><p class="note">{r.esc(BEST.format(objective=objective, common=stats.get("pbo_n_obs")))}</p>')
+                 f'figure.</p><p class="note">{esc(BEST.format(objective=objective, common=stats.get("pbo_n_obs")))}</p>')
     else:
         body = '<p class="note">Needs a completed job.</p>'
     add("overfitting", "Overfitting statistics", body)
@@ -355,24 +357,24 @@ def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, A
         import pandas as pd
 
         ranked = pd.concat([order, table[table["status"] != "completed"]])
-    fmt = {"cagr": r.pct, "annual_vol": r.pct, "max_drawdown": r.pct, "total_costs": r.money}
+    fmt = {"cagr": pct, "annual_vol": pct, "max_drawdown": pct, "total_costs": money}
     rows = []
     for row in ranked.to_dict("records"):
         job = str(row["job"])
-        link = (f'<a href="{r.esc(job)}/report.html">{r.esc(job)}</a>'
-                if (sweep_dir / job / "report.html").is_file() else r.esc(job))
-        cells = [link, f"<code>{r.esc(row.get('overrides', ''))}</code>", r.esc(row.get("status"))]
+        link = (f'<a href="{esc(job)}/report.html">{esc(job)}</a>'
+                if (sweep_dir / job / "report.html").is_file() else esc(job))
+        cells = [link, f"<code>{esc(row.get('overrides', ''))}</code>", esc(row.get("status"))]
         for c in metric_cols:
             v = row.get(c)
-            cells.append((fmt.get(c, lambda x: r.num(x, 3)))(v) if row.get("status") == "completed" else "")
+            cells.append((fmt.get(c, lambda x: num(x, 3)))(v) if row.get("status") == "completed" else "")
         err = row.get("error")
-        cells.append(f'<span style="white-space:normal">{r.esc(err)}</span>' if isinstance(err, str) else "")
+        cells.append(f'<span style="white-space:normal">{esc(err)}</span>' if isinstance(err, str) else "")
         rows.append(cells)
-    add("jobs", "Jobs", r.html_table(["job", "overrides", "status", *metric_cols, "error"], rows, left=3) +
-        f'<p class="note">Ranked by {r.esc(objective)} ({"lower" if objective in LOWER_IS_BETTER else "higher"} '
+    add("jobs", "Jobs", html_table(["job", "overrides", "status", *metric_cols, "error"], rows, left=3) +
+        f'<p class="note">Ranked by {esc(objective)} ({"lower" if objective in LOWER_IS_BETTER else "higher"} '
         'is better); failed and incomplete jobs last. Each job links to its report.</p>')
 
     n_done = len(done)
-    subtitle = r.esc(f"{len(table)} jobs: {n_done} completed, {len(table) - n_done} failed or incomplete | "
+    subtitle = esc(f"{len(table)} jobs: {n_done} completed, {len(table) - n_done} failed or incomplete | "
                      f"ranked by {objective}")
-    return r.page(f"robo-trader sweep: {sweep_dir.name}", subtitle, nav, sections)
+    return page(f"robo-trader sweep: {sweep_dir.name}", subtitle, nav, sections)

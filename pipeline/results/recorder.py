@@ -22,9 +22,11 @@ import pandas as pd
 
 from pipeline.results import tca
 from pipeline.report import tearsheet as report
+from pipeline.report.benchmark import benchmark, benchmark_choice
 from pipeline.results.attribution import attribution, sleeves
 from pipeline.backtest.engine import Ledger
 from pipeline.results.metrics import bar_returns, summarize
+from pipeline.results.stats import statistics
 
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
@@ -197,13 +199,15 @@ def overrides() -> list[str]:
 
 def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
     # first: a benchmark the config gets wrong fails before any file is written
-    bench = report.benchmark(ledger.data, ledger.start, report.benchmark_choice(cfg, stages.data))
+    bench = benchmark(ledger.data, ledger.start, benchmark_choice(cfg, stages.data))
     out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
     for name, frame in frames.items():
         _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name:
                 write_csv(fr, p, index=n not in ("orders", "fills", "execution")))
     metrics = metrics_of(ledger)
+    metrics["statistics"] = statistics(pd.Series(ledger.equity, index=ledger.data.index[ledger.start:]),
+                                       bench[1] if bench is not None else None, frames["fills"])
     prov = provenance(ledger, cfg, stages)
     _atomic(out / "provenance.json", lambda p: write_json(prov, p))
     # the tearsheet sees what the files hold (JSON's null for NaN), so a rebuild from the

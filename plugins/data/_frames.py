@@ -1,5 +1,6 @@
-"""What the data loaders share: finding bundled files, stamping bars at their close, and
-slicing a loaded market by symbols and dates with errors that say what to change."""
+"""What the data loaders share: finding bundled files, reading a Parquet dataset folder,
+stamping bars at their close, and slicing a loaded market by symbols and dates with errors
+that say what to change."""
 
 from __future__ import annotations
 
@@ -29,6 +30,37 @@ def bundled_file(package: str, relative: str, what: str) -> str:
         raise DataError(f"{what}: {path} is missing from the installed {package}; reinstall it "
                         f"(`pip install --force-reinstall {package}`)")
     return path
+
+
+def parquet_dataset(path: str, full: str) -> pd.DataFrame:
+    """A folder's Parquet files (``full``; ``path`` as the user wrote it) as one table, in name
+    order: folders named key=value (hive partitions: ``symbol=AAPL/``, ``date=2024-01-02/``)
+    give a column each; without them, several files are one symbol each, named by the file's
+    stem (``AAPL.parquet``) in a ``symbol`` column."""
+    import pyarrow.dataset as ds  # only for a folder: pyarrow's dataset module is slow to import
+
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(full) for f in names
+                   if f.lower().endswith((".parquet", ".pq")))
+    if not files:
+        raise DataError(f"data.path={path!r}: the folder {full} holds no .parquet or .pq file; "
+                        f"point data.path at a Parquet dataset or a file")
+    hive = any("=" in part for f in files for part in os.path.relpath(f, full).split(os.sep)[:-1])
+    try:
+        if hive or len(files) == 1:
+            table = ds.dataset(files, format="parquet", partitioning="hive",
+                               partition_base_dir=full).to_table().to_pandas()
+        else:
+            parts = [pd.read_parquet(f) for f in files]
+            table = pd.concat([(t if isinstance(t.index, pd.RangeIndex) else t.reset_index())
+                               .assign(symbol=os.path.basename(f).split(".")[0])
+                               for f, t in zip(files, parts)], ignore_index=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"{path}: cannot be read as a Parquet dataset ({exc}); give its files "
+                        f"the same columns") from None
+    for c in table.columns:  # a partition's values arrive as categories
+        if isinstance(table[c].dtype, pd.CategoricalDtype):
+            table[c] = table[c].astype(table[c].cat.categories.dtype)
+    return table
 
 
 def at_close(days: pd.DatetimeIndex, tz: str = US_TZ,

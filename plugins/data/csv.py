@@ -17,7 +17,7 @@ from pipeline.core.contracts import DataSource
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.market import MarketData
 from plugins.data._bars import check_bars, fill_gaps
-from plugins.data._frames import US_TZ, adjusted, as_ns, at_close, day, is_daily, select
+from plugins.data._frames import US_TZ, adjusted, as_ns, at_close, day, is_daily, parquet_dataset, select
 
 ROLES = ("date", "symbol", "open", "high", "low", "close", "adj_close", "volume")
 VALUES = ("open", "high", "low", "close", "adj_close", "volume")
@@ -42,7 +42,7 @@ NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[\sT
 
 
 class CSVData(DataSource):
-    """Prices from a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file.
+    """Prices from a CSV (.csv, .csv.gz) or Parquet (.parquet, .pq) file, or a dataset folder.
 
     Headers are read by role, in any common spelling (case, spaces and underscores do not
     matter): date (``date``, ``datetime``, ``timestamp``, ``time``), symbol (``symbol``,
@@ -69,7 +69,8 @@ class CSVData(DataSource):
     Otherwise prices must already be adjusted for splits and dividends. Which column gave the
     close is said in the run's provenance (``assumptions``) and the report's data caveats.
 
-    A Parquet file's index, when it is not a plain row number, is read as a column.
+    A Parquet file's index, when it is not a plain row number, is read as a column. A folder
+    is a Parquet dataset partitioned by symbol or date (``_frames.parquet_dataset``).
 
     Time: values with a UTC offset are converted to ``tz``; naive date-times are localised to
     ``tz``; naive dates (every value at midnight) are bars stamped at ``close_time`` in ``tz``.
@@ -124,14 +125,13 @@ class CSVData(DataSource):
             role = by_label.get(str(label).strip()) or ROLE_OF.get(_key(label))
             return None if role in declared and str(label).strip() not in by_label else role
 
-        src = _read(self.path, role_of)
+        src, name = self.read(role_of)
         cols = _columns(src, declared, role_of)
         layout = _layout(src, cols, self.layout)
         if self.symbol is not None and layout != "ohlcv":
             raise ConfigError(f"data.symbol={self.symbol!r} names the one symbol of an ohlcv "
-                              f"file, but {self.path} reads as {READ_AS[layout]}, whose symbols "
+                              f"file, but {src.name} reads as {READ_AS[layout]}, whose symbols "
                               f"the file names; drop data.symbol (data.symbols=[...] picks some)")
-        name = os.path.basename(self.path).split(".")[0] or "csv"
 
         def stamps(column) -> pd.DatetimeIndex:
             return _stamps(src, column, self.tz, close, self.date_format)
@@ -153,7 +153,10 @@ class CSVData(DataSource):
                               arrays["adj_close"])
         index, arrays = fill_gaps(src.name, index, symbols, arrays, daily, self.fill)
         data = MarketData(index=index, symbols=symbols, name=name, notes=(note,), **arrays)
-        return select(data, self.path, self.start, self.end, self.symbols, self.min_history)
+        return select(data, src.name, self.start, self.end, self.symbols, self.min_history)
+
+    def read(self, role_of: Callable) -> tuple["_Source", str]:  # the table and the data's name
+        return _read(self.path, role_of), os.path.basename(self.path.rstrip("/\\")).split(".")[0] or "csv"
 
 
 # ---------------------------------------------------------------- reading
@@ -214,27 +217,18 @@ def _declared(columns) -> dict[str, str]:
 
 def _read(path: str, role_of: Callable) -> _Source:
     full = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(full):
-        raise DataError(f"data.path={path!r}: no such file ({full}); check the path (relative "
-                        f"paths start from {os.getcwd()})")
-    lower = full.lower()
-    if lower.endswith((".parquet", ".pq")):
+    if os.path.isdir(full):
+        src = table_source(path, parquet_dataset(path, full), role_of)
+    elif not os.path.isfile(full):
+        raise DataError(f"data.path={path!r}: no such file or folder ({full}); check the path "
+                        f"(relative paths start from {os.getcwd()})")
+    elif full.lower().endswith((".parquet", ".pq")):
         try:
             table = pd.read_parquet(full)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot be read as Parquet ({exc}); check the file") from None
-        if not isinstance(table.index, pd.RangeIndex):
-            table = table.reset_index()
-        src = _Source(path, table, 1, "row")
-        if isinstance(table.columns, pd.MultiIndex):
-            levels = [[str(c) for c in table.columns.get_level_values(i)]
-                      for i in range(table.columns.nlevels)]
-            header = _stacked(levels, role_of) if len(levels) == 2 else None
-            if header is None:
-                raise DataError(f"{path}: its columns have {len(levels)} levels that are not "
-                                f"field names and tickers; write one level of column names")
-            src = _panel_source(src, header)
-    elif lower.endswith((".csv", ".csv.gz")):
+        src = table_source(path, table, role_of)
+    elif full.lower().endswith((".csv", ".csv.gz")):
         try:
             head = pd.read_csv(full, header=None, nrows=3, dtype=str, keep_default_na=False)
             header = _stacked([list(row) for row in head.itertuples(index=False)], role_of)
@@ -251,6 +245,21 @@ def _read(path: str, role_of: Callable) -> _Source:
                         f"or .pq")
     if src.table.empty:
         raise DataError(f"{path} has no data rows; point data.path at a file with prices")
+    return src
+
+
+def table_source(name: str, table: pd.DataFrame, role_of: Callable) -> _Source:
+    """A table read whole (Parquet, a DuckDB query) as the checks read it: rows from 1, a named
+    index as a column, two levels of column names as field names and tickers."""
+    table = table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
+    src = _Source(name, table, 1, "row")
+    if isinstance(table.columns, pd.MultiIndex):
+        levels = [[str(c) for c in table.columns.get_level_values(i)] for i in range(table.columns.nlevels)]
+        header = _stacked(levels, role_of) if len(levels) == 2 else None
+        if header is None:
+            raise DataError(f"{name}: its columns have {len(levels)} levels that are not field names and "
+                            f"tickers; write one level of column names")
+        src = _panel_source(src, header)
     return src
 
 

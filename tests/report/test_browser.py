@@ -1,11 +1,13 @@
 """In headless Chromium: the report and the sweep page render with no console error and their
-charts hold data; the dashboard shows a fill within 2 s of it happening, takes the kill switch
+charts hold data, and the report's charts answer a hover, a drag (zoom), a range button and a
+legend click (issue 18.5); the dashboard shows a fill within 2 s of it happening, takes the kill switch
 from the page, replays a backtest, and refuses a connection without the token."""
 
 import asyncio
 import threading
 import time
 
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -173,3 +175,123 @@ def test_a_backtest_replays_through_the_same_page(browser, default_run, errors_o
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 18.5: the report's interactive charts, driven as a user drives them
+
+STATE_JS = """
+return ['chart-equity', 'chart-drawdown', 'chart-rolling-vol'].map(function (id) {
+  var svg = document.getElementById(id), out = svg.closest('figure').querySelector('.readout');
+  return {id: id, view: svg.getAttribute('data-view'), points: +svg.getAttribute('data-points'),
+          index: out.getAttribute('data-index'), date: (out.querySelector('.t') || {}).textContent,
+          values: Array.from(out.querySelectorAll('.s')).map(function (s) {
+            return [+s.getAttribute('data-i'), s.querySelector('b').textContent]; }),
+          lines: svg.querySelectorAll('path.line').length,
+          cross: (svg.querySelector('.cross') || {getAttribute: function () { return null; }}).getAttribute('x1'),
+          xlabels: Array.from(svg.querySelectorAll('text.xl')).map(function (t) { return t.textContent; })};
+});
+"""
+
+
+def _state(browser):
+    return {s["id"]: s for s in browser.execute_script(STATE_JS)}
+
+
+def _shown(text: str) -> float:
+    """A read-out as a number: 12.34% -> 0.1234, 1.23M -> 1.23e6, -0.57 -> -0.57."""
+    scale = {"%": 0.01, "k": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}.get(text[-1], 1.0)
+    return float(text.rstrip("%kMBT").replace(",", "")) * scale
+
+
+def _at(svg, browser, frac: float):
+    """Selenium offsets are from the element's centre: the point ``frac`` across the plot."""
+    box = browser.execute_script("var r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", svg)
+    width, height = box
+    scale = width / 880  # the SVG's user units
+    x = (70 + frac * (880 - 70 - 16)) * scale
+    return int(x - width / 2), int(-height / 4)
+
+
+def test_18_5_hover_reads_out_date_and_values_on_equity_and_drawdown_with_linked_crosshairs(browser, default_run, errors_of):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from tests.report.test_tearsheet_18 import payloads
+
+    errors_of(browser)
+    browser.get((default_run / "report.html").as_uri())
+    charts = payloads((default_run / "report.html").read_text())
+    svg = browser.find_element("id", "chart-equity")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", svg)
+    ActionChains(browser).move_to_element_with_offset(svg, *_at(svg, browser, 0.5)).perform()
+    state = _state(browser)
+    eq, dd = state["chart-equity"], state["chart-drawdown"]
+    i = int(eq["index"])
+    p, t, values = charts["chart-equity"]
+    assert abs(i - t.size / 2) < t.size * 0.01  # the bar under the pointer, halfway along
+    day = pd.Timestamp(int(t[i]), unit="s", tz="UTC").strftime("%Y-%m-%d")
+    # linked: the drawdown chart (and every other time chart) shows the same bar
+    assert eq["date"] == dd["date"] == state["chart-rolling-vol"]["date"] == day
+    assert dd["index"] == eq["index"] and dd["cross"] is not None
+    for chart, kind, unit in (("chart-equity", "money", None), ("chart-drawdown", "pct", 0.00005)):
+        shown = dict(state[chart]["values"])
+        assert sorted(shown) == [0, 1]  # strategy and benchmark
+        for s, text in shown.items():
+            want = charts[chart][2][s][i]
+            tol = unit if unit else 0.0051 * abs(want)  # the last printed digit
+            assert abs(_shown(text) - want) <= tol, (chart, s, text, want)
+    equity = pd.read_csv(default_run / "equity.csv")["equity"].to_numpy()
+    assert abs(_shown(dict(eq["values"])[0]) - equity[i]) <= 0.0051 * equity[i]  # the run's own number
+    assert errors_of(browser) == []
+
+
+def test_18_5_drag_zooms_every_time_chart_to_the_range_and_a_double_click_or_a_button_resets(browser, default_run,
+                                                                                              errors_of):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from tests.report.test_tearsheet_18 import payloads
+
+    errors_of(browser)
+    browser.get((default_run / "report.html").as_uri())
+    _, t, values = payloads((default_run / "report.html").read_text())["chart-equity"]
+    svg = browser.find_element("id", "chart-equity")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", svg)
+    before = _state(browser)
+    assert before["chart-equity"]["view"] == f"{t[0]},{t[-1]}"
+    x0, y = _at(svg, browser, 0.40)
+    x1, _ = _at(svg, browser, 0.50)
+    ActionChains(browser).move_to_element_with_offset(svg, x0, y).click_and_hold().move_by_offset(x1 - x0, 0) \
+        .release().perform()
+    after = _state(browser)
+    a, b = map(int, after["chart-equity"]["view"].split(","))
+    assert after["chart-drawdown"]["view"] == after["chart-rolling-vol"]["view"] == after["chart-equity"]["view"]
+    span = t[-1] - t[0]
+    assert abs((a - t[0]) / span - 0.40) < 0.01 and abs((b - t[0]) / span - 0.50) < 0.01
+    # every bar of the range drawn (no reduction at ~830 bars), and the axis relabelled
+    inside = int(((t >= a) & (t <= b)).sum())
+    assert after["chart-equity"]["points"] == 2 * inside > 0
+    years = [int(x) for x in after["chart-equity"]["xlabels"]]
+    assert years and all(a <= pd.Timestamp(f"{y}-01-01", tz="UTC").timestamp() <= b for y in years)
+    assert after["chart-equity"]["xlabels"] != before["chart-equity"]["xlabels"]
+    # hovering in the zoomed range reads a bar inside it
+    ActionChains(browser).move_to_element_with_offset(svg, *_at(svg, browser, 0.25)).perform()
+    i = int(_state(browser)["chart-equity"]["index"])
+    assert a <= t[i] <= b
+    ActionChains(browser).double_click(svg).perform()
+    assert _state(browser)["chart-drawdown"]["view"] == f"{t[0]},{t[-1]}"
+    # range buttons: the last five years, on every chart
+    svg.find_element("xpath", "./ancestor::figure//button[@data-years='5']").click()
+    a, b = map(int, _state(browser)["chart-drawdown"]["view"].split(","))
+    assert b == t[-1] and abs((b - a) / (365.25 * 86400) - 5) < 0.01
+    assert errors_of(browser) == []
+
+
+def test_18_5_a_legend_click_hides_a_series_and_a_second_shows_it(browser, default_run, errors_of):
+    errors_of(browser)
+    browser.get((default_run / "report.html").as_uri())
+    entry = browser.find_element("css selector", "#drawdowns .legend span[data-i='1']")
+    assert _state(browser)["chart-drawdown"]["lines"] == 2
+    entry.click()
+    assert _state(browser)["chart-drawdown"]["lines"] == 1 and "off" in entry.get_attribute("class")
+    assert _state(browser)["chart-equity"]["lines"] == 2  # only its own chart
+    entry.click()
+    assert _state(browser)["chart-drawdown"]["lines"] == 2
+    assert errors_of(browser) == []

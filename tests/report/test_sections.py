@@ -137,7 +137,8 @@ def test_15_6_the_stylesheet_and_the_dashboard_page_are_package_data_files():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     shipped = {p.relative_to(ROOT / "pipeline" / pkg.split(".")[1]).as_posix()
                for pkg, globs in data.items() for g in globs for p in (ROOT / "pipeline" / pkg.split(".")[1]).glob(g)}
-    assert shipped == {"assets/report.css", "static/index.html", "static/dashboard.css", "static/dashboard.js"}
+    assert shipped == {"assets/report.css", "assets/report.js", "static/index.html", "static/dashboard.css",
+                       "static/dashboard.js"}
 
 
 def _python_files(*packages: str) -> list[Path]:

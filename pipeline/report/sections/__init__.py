@@ -27,8 +27,8 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.params import suggest
 
 # the page's order when a config names none (a run folder recorded before report.sections)
-DEFAULT = ("metrics", "caveats", "equity", "drawdowns", "rolling", "monthly", "weights", "attribution",
-           "costs", "execution", "config")
+DEFAULT = ("metrics", "caveats", "equity", "drawdowns", "rolling", "monthly", "statistics", "weights",
+           "attribution", "costs", "execution", "config")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pipeline.core.market import MarketData
 from pipeline.core.params import build, import_target
 
 CONF = pathlib.Path(__file__).resolve().parents[3] / "conf" / "data"
-NAMES = ["sp500", "stocks", "csv", "synthetic"]
+NAMES = ["sp500", "stocks", "csv", "duckdb", "synthetic"]
 
 
 @pytest.fixture
@@ -33,7 +33,8 @@ def node(name: str, **overrides):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_load_returns_tz_aware_strictly_increasing_index(name, csv_file):
-    source = build(node(name, **({"path": csv_file} if name == "csv" else {})), "data", DataSource)
+    given = {"csv": {"path": csv_file}, "duckdb": {"query": f"SELECT * FROM read_csv('{csv_file}')"}}
+    source = build(node(name, **given.get(name, {})), "data", DataSource)
     data = source.load()
     assert isinstance(data, MarketData) and data.n_bars >= 2
     assert data.index.tz is not None and data.index.is_monotonic_increasing and data.index.is_unique
