@@ -249,6 +249,10 @@ class Session:
     ``symbols`` (the ordered symbols, in the orders' order), built by ``source`` the first
     time anything reads them: a session traded whole in the auction never builds them.
     ``lot`` is the broker's lot size (children should be whole lots).
+
+    On intraday data (``MarketData.intraday``) the session is bars ``bar..last`` of the data:
+    from the bar after the decision to the next decision or the end of that bar's trading
+    day, whichever comes first; bin ``b`` is bar ``bar + b`` and fills post there.
     """
 
     bar: int
@@ -257,12 +261,15 @@ class Session:
     volume: Optional[np.ndarray]
     symbols: Optional[np.ndarray] = None
     lot: Optional[float] = None
-    source: Optional[Callable[[int, np.ndarray], Bins]] = None
+    source: Optional[Callable[..., Bins]] = None
+    last: Optional[int] = None
 
     @functools.cached_property
     def bins(self) -> Bins:
         if self.source is None:
             raise RuntimeError("this session has no intraday market: the broker must provide one")
+        if self.last is not None:
+            return self.source(self.bar, self.symbols, last=self.last)
         return self.source(self.bar, self.symbols)
 
 
@@ -299,8 +306,9 @@ class Broker(Component):
         broker cannot: the engine then sends every session through ``execute``."""
         return None
 
-    def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
-        """The intraday bins of session ``bar`` for ``symbols`` (a ``Session.source``)."""
+    def session_bins(self, bar: int, symbols: np.ndarray, last: Optional[int] = None) -> Bins:
+        """The intraday bins of session ``bar`` for ``symbols`` (a ``Session.source``); on
+        intraday data, one bin per bar ``bar..last`` of the data itself."""
         raise NotImplementedError(f"{type(self).__name__} simulates no intraday bins; use an "
                                   f"execution algorithm that trades in the auction (execution=market)")
 

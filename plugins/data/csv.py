@@ -17,7 +17,8 @@ from pipeline.core.contracts import DataSource
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.market import MarketData
 from plugins.data._bars import check_bars, fill_gaps
-from plugins.data._frames import US_TZ, adjusted, as_ns, at_close, day, is_daily, select
+from plugins.data._frames import (US_TZ, adjusted, as_ns, at_close, check_sessions, day,
+                                  declared_bars, is_daily, select)
 
 ROLES = ("date", "symbol", "open", "high", "low", "close", "adj_close", "volume")
 VALUES = ("open", "high", "low", "close", "adj_close", "volume")
@@ -90,6 +91,9 @@ class CSVData(DataSource):
 
     ``start``/``end`` (inclusive) and ``symbols`` slice the data; fewer than ``min_history``
     bars left is an error.
+
+    Bars are daily or intraday (``bar_size``: 1min, 1s; null: from the stamps); sessions of
+    exchange ``calendar`` without a bar, and dates that are none, follow ``missing_sessions``.
     """
 
     rules = {"min_history": "[1, inf)"}
@@ -99,7 +103,9 @@ class CSVData(DataSource):
                  date_format: Optional[str] = None, tz: str = US_TZ, close_time: str = "16:00",
                  sort: bool = False, fill: Literal["error", "ffill", "drop"] = "error",
                  start: Optional[str] = None, end: Optional[str] = None,
-                 symbols: Optional[list[str]] = None, min_history: int = 2):
+                 symbols: Optional[list[str]] = None, min_history: int = 2,
+                 bar_size: Optional[str] = None, calendar: Optional[str] = "XNYS",
+                 missing_sessions: Literal["warn", "error", "ignore"] = "warn"):
         self.path = path
         self.layout = layout
         self.symbol = symbol
@@ -113,6 +119,7 @@ class CSVData(DataSource):
         self.end = end
         self.symbols = symbols
         self.min_history = min_history
+        self.bar_size, self.calendar, self.missing_sessions = bar_size, calendar, missing_sessions
 
     def load(self) -> MarketData:
         close = _time_of_day(self.close_time)
@@ -153,7 +160,9 @@ class CSVData(DataSource):
                               arrays["adj_close"])
         index, arrays = fill_gaps(src.name, index, symbols, arrays, daily, self.fill)
         data = MarketData(index=index, symbols=symbols, name=name, notes=(note,), **arrays)
-        return select(data, self.path, self.start, self.end, self.symbols, self.min_history)
+        data = select(declared_bars(data, self.path, self.bar_size), self.path, self.start,
+                      self.end, self.symbols, self.min_history)
+        return check_sessions(data, self.path, self.calendar, self.missing_sessions)
 
 
 # ---------------------------------------------------------------- reading
