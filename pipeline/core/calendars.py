@@ -71,3 +71,17 @@ def short_list(days: pd.DatetimeIndex, most: int = 3) -> str:
     """``2020-01-03, 2020-02-11, 2020-03-02 and 4 more``: dates for a one-line message."""
     text = ", ".join(d.strftime("%Y-%m-%d") for d in days[:most])
     return text + (f" and {len(days) - most} more" if len(days) > most else "")
+
+
+def bins_to_close(name: str | None, start: float, bin_seconds: float, bins: int) -> float:
+    """The length of each of ``bins`` bins from ``start`` (epoch seconds): ``bin_seconds``, or
+    shorter so that the last ends at the session's real close (a half day's early one) when
+    ``start`` is inside a session of exchange ``name`` that closes before they would end."""
+    if not name:
+        return bin_seconds
+    now = pd.Timestamp(start, unit="s", tz="UTC")
+    bounds = session_bounds(name, now.tz_convert(zone(name)).normalize().tz_localize(None))
+    if bounds is None or not bounds[0] <= now < bounds[1]:
+        return bin_seconds
+    left = (bounds[1] - now).total_seconds()
+    return min(bin_seconds, left / bins)

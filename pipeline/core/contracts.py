@@ -24,10 +24,13 @@ class DataSource(Component):
     A source states what a report should know about it: ``default_benchmark``, the report's
     benchmark when ``report.benchmark`` is null (``universe``: the equal-weight buy-and-hold
     of its symbols; or one of its symbols), and ``caveats``, sentences on the data's biases.
+    ``calendar`` names the exchange whose sessions its bars follow (an ISO MIC for
+    ``pipeline.core.calendars``, None: not known): paper and live ticks fall on its sessions.
     """
 
     default_benchmark: ClassVar[str] = "universe"
     caveats: ClassVar[tuple[str, ...]] = ()
+    calendar: Optional[str] = None
 
     def load(self) -> MarketData:
         raise NotImplementedError

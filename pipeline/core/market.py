@@ -170,6 +170,16 @@ def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
     return pd.Timedelta(int(np.median(np.diff(index.asi8)[same])), unit="ns")
 
 
+def bar_label(size: pd.Timedelta) -> str:
+    """A bar size as a user writes it: ``1d``, ``30min``, ``1s``, ``500ms``."""
+    ns = int(pd.Timedelta(size).value)
+    for unit, length in (("d", 86_400 * 10**9), ("h", 3_600 * 10**9), ("min", 60 * 10**9),
+                         ("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns >= length and ns % length == 0:
+            return f"{ns // length}{unit}"
+    return f"{ns}ns"
+
+
 def _stamp(value, index: pd.DatetimeIndex) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_localize(index.tz) if ts.tzinfo is None else ts

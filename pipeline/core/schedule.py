@@ -10,6 +10,8 @@ from local midnight (10:00, 10:30, ... for 30min).
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import pandas as pd
 
@@ -65,7 +67,8 @@ def _intraday(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
     text = rule.split(" ", 1)[1].strip()
     if rule.startswith("at "):
         try:
-            when = pd.Timedelta(text if text.count(":") == 2 else f"{text}:00").value
+            clock = datetime.time.fromisoformat(text)
+            when = pd.Timedelta(hours=clock.hour, minutes=clock.minute, seconds=clock.second).value
         except ValueError:
             raise ConfigError(f"schedule.rebalance={rule!r}: {text!r} is not a time of day; "
                               f"write at HH:MM, e.g. 'at 15:50'") from None

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipeline.core import calendars
 from pipeline.core.errors import ConfigError, DataError
-from pipeline.core.market import MarketData, bar_length
+from pipeline.core.market import MarketData, bar_label, bar_length
 
 US_TZ = "America/New_York"
 US_CLOSE = pd.Timedelta(hours=16)
@@ -136,8 +136,8 @@ def declared_bars(data: MarketData, source: str, bar_size: Optional[str]) -> Mar
     seen = bar_length(data.index)
     if (seen < pd.Timedelta(days=1)) != (size < pd.Timedelta(days=1)) or \
             (seen < pd.Timedelta(days=1) and seen != size):
-        raise DataError(f"{source}: data.bar_size={bar_size} but its bars are {seen} apart within "
-                        f"a day; fix data.bar_size (null reads it from the timestamps)")
+        raise DataError(f"{source}: data.bar_size={bar_size} but its bars are {bar_label(seen)} apart "
+                        f"within a day; fix data.bar_size (null reads it from the timestamps)")
     return dataclasses.replace(data, bar_size=size)
 
 
