@@ -240,6 +240,9 @@ class Bins:
     forecast: np.ndarray     # shares expected in the bin, from data before the session only
     sigma: np.ndarray        # M: daily volatility of log returns known at the decision
     half_spread: np.ndarray  # M: half the quoted spread, a fraction of the price
+    # the bins' span in sessions: 1 for a whole session; on intraday data, the horizon's share of
+    # a full session (so forecast.sum(0) / days is a daily volume, and elapsed * days is in days)
+    days: float = 1.0
 
 
 @dataclasses.dataclass

@@ -344,7 +344,8 @@ class IntradayMarket:
         volume[np.isnan(close)] = 0.0  # no bar: nothing traded
         return Bins(elapsed=elapsed, price=price, low=low, high=high, volume=volume,
                     forecast=forecast, sigma=self.sigma[bar - 1, symbols],
-                    half_spread=np.full(symbols.size, self.half_spread))
+                    half_spread=np.full(symbols.size, self.half_spread),
+                    days=(stamps[-1] - began) / (self.per_session * data.bar_length.value))
 
     def bins(self, bar: int, symbols: np.ndarray) -> Bins:
         if self.covered is not None and self.covered[bar]:

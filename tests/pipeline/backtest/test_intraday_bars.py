@@ -184,3 +184,45 @@ def test_19_1_run_py_on_a_csv_of_minute_bars(tmp_path, minutes):
     assert not any(n.startswith("no intraday bars") for n in notes)
     report = (out / "report.html").read_text()
     assert "Rolling volatility (63 sessions, annualised)" in report and "annualised with 98280 bars a year." in report
+
+
+@pytest.mark.parametrize("name", ["market", "twap", "vwap", "pov", "iceberg", "adaptive",
+                                  "implementation_shortfall", "smart"])
+def test_19_1_every_execution_algorithm_slices_over_the_real_bars(minutes, name):
+    import importlib
+
+    module = importlib.import_module(f"plugins.execution.{name}")
+    algo = next(v for v in vars(module).values()
+                if isinstance(v, type) and v.__module__ == module.__name__ and hasattr(v, "slice"))()
+    at = decision_bars(minutes.index, "every 2h")
+    ledger = backtest(minutes, BuyAndHold(), EqualWeight(), [], algo, SimBroker(seed=1), at, 1e6)
+    f, o = ledger.fills, ledger.orders
+    decision = o["decision"][f["order"]]
+    nxt = at[np.minimum(np.searchsorted(at, decision, "right"), at.size - 1)]
+    assert f["bar"].size and (f["bar"] > decision).all() and (f["bar"] <= nxt).all()
+    assert np.isfinite(f["price"]).all() and (f["price"] > 0).all()
+    first = f["bar"][o["decision"][f["order"]] == at[0]]
+    if name == "market":  # whole at the next bar's open
+        assert (first == at[0] + 1).all()
+    else:  # the first build, sliced over the bars up to the next decision, one bin a bar
+        assert np.unique(first).size > 5
+
+
+def test_19_1_an_intraday_horizon_is_its_share_of_a_day_for_adv_and_time(minutes):
+    from pipeline.core.contracts import Orders, Session
+    from plugins.execution.smart import Smart
+
+    broker = SimBroker(seed=1)
+    broker.prepare(minutes)
+    bar = 2 * 390 + 30  # 10:01 of the third session; a horizon to 10:30
+    bins = broker.session_bins(bar, np.array([0]), last=bar + 29)
+    assert bins.elapsed.size == 30 and bins.days == pytest.approx(30 / 390)
+    # the day's volume forecast from the horizon's: the same minutes of the sessions before
+    past = [minutes.volume[s * 390 + 30: s * 390 + 60, 0].sum() for s in (0, 1)]
+    assert bins.forecast.sum() / bins.days == pytest.approx(np.mean(past) * 13)
+    # Smart routes by the order's share of a day's volume (before: of the 30 minutes' alone)
+    adv = float(bins.forecast.sum() / bins.days)
+    orders = Orders(symbol=np.array([0]), quantity=np.array([0.01 * adv]), arrival=np.array([100.0]))
+    session = Session(bar=bar, reference=minutes.open[bar], close=minutes.close[bar], volume=None,
+                      symbols=np.array([0]), source=broker.session_bins, last=bar + 29)
+    assert Smart().route(orders, session).tolist() == [1]  # 1 % of a day: vwap, not pov
