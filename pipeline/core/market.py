@@ -3,8 +3,9 @@
 Time is a tz-aware ``DatetimeIndex`` and a bar is stamped at its close. Prices are adjusted
 for splits and dividends. A bar is a day (the default) or an intraday bar of ``bar_size``:
 intraday bars are grouped into sessions by their local date (``sessions``), and windows,
-schedules and annualisation count sessions, not bars. A NaN price means the symbol has no bar then (not yet listed,
-delisted or halted); loaders reject NaN inside a series unless a fill policy says otherwise.
+schedules and annualisation count sessions, not bars. A NaN price means the symbol has no
+bar then (not yet listed, delisted or halted); loaders reject NaN inside a series unless a
+fill policy says otherwise.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 ``mode.at`` daily in ``mode.tz`` on the sessions of the data's exchange (its ``calendar``:
 holidays skipped; on a half day, a time after its early close moves as far before that close
 as it is before the regular one), on weekdays when the data names no calendar; or every
-``mode.every_seconds``; a tick missed by
-at most ``mode.grace_seconds`` is caught up at start. One tick loads the data up to now, refuses
-data older than ``mode.max_data_age``, asks ``decision_due`` whether ``schedule.rebalance`` puts a
-decision on the last bar, and plans and executes it (``Planner``, ``Executor``).
+``mode.every_seconds``; a tick missed by at most ``mode.grace_seconds`` is caught up at start.
+One tick loads the data up to now, refuses data older than ``mode.max_data_age``, asks
+``decision_due`` whether ``schedule.rebalance`` puts a decision on the last bar, and plans and
+executes it (``Planner``, ``Executor``).
 """
 
 from __future__ import annotations
@@ -242,8 +242,9 @@ def decision_due(index, rule: Any, last, calendar: Optional[str] = None) -> tupl
 
     Calendar rules (weekly, monthly, ...) look one session ahead: the last bar ends its period
     when the next session (of exchange ``calendar``; without one, the next business day)
-    starts a new one. Intraday rules (``at 15:50``, ``every 30min``) read the bars as they are. A decision bar missed while the
-    runner was down is caught up on the next tick. The first decision is always due.
+    starts a new one. Intraday rules (``at 15:50``, ``every 30min``) read the bars as they
+    are. A decision bar missed while the runner was down is caught up on the next tick. The
+    first decision is always due.
     """
     import pandas as pd
 

@@ -45,7 +45,8 @@ def test_bad_rule_names_the_key(rule):
 
 MINUTES = pd.DatetimeIndex(np.concatenate([
     pd.date_range(f"{day} 09:31", f"{day} {close}", freq="1min", tz="America/New_York").as_unit("ns").asi8
-    for day, close in (("2024-11-27", "16:00"), ("2024-11-29", "13:00"))]), tz="UTC").tz_convert("America/New_York")
+    for day, close in (("2024-11-27", "16:00"), ("2024-11-29", "13:00"))]), tz="UTC")
+MINUTES = MINUTES.tz_convert("America/New_York")
 
 
 def _times(rule):
@@ -65,7 +66,8 @@ def test_19_1_at_a_time_of_day_and_on_a_half_day():
 
 def test_19_1_every_duration_counts_from_local_midnight():
     times = _times("every 30min")
-    assert times[:3] == ["11-27 10:00", "11-27 10:30", "11-27 11:00"] and times[12:14] == ["11-27 16:00", "11-29 10:00"]
+    assert times[:3] == ["11-27 10:00", "11-27 10:30", "11-27 11:00"]
+    assert times[12:14] == ["11-27 16:00", "11-29 10:00"]
     assert times[-1] == "11-29 13:00" and len(times) == 13 + 7
     assert len(_times("every 90s")) == 260 + 140
 
