@@ -334,8 +334,9 @@ class IntradayMarket:
             # a past bar counts toward the bin whose span of the day holds it
             inside = (of_day > span_of_day[0] - data.bar_length.value) & (of_day <= span_of_day[-1])
             target = np.searchsorted(span_of_day, of_day[inside])
+            rows_before = np.flatnonzero(inside) + past.start
             forecast = np.zeros((stamps.size, symbols.size))
-            np.add.at(forecast, target, np.nan_to_num(data.volume[past][inside][:, symbols]))
+            np.add.at(forecast, target, np.nan_to_num(data.volume[rows_before[:, None], symbols]))
             forecast /= session - first
         else:
             forecast = np.repeat(self._daily_forecast(bar, symbols, arrival)[None, :] / self.per_session,
