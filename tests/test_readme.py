@@ -267,6 +267,9 @@ COMMANDS: dict[str, Run | Mapped] = {
         "tests/test_sweeps.py::test_optuna_preset_maximises_the_objective",
         "hydra.sweeper.n_trials=4 instead of the preset's 20"),
     "python run.py walkforward=momentum_lookback": Run(walk_forward),
+    "python run.py data=csv data.path=minutes.csv strategy=buy_and_hold execution=vwap schedule.rebalance=daily":
+        Mapped("tests/pipeline/backtest/test_intraday_bars.py::test_19_1_run_py_on_a_csv_of_minute_bars",
+               "minutes.csv: seeded 1-minute XNYS bars the test writes; allocation=equal_weight"),
     'pip install -e ".[ray]"': Mapped(RAY, RAY_WHY),
     "python run.py -m hydra/launcher=ray +hydra.launcher.ray.init.num_cpus=2 strategy.momentum.lookback=60,120":
         Mapped(RAY, RAY_WHY),

@@ -35,7 +35,7 @@ from pipeline.core.contracts import (AUCTION, Allocator, AuctionCosts, Broker, C
                                 ExecutionAlgo, Fills, Financing, Orders, RiskContext, Session,
                                 Strategy)
 from pipeline.core.errors import DataError
-from pipeline.core.market import MarketData, forward_filled
+from pipeline.core.market import MarketData, forward_filled, session_ends
 from pipeline.decision.step import MIN_ORDER_FRACTION, Step, check_children, risk
 from pipeline.decision.targets import Targets, first_decision, targets
 
@@ -223,7 +223,8 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
     d_cash[start] = cash
     traded, traded_weights = [], []
     order_parts: list[tuple[int, Orders]] = []
-    fill_parts: list[tuple[int, int, Fills]] = []
+    fill_parts: list[tuple[int | np.ndarray, int, Fills]] = []
+    horizon = _horizons(data, at) if data.intraday else None
     n_orders = 0
     with np.errstate(invalid="ignore", divide="ignore"):
         for k in range(at.size):
@@ -253,19 +254,26 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
             orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
             session = Session(bar=t + 1, reference=reference[t + 1], close=close[t + 1],
                               volume=None if data.volume is None else data.volume[t + 1],
-                              symbols=sym, lot=lot, source=broker.session_bins)
+                              symbols=sym, lot=lot, source=broker.session_bins,
+                              last=None if horizon is None else int(horizon[k]))
             children = algo.slice(orders, session)
             check_children(children, orders)
             fills = broker.execute(orders, children, session)
             if fills.symbol.size:
                 moved = np.bincount(fills.symbol, weights=fills.quantity, minlength=n_sym)
                 pos += moved
-                d_pos[t + 1] += moved
                 flow = float(fills.quantity @ fills.price) + float(fills.commission.sum())
                 cash -= flow
-                d_cash[t + 1] -= flow
+                if horizon is None:
+                    d_pos[t + 1] += moved
+                    d_cash[t + 1] -= flow
+                else:  # intraday data: each fill posts at its own bar
+                    rows = t + 1 + np.maximum(fills.bin, 0)
+                    np.add.at(d_pos, (rows, fills.symbol), fills.quantity)
+                    np.add.at(d_cash, rows, -(fills.quantity * fills.price + fills.commission))
             order_parts.append((t, orders))
-            fill_parts.append((t + 1, n_orders, fills))
+            fill_parts.append((t + 1 if horizon is None else t + 1 + np.maximum(fills.bin, 0),
+                               n_orders, fills))
             n_orders += sym.size
             traded.append(k)
             traded_weights.append(target)
@@ -279,6 +287,13 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
                  weights=np.array(traded_weights).reshape(len(traded), n_sym),
                  orders={**_concat_orders(order_parts, fills_table), **_concat_reports(fill_parts)},
                  fills=fills_table)
+
+
+def _horizons(data: MarketData, at: np.ndarray) -> np.ndarray:
+    """Intraday data: the last bar each decision's orders work in, the next decision or the
+    end of the trading day of the bar after it, whichever comes first (``Session``)."""
+    ends = session_ends(data.sessions)
+    return np.minimum(ends[np.searchsorted(ends, at + 1)], np.append(at[1:], data.n_bars - 1))
 
 
 def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_share: np.ndarray,
@@ -497,13 +512,15 @@ REPORT_FIELDS = {"first_bin": "first_bin", "last_bin": "last_bin", "vwap": "mark
                  "swept": "swept"}
 
 
-def _concat_fills(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
-    """Fills of the whole run: ``bar`` of the session, ``order`` the run-wide parent id."""
+def _concat_fills(parts: list[tuple[int | np.ndarray, int, Fills]]) -> dict[str, np.ndarray]:
+    """Fills of the whole run: ``bar`` of the session (of each fill's bar on intraday data),
+    ``order`` the run-wide parent id."""
     if not parts:
         return {k: np.array([], dtype=np.int64 if k in ("bar", "order", "symbol", "bin") else np.float64)
                 for k in ("bar", "order") + FILL_FIELDS}
     sizes = np.array([p[2].symbol.size for p in parts], dtype=np.int64)
-    out = {"bar": np.repeat(np.array([p[0] for p in parts], dtype=np.int64), sizes),
+    out = {"bar": np.concatenate([np.broadcast_to(np.asarray(p[0], dtype=np.int64), (n,))
+                                  for p, n in zip(parts, sizes.tolist())]),
            "order": np.concatenate([p[2].parent for p in parts])
            + np.repeat(np.array([p[1] for p in parts], dtype=np.int64), sizes)}
     for key in FILL_FIELDS:

@@ -25,10 +25,13 @@ class DataSource(Component):
     A source states what a report should know about it: ``default_benchmark``, the report's
     benchmark when ``report.benchmark`` is null (``universe``: the equal-weight buy-and-hold
     of its symbols; or one of its symbols), and ``caveats``, sentences on the data's biases.
+    ``calendar`` names the exchange whose sessions its bars follow (an ISO MIC for
+    ``pipeline.core.calendars``, None: not known): paper and live ticks fall on its sessions.
     """
 
     default_benchmark: ClassVar[str] = "universe"
     caveats: ClassVar[tuple[str, ...]] = ()
+    calendar: Optional[str] = None
 
     def load(self) -> MarketData:
         raise NotImplementedError
@@ -265,6 +268,9 @@ class Bins:
     forecast: np.ndarray     # shares expected in the bin, from data before the session only
     sigma: np.ndarray        # M: daily volatility of log returns known at the decision
     half_spread: np.ndarray  # M: half the quoted spread, a fraction of the price
+    # the bins' span in sessions: 1 for a whole session; on intraday data, the horizon's share of
+    # a full session (so forecast.sum(0) / days is a daily volume, and elapsed * days is in days)
+    days: float = 1.0
 
 
 @dataclasses.dataclass
@@ -277,6 +283,10 @@ class Session:
     ``symbols`` (the ordered symbols, in the orders' order), built by ``source`` the first
     time anything reads them: a session traded whole in the auction never builds them.
     ``lot`` is the broker's lot size (children should be whole lots).
+
+    On intraday data (``MarketData.intraday``) the session is bars ``bar..last`` of the data:
+    from the bar after the decision to the next decision or the end of that bar's trading
+    day, whichever comes first; bin ``b`` is bar ``bar + b`` and fills post there.
     """
 
     bar: int
@@ -285,12 +295,15 @@ class Session:
     volume: Optional[np.ndarray]
     symbols: Optional[np.ndarray] = None
     lot: Optional[float] = None
-    source: Optional[Callable[[int, np.ndarray], Bins]] = None
+    source: Optional[Callable[..., Bins]] = None
+    last: Optional[int] = None
 
     @functools.cached_property
     def bins(self) -> Bins:
         if self.source is None:
             raise RuntimeError("this session has no intraday market: the broker must provide one")
+        if self.last is not None:
+            return self.source(self.bar, self.symbols, last=self.last)
         return self.source(self.bar, self.symbols)
 
 
@@ -327,8 +340,9 @@ class Broker(Component):
         broker cannot: the engine then sends every session through ``execute``."""
         return None
 
-    def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
-        """The intraday bins of session ``bar`` for ``symbols`` (a ``Session.source``)."""
+    def session_bins(self, bar: int, symbols: np.ndarray, last: Optional[int] = None) -> Bins:
+        """The intraday bins of session ``bar`` for ``symbols`` (a ``Session.source``); on
+        intraday data, one bin per bar ``bar..last`` of the data itself."""
         raise NotImplementedError(f"{type(self).__name__} simulates no intraday bins; use an "
                                   f"execution algorithm that trades in the auction (execution=market)")
 

@@ -41,6 +41,13 @@ time of the session, the bar's ``vwap`` when the file has one (else its typical 
 average volume the previous ``profile_days`` sessions of the file traded in the same span of
 the day, so half days and changes of bar size are handled; a session with no such history
 uses the profile above. A session the file does not cover is simulated from its daily bar.
+
+**Intraday data** (the run's own bars are intraday, ``MarketData.intraday``): nothing is
+simulated. A decision's orders work over the data's own bars from the next one to the
+horizon the engine gives (``span``): one bin per bar, priced and limited like a file's bars
+above, its forecast the average volume the previous ``profile_days`` sessions traded in the
+same span of the day (without such history, the trailing daily volume spread evenly over a
+session's bars). Volatility and volume are daily, over sessions (``trailing_volatility``).
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ import numpy as np
 
 from pipeline.core.contracts import Bins
 from pipeline.core.errors import DataError
-from pipeline.core.market import MarketData, forward_filled
+from pipeline.core.market import MarketData, forward_filled, session_ends
 
 # Path points per bin: enough for a bin's range, cheap for the handful of orders of a day.
 STEPS = 8
@@ -74,21 +81,43 @@ def volume_profile(n_bins: int, shape: str = "u_shape", u_ratio: float = 2.0) ->
     return w / w.sum()
 
 
-def trailing_volatility(close: np.ndarray, window: int) -> np.ndarray:
+def _by_session(daily: np.ndarray, sessions: np.ndarray, ends: np.ndarray, before) -> np.ndarray:
+    """Per-session rows as of each bar: the row of the last session completed at its close."""
+    done = np.searchsorted(ends, np.arange(sessions.size), "right") - 1
+    out = daily[np.maximum(done, 0)]
+    out[done < 0] = before
+    return out
+
+
+def trailing_volatility(close: np.ndarray, window: int,
+                        sessions: Optional[np.ndarray] = None) -> np.ndarray:
     """Row ``t``: the standard deviation of daily log returns over the ``window`` bars up to
-    the close of ``t`` (0 before two returns exist)."""
+    the close of ``t`` (0 before two returns exist). With ``sessions`` (intraday bars: the
+    session number of each bar), of session-close to session-close log returns over the
+    ``window`` sessions completed by the close of ``t``: a daily volatility whatever the bar."""
     import pandas as pd
 
+    if sessions is not None:
+        ends = session_ends(sessions)
+        return _by_session(trailing_volatility(close[ends], window), sessions, ends, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         logret = np.log(close[1:] / close[:-1])
     sigma = pd.DataFrame(logret).rolling(window, min_periods=2).std().to_numpy()
     return np.nan_to_num(np.vstack([np.full((1, close.shape[1]), np.nan), sigma]), nan=0.0)
 
 
-def trailing_volume(volume: np.ndarray, window: int) -> np.ndarray:
-    """Row ``t``: the average daily volume over the ``window`` bars up to the close of ``t``."""
+def trailing_volume(volume: np.ndarray, window: int,
+                    sessions: Optional[np.ndarray] = None) -> np.ndarray:
+    """Row ``t``: the average daily volume over the ``window`` bars up to the close of ``t``;
+    with ``sessions`` (intraday bars), over the ``window`` sessions completed by then (NaN
+    before the first ends)."""
     import pandas as pd
 
+    if sessions is not None:
+        ends = session_ends(sessions)
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        daily = np.add.reduceat(np.nan_to_num(volume), starts, axis=0)
+        return _by_session(trailing_volume(daily, window), sessions, ends, np.nan)
     return pd.DataFrame(volume).rolling(window, min_periods=1).mean().to_numpy()
 
 
@@ -273,6 +302,51 @@ class IntradayMarket:
         self.elapsed = np.arange(1, n_bins + 1) / n_bins
         self.grid = np.arange(n_bins * STEPS + 1) / (n_bins * STEPS)
         self.zero = np.zeros((data.n_symbols, 1))
+        self.of_day = None  # intraday data: each bar's time of day, set by the first ``span``
+
+    def span(self, bar: int, last: int, symbols: np.ndarray) -> Bins:
+        """Bins of intraday data: its bars ``bar..last`` (see the module's docstring)."""
+        data = self.data
+        rows = slice(bar, last + 1)
+        arrival = self.mark[bar - 1, symbols]
+        close = data.close[rows, symbols]
+        typical = close if data.high is None or data.low is None else \
+            (data.high[rows, symbols] + data.low[rows, symbols] + close) / 3.0
+        price = _fill_down(typical, arrival)
+        low = price if data.low is None else np.where(np.isnan(close), price, data.low[rows, symbols])
+        high = price if data.high is None else np.where(np.isnan(close), price, data.high[rows, symbols])
+        stamps = self.stamps[rows]
+        began = stamps[0] - data.bar_length.value
+        elapsed = (stamps - began) / (stamps[-1] - began)
+        if self.of_day is None:
+            self.sessions = data.sessions
+            self.ends = session_ends(self.sessions)
+            local = data.index.tz_localize(None).values.astype("datetime64[ns]").astype(np.int64)
+            self.of_day = np.mod(local, 86_400 * 10**9)
+            self.per_session = float(np.median(np.diff(np.append(-1, self.ends))))
+        session = int(self.sessions[bar])
+        first = max(session - self.profile_days, 0)
+        past = slice(0 if first == 0 else int(self.ends[first - 1]) + 1,
+                     0 if session == 0 else int(self.ends[session - 1]) + 1)
+        span_of_day = self.of_day[rows]
+        of_day = self.of_day[past]
+        if of_day.size and data.volume is not None:
+            # a past bar counts toward the bin whose span of the day holds it
+            inside = (of_day > span_of_day[0] - data.bar_length.value) & (of_day <= span_of_day[-1])
+            target = np.searchsorted(span_of_day, of_day[inside])
+            rows_before = np.flatnonzero(inside) + past.start
+            forecast = np.zeros((stamps.size, symbols.size))
+            np.add.at(forecast, target, np.nan_to_num(data.volume[rows_before[:, None], symbols]))
+            forecast /= session - first
+        else:
+            forecast = np.repeat(self._daily_forecast(bar, symbols, arrival)[None, :] / self.per_session,
+                                 stamps.size, axis=0)
+        volume = forecast.copy() if data.volume is None else np.nan_to_num(data.volume[rows, symbols])
+        volume[np.isnan(close)] = 0.0  # no bar: nothing traded
+        return Bins(elapsed=elapsed, price=price, low=low, high=high, volume=volume,
+                    forecast=forecast, sigma=self.sigma[bar - 1, symbols],
+                    half_spread=np.full(symbols.size, self.half_spread),
+                    days=(stamps[-1] - began) / (self.per_session * data.bar_length.value))
 
     def bins(self, bar: int, symbols: np.ndarray) -> Bins:
         if self.covered is not None and self.covered[bar]:

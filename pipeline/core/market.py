@@ -1,8 +1,11 @@
 """Market data as the stages see it: numpy arrays by field, one column per symbol.
 
 Time is a tz-aware ``DatetimeIndex`` and a bar is stamped at its close. Prices are adjusted
-for splits and dividends. A NaN price means the symbol has no bar then (not yet listed,
-delisted or halted); loaders reject NaN inside a series unless a fill policy says otherwise.
+for splits and dividends. A bar is a day (the default) or an intraday bar of ``bar_size``:
+intraday bars are grouped into sessions by their local date (``sessions``), and windows,
+schedules and annualisation count sessions, not bars. A NaN price means the symbol has no
+bar then (not yet listed, delisted or halted); loaders reject NaN inside a series unless a
+fill policy says otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class MarketData:
     # What the loader had to decide about the source (which column gave the close, ...), for
     # the run's provenance: said where the data was read, since only the loader knows it.
     notes: tuple[str, ...] = ()
+    # The source's bar length; None: inferred from the stamps (``bar_length``).
+    bar_size: Optional[pd.Timedelta] = None
 
     def __post_init__(self) -> None:
         if self.index.tz is None:
@@ -64,6 +69,24 @@ class MarketData:
 
     def frame(self, field: str = "close") -> pd.DataFrame:
         return pd.DataFrame(getattr(self, field), index=self.index, columns=list(self.symbols))
+
+    @functools.cached_property
+    def bar_length(self) -> pd.Timedelta:
+        """The bar size as declared, else the median spacing of bars within a session (a day
+        for daily bars: one bar per session)."""
+        if self.bar_size is not None:
+            return pd.Timedelta(self.bar_size)
+        return bar_length(self.index)
+
+    @property
+    def intraday(self) -> bool:
+        return self.bar_length < DAY
+
+    @functools.cached_property
+    def sessions(self) -> np.ndarray:
+        """Session number of each bar (0, 1, ...): its local calendar date, so every daily bar
+        is its own session."""
+        return session_numbers(self.index)
 
     # -- views -----------------------------------------------------------------------------
     def view(self, end: int) -> "MarketData":
@@ -120,6 +143,42 @@ class MarketData:
             if arr is not None:
                 h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
+
+
+DAY = pd.Timedelta(days=1)
+
+
+def session_numbers(index: pd.DatetimeIndex) -> np.ndarray:
+    """Session number of each bar of a sorted index: bars of one local date share one."""
+    local = index.tz_localize(None) if index.tz is not None else index
+    days = local.values.astype("datetime64[D]").astype(np.int64)
+    if days.size == 0:
+        return days
+    return np.concatenate([[0], np.cumsum(days[1:] != days[:-1])]).astype(np.int64)
+
+
+def session_ends(sessions: np.ndarray) -> np.ndarray:
+    """The last bar of each session, from the session number of each bar."""
+    return np.flatnonzero(np.append(sessions[1:] != sessions[:-1], True))
+
+
+def bar_length(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The median spacing of consecutive bars of one session; a day when no session holds two."""
+    sessions = session_numbers(index)
+    same = sessions[1:] == sessions[:-1]
+    if not same.any():
+        return DAY
+    return pd.Timedelta(int(np.median(np.diff(index.asi8)[same])), unit="ns")
+
+
+def bar_label(size: pd.Timedelta) -> str:
+    """A bar size as a user writes it: ``1d``, ``30min``, ``1s``, ``500ms``."""
+    ns = int(pd.Timedelta(size).value)
+    for unit, length in (("d", 86_400 * 10**9), ("h", 3_600 * 10**9), ("min", 60 * 10**9),
+                         ("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns >= length and ns % length == 0:
+            return f"{ns // length}{unit}"
+    return f"{ns}ns"
 
 
 def _stamp(value, index: pd.DatetimeIndex) -> pd.Timestamp:

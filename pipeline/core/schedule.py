@@ -1,14 +1,27 @@
-"""When decisions are taken: a calendar or bar-count rule over the data's index."""
+"""When decisions are taken: a calendar, intraday or bar-count rule over the data's index.
+
+Sessions are local calendar dates (``pipeline.core.market.session_numbers``): on daily bars
+every bar is a session, so ``daily`` decides on every bar; on intraday bars ``daily`` (and
+``on close``) decides on the last bar of each session, ``on open`` on the first, ``at HH:MM``
+on the last bar stamped at or before that local time in each session, and ``every 30min``
+(any pandas duration: ``90s``, ``1h``) on the last bar of each span of that length counted
+from local midnight (10:00, 10:30, ... for 30min).
+"""
 
 from __future__ import annotations
+
+import datetime
 
 import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.market import session_ends, session_numbers
 
 CALENDAR = ("daily", "weekly", "monthly", "quarterly", "yearly")
-RULES = CALENDAR + ("once", "every N bars as an integer N")
+INTRADAY = ("on open", "on close", "at HH:MM", "every <duration> (every 30min)")
+DAY_NS = 86_400 * 10**9
+RULES = CALENDAR + ("once", "every N bars as an integer N") + INTRADAY
 
 
 def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0) -> np.ndarray:
@@ -28,14 +41,51 @@ def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0) -> n
         if step < 1:
             raise ConfigError(f"schedule.rebalance={rule}: every N bars needs N >= 1")
         return np.arange(first, n, step, dtype=np.int64)
-    if rule == "daily":
-        bars = np.arange(n, dtype=np.int64)
+    if rule in ("daily", "on close", "on open") or rule.startswith(("at ", "every ")):
+        bars = _intraday(index, rule)
     elif rule in CALENDAR:
         key = period_key(index, rule)
         bars = np.flatnonzero(np.append(key[1:] != key[:-1], True)).astype(np.int64)
     else:
         raise ConfigError(f"schedule.rebalance={rule!r} is not a schedule; allowed: {', '.join(RULES)}")
     return bars[bars >= first]
+
+
+def _intraday(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
+    session = session_numbers(index)
+    last = session_ends(session).astype(np.int64)
+    if rule in ("daily", "on close"):
+        return last
+    if len(index) and last.size == len(index):
+        raise ConfigError(f"schedule.rebalance={rule!r} needs intraday bars, but every bar of the "
+                          f"data is its own day; use daily, weekly, monthly, ... or intraday data")
+    if rule == "on open":
+        return np.flatnonzero(np.append(True, session[1:] != session[:-1])).astype(np.int64)
+    local = index.tz_localize(None) if index.tz is not None else index
+    stamps = local.values.astype("datetime64[ns]").astype(np.int64)
+    of_day = np.mod(stamps, DAY_NS)
+    text = rule.split(" ", 1)[1].strip()
+    if rule.startswith("at "):
+        try:
+            clock = datetime.time.fromisoformat(text)
+            when = pd.Timedelta(hours=clock.hour, minutes=clock.minute, seconds=clock.second).value
+        except ValueError:
+            raise ConfigError(f"schedule.rebalance={rule!r}: {text!r} is not a time of day; "
+                              f"write at HH:MM, e.g. 'at 15:50'") from None
+        before = of_day <= when
+        # the last bar at or before the time in each session that has one
+        ends = np.flatnonzero(before & np.append(~before[1:] | (session[1:] != session[:-1]), True))
+        return ends.astype(np.int64)
+    try:
+        every = pd.Timedelta(text).value
+    except ValueError:
+        every = 0
+    if every <= 0:
+        raise ConfigError(f"schedule.rebalance={rule!r}: {text!r} is not a duration; write e.g. "
+                          f"'every 30min', 'every 1h' or 'every 90s'")
+    span = -(-of_day // every)  # bar closes in (k - 1) * every, k * every] share span k
+    key = session * (DAY_NS // every + 2) + span
+    return np.flatnonzero(np.append(key[1:] != key[:-1], True)).astype(np.int64)
 
 
 def period_key(index: pd.DatetimeIndex, rule: str) -> np.ndarray:

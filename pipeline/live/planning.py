@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core import calendars
 from pipeline.core.contracts import Bins, ChildOrders, Orders, RiskContext, Session
 from pipeline.core.errors import DataError
 from pipeline.core.intraday import trailing_volatility, trailing_volume, volume_profile
@@ -67,7 +68,9 @@ class Planner:
         wanted = {s: float(weights[j]) for j, s in enumerate(symbols) if weights[j] or held[j]}
         lot = self.broker.lot_size
         start = time.time() + 0.05
-        bin_seconds = float(self.mode.bin_seconds)
+        # the bins end by the session's real close, a half day's early one
+        bin_seconds = calendars.bins_to_close(getattr(self.stages.data, "calendar", None), start,
+                                              float(self.mode.bin_seconds), int(self.mode.bins))
         parents, kids = [], []
         stamp = f"{data.index[-1]:%Y%m%d%H%M}-{config}"
         counter: dict[str, int] = {}
@@ -160,9 +163,10 @@ class Planner:
         forecasts only (see the module's docstring)."""
         n = int(self.mode.bins)
         t = data.n_bars - 1
-        sigma = trailing_volatility(data.close[:, symbols], 20)[t]
+        sessions = data.sessions if data.intraday else None  # windows count sessions
+        sigma = trailing_volatility(data.close[:, symbols], 20, sessions)[t]
         if data.volume is not None:
-            adv = np.nan_to_num(trailing_volume(data.volume[:, symbols], 20)[t])
+            adv = np.nan_to_num(trailing_volume(data.volume[:, symbols], 20, sessions)[t])
         else:
             adv = 5.0e8 / arrival
         profile = volume_profile(n)

@@ -1,9 +1,12 @@
 """Schedule: when the live loop ticks and what one tick does.
 
-``mode.at`` daily in ``mode.tz`` on weekdays, or every ``mode.every_seconds``; a tick missed by
-at most ``mode.grace_seconds`` is caught up at start. One tick loads the data up to now, refuses
-data older than ``mode.max_data_age``, asks ``decision_due`` whether ``schedule.rebalance`` puts a
-decision on the last bar, and plans and executes it (``Planner``, ``Executor``).
+``mode.at`` daily in ``mode.tz`` on the sessions of the data's exchange (its ``calendar``:
+holidays skipped; on a half day, a time after its early close moves as far before that close
+as it is before the regular one), on weekdays when the data names no calendar; or every
+``mode.every_seconds``; a tick missed by at most ``mode.grace_seconds`` is caught up at start.
+One tick loads the data up to now, refuses data older than ``mode.max_data_age``, asks
+``decision_due`` whether ``schedule.rebalance`` puts a decision on the last bar, and plans and
+executes it (``Planner``, ``Executor``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import time
 from typing import Any, Optional
 
+from pipeline.core import calendars
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.schedule import decision_bars
 from pipeline.live.messages import say
@@ -87,6 +91,24 @@ def zone(name: str, key: str):
 
 
 
+def session_ticks(calendar: str, first: dt.date, last: dt.date, at: dt.time, tz) -> list[float]:
+    """Epoch seconds of the daily tick at ``at`` (local to ``tz``) on each session of exchange
+    ``calendar`` from ``first`` to ``last``; on a session that closes early, a tick at or after
+    its close comes as long before the close as ``at`` is before the regular close."""
+    table = calendars.schedule(calendar, first, last)
+    if table.empty:
+        return []
+    closes = [c.tz_convert(tz) for c in table["close"]]
+    regular = max(c.time() for c in closes)
+    out = []
+    for d, close in zip(table.index, closes):
+        tick = dt.datetime.combine(d.date(), at, tz)
+        if close.time() < regular and tick >= close:
+            tick = close - (dt.datetime.combine(d.date(), regular, tz) - tick)
+        out.append(tick.timestamp())
+    return out
+
+
 class Schedule:
     """The clock and the tick of ``LiveRunner`` (state: ``mode``, ``journal``, ``stages``)."""
 
@@ -100,11 +122,10 @@ class Schedule:
         at = parse_at(mode.at)
         local = dt.datetime.fromtimestamp(now, tz)
         day = local.date() - dt.timedelta(days=7)
-        times = []
-        for k in range(15):
-            d = day + dt.timedelta(days=k)
-            if d.weekday() < 5:
-                times.append(dt.datetime.combine(d, at, tz).timestamp())
+        calendar = getattr(self.stages.data, "calendar", None)
+        times = (session_ticks(calendar, day, day + dt.timedelta(days=14), at, tz) if calendar else
+                 [dt.datetime.combine(day + dt.timedelta(days=k), at, tz).timestamp() for k in range(15)
+                  if (day + dt.timedelta(days=k)).weekday() < 5])
         past = [t for t in times if t <= now]
         future = [t for t in times if t > now]
         return (past[-1] if past else None), future[0]
@@ -211,16 +232,19 @@ class Schedule:
 
         last = self.journal.last_decision()
         return decision_due(data.index, self.cfg.schedule.rebalance,
-                            None if last is None else pd.Timestamp(last["bar"]))
+                            None if last is None else pd.Timestamp(last["bar"]),
+                            getattr(self.stages.data, "calendar", None))
 
 
-def decision_due(index, rule: Any, last) -> tuple[bool, str]:
+def decision_due(index, rule: Any, last, calendar: Optional[str] = None) -> tuple[bool, str]:
     """Is a decision due on the last bar of ``index`` under ``schedule.rebalance=rule``, given
     the last decision the journal handled (a timestamp, or None)? And why.
 
-    Calendar rules (weekly, monthly, ...) look one business day ahead: the last bar ends its
-    period when the next business day starts a new one. A decision bar missed while the
-    runner was down is caught up on the next tick. The first decision is always due.
+    Calendar rules (weekly, monthly, ...) look one session ahead: the last bar ends its period
+    when the next session (of exchange ``calendar``; without one, the next business day)
+    starts a new one. Intraday rules (``at 15:50``, ``every 30min``) read the bars as they
+    are. A decision bar missed while the runner was down is caught up on the next tick. The
+    first decision is always due.
     """
     import pandas as pd
 
@@ -236,10 +260,25 @@ def decision_due(index, rule: Any, last) -> tuple[bool, str]:
         return since >= int(rule), f"{since} bar(s) since the last decision, schedule every {rule}"
     if rule == "daily":
         return True, "daily"
-    ahead = index.append(pd.DatetimeIndex([index[-1] + pd.offsets.BDay(1)]))
+    if rule.startswith(("at ", "every ", "on ")):
+        ahead = index
+    else:
+        ahead = index.append(pd.DatetimeIndex([_next_session(index[-1], calendar)]))
     bars = decision_bars(ahead, rule)
     bars = bars[bars <= len(index) - 1]
     if bars.size == 0:
         return False, f"no {rule} decision bar in the data yet"
     latest = index[int(bars[-1])]
     return latest > last, f"last {rule} decision bar is {latest}"
+
+
+def _next_session(stamp, calendar: Optional[str]):
+    """The same time of day on the next session after ``stamp``'s day."""
+    import pandas as pd
+
+    if calendar:
+        day = stamp.tz_localize(None).normalize()
+        following = calendars.schedule(calendar, day + pd.Timedelta(days=1), day + pd.Timedelta(days=10))
+        if not following.empty:
+            return stamp + (following.index[0] - day)
+    return stamp + pd.offsets.BDay(1)

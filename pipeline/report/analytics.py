@@ -23,8 +23,9 @@ def utc_ns(index: Any) -> np.ndarray:
 def bars_per_year(t: np.ndarray) -> float:
     if t.size < 2:
         return 252.0
-    days = np.unique(t // 86_400_000_000_000).size
-    return 252.0 * t.size / days
+    # 252 sessions x the median bars per (UTC) day: a half day or a partial first day aside
+    counts = np.unique(t // 86_400_000_000_000, return_counts=True)[1]
+    return 252.0 * float(np.median(counts))
 
 
 def rolling_vol(r: np.ndarray, window: int, ppy: float) -> np.ndarray:

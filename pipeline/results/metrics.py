@@ -11,15 +11,19 @@ import math
 import numpy as np
 import pandas as pd
 
+from pipeline.core.market import session_numbers
+
 TRADING_DAYS = 252
 
 
 def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """252 for daily bars; 252 x bars per session for intraday bars."""
+    """252 for daily bars; 252 sessions x the median bars per session (local dates) for
+    intraday bars, so that a half day or a record starting at a session's last bar does not
+    lower it."""
     if len(index) < 2:
         return float(TRADING_DAYS)
-    sessions = len(np.unique(index.normalize()))
-    return TRADING_DAYS * len(index) / sessions
+    counts = np.unique(session_numbers(index), return_counts=True)[1]
+    return TRADING_DAYS * float(np.median(counts))
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:

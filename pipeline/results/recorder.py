@@ -25,7 +25,8 @@ from pipeline.report import tearsheet as report
 from pipeline.report.benchmark import benchmark, benchmark_choice
 from pipeline.results.attribution import attribution, sleeves
 from pipeline.backtest.engine import Ledger
-from pipeline.results.metrics import bar_returns, summarize
+from pipeline.core.market import bar_label
+from pipeline.results.metrics import bar_returns, periods_per_year, summarize
 from pipeline.results.stats import statistics
 
 # settings that say where and how a run reports, not what it computes: kept out of provenance
@@ -148,7 +149,12 @@ def assumptions(ledger: Ledger, stages: Any) -> list[str]:
     if ledger.data.volume is None and hasattr(stages.broker, "adv_usd"):
         notes.append(f"no volume: market impact assumes {stages.broker.adv_usd:,.0f} USD of "
                      f"average daily volume per symbol")
-    if (ledger.fills["bin"] >= 0).any() and not getattr(stages.broker, "intraday", None):
+    if ledger.data.intraday:
+        notes.append(f"intraday bars of {bar_label(ledger.data.bar_length)}: orders work over the data's own bars "
+                     f"from the one after the decision to the next decision or the end of that trading "
+                     f"day; volume and volatility windows count sessions; annualised with "
+                     f"{periods_per_year(ledger.data.index):.0f} bars a year (252 sessions)")
+    elif (ledger.fills["bin"] >= 0).any() and not getattr(stages.broker, "intraday", None):
         notes.append("no intraday bars: each session's bins are simulated from its daily bar "
                      "(pipeline/core/intraday.py)" + ("" if ledger.data.open is not None else
                      ", bridging the previous close to the close (the overnight gap falls "

@@ -4,7 +4,8 @@ Signs: every cost and slippage is positive when it cost money (a buy paid more, 
 received less than the benchmark). For a parent order of ``Q`` shares with ``side`` +1 (buy)
 or -1 (sell), of which ``F`` filled at the average price ``p`` (spread and impact included,
 commission apart), with arrival price ``a`` (the close at the decision), ``U = Q - F`` left
-unfilled, and ``c`` the session's close:
+unfilled, and ``c`` the session's close (on intraday data, the close of the order's horizon
+bar: its session is the bars from the one after the decision to the horizon):
 
 - ``shortfall_bps``: implementation shortfall (Perold 1988), the cost of the whole order
   against a paper trade at the arrival price, in bps of ``Q a``:
@@ -61,7 +62,9 @@ def table(ledger: Ledger) -> pd.DataFrame:
         return np.bincount(order, weights=values, minlength=n)
 
     commission, spread, impact = (per_order(f[k]) for k in ("commission", "spread_cost", "impact_cost"))
-    close = data.close[session, sym]
+    # intraday data: an order's session runs over bars to its horizon, last_bin bars on
+    horizon = session + np.maximum(o["last_bin"].astype(np.int64), 0) if data.intraday else session
+    close = data.close[horizon, sym]
     close = np.where(np.isfinite(close), close, arrival)  # halted: no mark, no opportunity cost
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(filled > 0, o["filled_value"] / o["filled"], np.nan)

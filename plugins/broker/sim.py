@@ -23,7 +23,9 @@ class SimBroker(Broker):
     opens (see ``pipeline.core.contracts.Session``). Other children fill in the session's intraday
     bins, real or simulated (``pipeline.core.intraday``: ``bins`` bins, a ``profile`` of volume
     with ``u_ratio`` and ``volume_noise``, real bars from the file ``intraday`` with forecasts
-    from ``profile_days`` sessions; seeded by the run's ``seed``).
+    from ``profile_days`` sessions; seeded by the run's ``seed``). When the data itself is
+    intraday, the bins are its own bars from the session's first to its horizon, and
+    ``window`` counts sessions.
 
     In the bins, a parent's children are worked first in, first out (``ChildOrders``): in each
     bin the parent fills at most ``participation_cap`` of the bin's volume (or its newest
@@ -136,7 +138,9 @@ class SimBroker(Broker):
         self.seed = seed
 
     def prepare(self, data: MarketData) -> None:
-        adv = None if data.volume is None else trailing_volume(data.volume, self.window)
+        # intraday data: windows of ``window`` sessions, daily volume and volatility
+        self.sessions_ = data.sessions if data.intraday else None
+        adv = None if data.volume is None else trailing_volume(data.volume, self.window, self.sessions_)
         self.data_, self.adv_ = data, adv
         self.bars_ = None if self.intraday is None else load_bars(str(self.intraday), data)
         # volatility and the intraday market are built when first needed: execution=market
@@ -168,9 +172,10 @@ class SimBroker(Broker):
                                     cash_rate=self.cash_rate_bps * 1e-4, borrow_fee=fee)
 
     def _sigma(self) -> np.ndarray:
-        """Daily volatility of log returns over ``window`` bars (row ``t``: up to its close)."""
+        """Daily volatility of log returns over ``window`` bars, or sessions of intraday data
+        (row ``t``: up to its close)."""
         if self.sigma_ is None:
-            self.sigma_ = trailing_volatility(self.data_.close, self.window)
+            self.sigma_ = trailing_volatility(self.data_.close, self.window, self.sessions_)
         return self.sigma_
 
     def _commission(self) -> Commission:
@@ -183,13 +188,15 @@ class SimBroker(Broker):
     def financing(self) -> Financing:
         return self.financing_
 
-    def session_bins(self, bar: int, symbols: np.ndarray) -> Bins:
+    def session_bins(self, bar: int, symbols: np.ndarray, last: Optional[int] = None) -> Bins:
         if self.market_ is None:
             self.market_ = IntradayMarket(
                 self.data_, self._sigma(), self.adv_, n_bins=int(self.bins), profile=self.profile,
                 u_ratio=self.u_ratio, volume_noise=self.volume_noise,
                 half_spread=self.half_spread_bps * 1e-4, adv_usd=self.adv_usd, seed=int(self.seed),
                 bars=self.bars_, profile_days=int(self.profile_days))
+        if last is not None:  # intraday data: the data's own bars up to the horizon
+            return self.market_.span(bar, last, symbols)
         return self.market_.bins(bar, symbols)
 
     def execute(self, orders: Orders, children: ChildOrders, session: Session) -> Fills:

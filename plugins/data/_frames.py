@@ -4,15 +4,18 @@ that say what to change."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
+import warnings
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from pipeline.core import calendars
 from pipeline.core.errors import ConfigError, DataError
-from pipeline.core.market import MarketData
+from pipeline.core.market import MarketData, bar_label, bar_length
 
 US_TZ = "America/New_York"
 US_CLOSE = pd.Timedelta(hours=16)
@@ -148,3 +151,46 @@ def select(data: MarketData, source: str, start: Optional[str], end: Optional[st
                         f"{end or 'the end'}, fewer than data.min_history={min_history} ({span}); "
                         f"widen data.start/data.end or lower data.min_history")
     return out
+
+
+def declared_bars(data: MarketData, source: str, bar_size: Optional[str]) -> MarketData:
+    """``data`` with its bar size: ``bar_size`` as declared (``1min``, ``1s``, ``1d``), checked
+    against the spacing of the bars within a session; null keeps the spacing inferred."""
+    if bar_size is None:
+        return data
+    try:
+        size = pd.Timedelta(str(bar_size))
+    except ValueError:
+        size = pd.NaT
+    if size is pd.NaT or size <= pd.Timedelta(0):
+        raise ConfigError(f"data.bar_size={bar_size!r} is not a bar size; write e.g. 1d, 1h, "
+                          f"30min, 1min, 1s or 500ms (null: read it from the timestamps)")
+    seen = bar_length(data.index)
+    if (seen < pd.Timedelta(days=1)) != (size < pd.Timedelta(days=1)) or \
+            (seen < pd.Timedelta(days=1) and seen != size):
+        raise DataError(f"{source}: data.bar_size={bar_size} but its bars are {bar_label(seen)} apart "
+                        f"within a day; fix data.bar_size (null reads it from the timestamps)")
+    return dataclasses.replace(data, bar_size=size)
+
+
+def check_sessions(data: MarketData, source: str, calendar: Optional[str], policy: str) -> MarketData:
+    """The exchange's sessions the data misses, and its dates that are no session, per
+    ``policy``: ``error`` rejects the file, ``warn`` warns and notes it in the run's
+    provenance (the report's data caveats), ``ignore`` says nothing. The bars are unchanged."""
+    if calendar is None or policy == "ignore" or data.n_bars == 0:
+        return data
+    missing, extra = calendars.missing_sessions(data.index, str(calendar))
+    if missing.empty and extra.empty:
+        return data
+    said = []
+    if not missing.empty:
+        said.append(f"{len(missing)} {calendar} session(s) have no bar ({calendars.short_list(missing)})")
+    if not extra.empty:
+        said.append(f"{len(extra)} date(s) are no {calendar} session ({calendars.short_list(extra)})")
+    text = f"{source}: " + "; ".join(said)
+    if policy == "error":
+        raise DataError(f"{text}; add the missing bars, set data.missing_sessions=warn or ignore, or "
+                        f"name the data's exchange with data.calendar (null: no calendar)")
+    warnings.warn(text, stacklevel=2)
+    return dataclasses.replace(data, notes=data.notes + (text + ": returns across them span "
+                                                         "several sessions",))

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import re
-import warnings
 from typing import Callable, Literal, Optional
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.api import guess_datetime_format
 
 from pipeline.core.contracts import DataSource
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.market import MarketData
 from plugins.data._bars import check_bars, fill_gaps
-from plugins.data._frames import US_TZ, adjusted, as_ns, at_close, day, is_daily, parquet_dataset, select
+from plugins.data._dates import check_order, check_zone, read_stamps, time_of_day
+from plugins.data._frames import (US_TZ, adjusted, as_ns, check_sessions, declared_bars,
+                                  is_daily, parquet_dataset, select)
 
 ROLES = ("date", "symbol", "open", "high", "low", "close", "adj_close", "volume")
 VALUES = ("open", "high", "low", "close", "adj_close", "volume")
@@ -37,8 +36,6 @@ LAYOUTS = ("the layouts are long (date, symbol or ticker, close[, open, high, lo
            "date, open, high, low, close[, adj close, volume]); declare one with "
            "data.layout=long|wide|ohlcv, and name a column the file spells otherwise with "
            "data.columns={close: Last}")
-# d/m/y or m/d/y with one separator (/ . -); the rest of the value, if any, is the time.
-NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[\sT]|$)")
 
 
 class CSVData(DataSource):
@@ -91,6 +88,9 @@ class CSVData(DataSource):
 
     ``start``/``end`` (inclusive) and ``symbols`` slice the data; fewer than ``min_history``
     bars left is an error.
+
+    Bars are daily or intraday (``bar_size``: 1min, 1s; null: from the stamps); sessions of
+    exchange ``calendar`` without a bar, and dates that are none, follow ``missing_sessions``.
     """
 
     rules = {"min_history": "[1, inf)"}
@@ -100,7 +100,9 @@ class CSVData(DataSource):
                  date_format: Optional[str] = None, tz: str = US_TZ, close_time: str = "16:00",
                  sort: bool = False, fill: Literal["error", "ffill", "drop"] = "error",
                  start: Optional[str] = None, end: Optional[str] = None,
-                 symbols: Optional[list[str]] = None, min_history: int = 2):
+                 symbols: Optional[list[str]] = None, min_history: int = 2,
+                 bar_size: Optional[str] = None, calendar: Optional[str] = "XNYS",
+                 missing_sessions: Literal["warn", "error", "ignore"] = "warn"):
         self.path = path
         self.layout = layout
         self.symbol = symbol
@@ -114,10 +116,11 @@ class CSVData(DataSource):
         self.end = end
         self.symbols = symbols
         self.min_history = min_history
+        self.bar_size, self.calendar, self.missing_sessions = bar_size, calendar, missing_sessions
 
     def load(self) -> MarketData:
-        close = _time_of_day(self.close_time)
-        _check_zone(self.tz)
+        close = time_of_day(self.close_time)
+        check_zone(self.tz)
         declared = _declared(self.columns)
         by_label = {label: role for role, label in declared.items()}
 
@@ -134,7 +137,7 @@ class CSVData(DataSource):
                               f"the file names; drop data.symbol (data.symbols=[...] picks some)")
 
         def stamps(column) -> pd.DatetimeIndex:
-            return _stamps(src, column, self.tz, close, self.date_format)
+            return read_stamps(src, column, self.tz, close, self.date_format)
 
         if layout == "panel":
             parsed = _panel(src, role_of, stamps, self.sort)
@@ -153,16 +156,18 @@ class CSVData(DataSource):
                               arrays["adj_close"])
         index, arrays = fill_gaps(src.name, index, symbols, arrays, daily, self.fill)
         data = MarketData(index=index, symbols=symbols, name=name, notes=(note,), **arrays)
-        return select(data, src.name, self.start, self.end, self.symbols, self.min_history)
+        data = select(declared_bars(data, src.name, self.bar_size), src.name, self.start,
+                      self.end, self.symbols, self.min_history)
+        return check_sessions(data, src.name, self.calendar, self.missing_sessions)
 
-    def read(self, role_of: Callable) -> tuple["_Source", str]:  # the table and the data's name
+    def read(self, role_of: Callable) -> tuple["Source", str]:  # the table and the data's name
         return _read(self.path, role_of), os.path.basename(self.path.rstrip("/\\")).split(".")[0] or "csv"
 
 
 # ---------------------------------------------------------------- reading
 
 @dataclasses.dataclass
-class _Source:
+class Source:
     """The table as read, and how to point the user at one of its rows."""
 
     name: str
@@ -184,23 +189,6 @@ def _names(labels) -> str:
     return ", ".join(repr(str(c)) for c in labels)
 
 
-def _time_of_day(text: str) -> pd.Timedelta:
-    try:
-        t = datetime.time.fromisoformat(str(text))
-    except ValueError:
-        raise ConfigError(f"data.close_time={text!r} is not a time of day; write HH:MM, "
-                          f"e.g. 16:00") from None
-    return pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
-
-
-def _check_zone(tz: str) -> None:
-    try:
-        pd.Timestamp(0).tz_localize(tz)
-    except (KeyError, ValueError, TypeError):
-        raise ConfigError(f"data.tz={tz!r} is not a time zone; use an IANA name such as "
-                          f"America/New_York or UTC") from None
-
-
 def _declared(columns) -> dict[str, str]:
     """``data.columns`` checked: role -> the header that plays it."""
     out: dict[str, str] = {}
@@ -215,7 +203,7 @@ def _declared(columns) -> dict[str, str]:
     return out
 
 
-def _read(path: str, role_of: Callable) -> _Source:
+def _read(path: str, role_of: Callable) -> Source:
     full = os.path.abspath(os.path.expanduser(path))
     if os.path.isdir(full):
         src = table_source(path, parquet_dataset(path, full), role_of)
@@ -234,10 +222,10 @@ def _read(path: str, role_of: Callable) -> _Source:
             header = _stacked([list(row) for row in head.itertuples(index=False)], role_of)
             # low_memory=False: one dtype per column from the whole file, and no DtypeWarning
             if header is None:
-                src = _Source(path, pd.read_csv(full, low_memory=False), 2, "line")
+                src = Source(path, pd.read_csv(full, low_memory=False), 2, "line")
             else:
                 table = pd.read_csv(full, header=None, skiprows=header[0], low_memory=False)
-                src = _panel_source(_Source(path, table, header[0] + 1, "line"), header)
+                src = _panel_source(Source(path, table, header[0] + 1, "line"), header)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot be read as CSV ({exc}); check the file") from None
     else:
@@ -248,11 +236,11 @@ def _read(path: str, role_of: Callable) -> _Source:
     return src
 
 
-def table_source(name: str, table: pd.DataFrame, role_of: Callable) -> _Source:
+def table_source(name: str, table: pd.DataFrame, role_of: Callable) -> Source:
     """A table read whole (Parquet, a DuckDB query) as the checks read it: rows from 1, a named
     index as a column, two levels of column names as field names and tickers."""
     table = table if isinstance(table.index, pd.RangeIndex) else table.reset_index()
-    src = _Source(name, table, 1, "row")
+    src = Source(name, table, 1, "row")
     if isinstance(table.columns, pd.MultiIndex):
         levels = [[str(c) for c in table.columns.get_level_values(i)] for i in range(table.columns.nlevels)]
         header = _stacked(levels, role_of) if len(levels) == 2 else None
@@ -295,14 +283,14 @@ def _stacked(rows: list[list[str]], role_of: Callable
                                                for a, b in zip(rows[f][1:], rows[t][1:])]
 
 
-def _panel_source(src: _Source, header: tuple[int, str, list[tuple[str, str]]]) -> _Source:
+def _panel_source(src: Source, header: tuple[int, str, list[tuple[str, str]]]) -> Source:
     _, date, panel = header
     src.table.columns = [date] + [f"{ticker} {field}" for field, ticker in panel]
     src.panel = panel
     return src
 
 
-def _columns(src: _Source, declared: dict[str, str], role_of: Callable) -> dict[str, str]:
+def _columns(src: Source, declared: dict[str, str], role_of: Callable) -> dict[str, str]:
     """Role -> the column that plays it (for a panel, the field names play them)."""
     labels = [f for f, _ in src.panel] if src.panel is not None else list(src.table.columns)
     present = {str(c).strip() for c in labels}
@@ -336,7 +324,7 @@ READ_AS = {"long": "a long file", "wide": "a wide file of closes",
            "ohlcv": "one symbol's bars", "panel": "a wide panel under two header rows"}
 
 
-def _layout(src: _Source, cols: dict[str, str], declared: str) -> str:
+def _layout(src: Source, cols: dict[str, str], declared: str) -> str:
     if src.panel is not None:
         if declared not in ("auto", "wide"):
             raise DataError(f"{src.name} has two header rows, field names and tickers (as "
@@ -360,7 +348,7 @@ def _layout(src: _Source, cols: dict[str, str], declared: str) -> str:
     return "ohlcv"
 
 
-def _numbers(src: _Source, column: str, text: Optional[str] = None) -> np.ndarray:
+def _numbers(src: Source, column: str, text: Optional[str] = None) -> np.ndarray:
     """A column as floats; ``text``: what to tell the user when it holds no number at all."""
     values = src.table[column]
     if pd.api.types.is_numeric_dtype(values):
@@ -377,109 +365,13 @@ def _numbers(src: _Source, column: str, text: Optional[str] = None) -> np.ndarra
     return parsed.to_numpy(dtype=np.float64)
 
 
-def _stamps(src: _Source, column: str, tz: str, close: pd.Timedelta,
-            date_format: Optional[str]) -> pd.DatetimeIndex:
-    raw = src.table[column]
-    missing = np.flatnonzero(raw.isna().to_numpy())
-    if missing.size:
-        raise DataError(f"{src.name}: {src.row(int(missing[0]))} has no {column!r}; give every "
-                        f"row a date")
-    if pd.api.types.is_numeric_dtype(raw):  # YYYYMMDD integers, not nanoseconds since 1970
-        raw = raw.astype(np.int64).astype(str)
-    how: dict = {"format": date_format}
-    if date_format is None and not pd.api.types.is_datetime64_any_dtype(raw):
-        how = _numeric_order(src, column, raw.astype(str))
-    parsed = None
-    # pandas warns when it cannot infer one format and reads value by value; every value is
-    # still read or named below, and the warning would only reach the user as noise
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        for utc in (False, True):  # utc=True only to accept offsets that change with DST
-            try:
-                parsed = pd.DatetimeIndex(pd.to_datetime(raw, utc=utc, **how))
-                break
-            except (ValueError, TypeError):
-                continue
-        if parsed is None:
-            i = int(np.flatnonzero(pd.to_datetime(raw, utc=True, errors="coerce",
-                                                  **how).isna())[0])
-    if parsed is None:
-        expected = (f"data.date_format={date_format!r}" if date_format is not None
-                    else f"the format of {raw.iloc[0]!r}")
-        raise DataError(f"{src.name}: column {column!r} has {raw.iloc[i]!r} on {src.row(i)}, "
-                        f"which is not a date in {expected}; write every date the same way, "
-                        f"e.g. 2020-01-31")
-    if parsed.tz is not None:
-        return as_ns(parsed.tz_convert(tz))
-    try:
-        if (parsed == parsed.normalize()).all():
-            return at_close(parsed, tz, close)
-        return as_ns(parsed.tz_localize(tz))
-    except ValueError as exc:  # a local time skipped or repeated by a DST change
-        raise DataError(f"{src.name}: {exc}; give times with a UTC offset, or set data.tz "
-                        f"to the zone they were recorded in") from None
-
-
-def _numeric_order(src: _Source, column: str, text: pd.Series) -> dict:
-    """How to read dates written with day and month as numbers (03/04/2020): in the order a
-    row proves (a number above 12), never a silent pick between the two."""
-    if not NUMERIC_DATE.match(text.iloc[0]):
-        return {}
-    parts = text.str.extract(NUMERIC_DATE)
-    if parts[0].isna().any():  # not all written so: the parse names the odd one
-        return {}
-    a, b = parts[0].astype(int).to_numpy(), parts[2].astype(int).to_numpy()
-    month_first, day_first = bool((a <= 12).all()), bool((b <= 12).all())
-    if month_first and day_first:
-        differ = np.flatnonzero(a != b)
-        if differ.size:
-            i = int(differ[0])
-            value = text.iloc[i].strip()
-            sep, year = parts[1].iloc[i], "%Y" if len(parts[3].iloc[i]) == 4 else "%y"
-            md, dm = (guess_datetime_format(value, dayfirst=first)
-                      or sep.join(order + (year,))
-                      for first, order in ((False, ("%m", "%d")), (True, ("%d", "%m"))))
-            raise DataError(f"{src.name}: column {column!r} has {value!r} on {src.row(i)}, "
-                            f"which reads as month/day or as day/month, and so does every date "
-                            f"in it; declare the order: data.date_format='{md}' (month first) "
-                            f"or data.date_format='{dm}' (day first)")
-    first = day_first and not month_first
-    return {"format": guess_datetime_format(text.iloc[0].strip(), dayfirst=first),
-            "dayfirst": first}
-
-
-def _check_order(src: _Source, stamps: pd.DatetimeIndex, symbol: Optional[np.ndarray],
-                 sort: bool) -> None:
-    """Duplicates are always an error; timestamps going backwards are unless ``sort``."""
-    daily = is_daily(stamps.sort_values())
-    keys = pd.DataFrame({"symbol": symbol if symbol is not None else "", "time": stamps})
-    dup = np.flatnonzero(keys.duplicated().to_numpy())
-    if dup.size:
-        i = int(dup[0])
-        first = int(np.flatnonzero(((keys["symbol"] == keys["symbol"].iloc[i])
-                                    & (keys["time"] == keys["time"].iloc[i])).to_numpy())[0])
-        who = f"{keys['symbol'].iloc[i]} has" if symbol is not None else "there are"
-        raise DataError(f"{src.name}: {who} two rows for {day(stamps[i], daily)} "
-                        f"({src.row(first)} and {src.row(i)}); keep one")
-    if sort:
-        return
-    step = keys.groupby("symbol", sort=False)["time"].diff()
-    back = np.flatnonzero((step < pd.Timedelta(0)).to_numpy())
-    if back.size:
-        i = int(back[0])
-        who = f"{keys['symbol'].iloc[i]} on " if symbol is not None else ""
-        raise DataError(f"{src.name}: {who}{day(stamps[i], daily)} ({src.row(i)}) comes after "
-                        f"{day(stamps[i] - step.iloc[i], daily)}; sort the file by date, or set "
-                        f"data.sort=true")
-
-
 # ---------------------------------------------------------------- layouts
 
 # index, symbols, field -> bars x symbols, and role -> the header it was read from
 Parsed = tuple[pd.DatetimeIndex, tuple[str, ...], dict[str, np.ndarray], dict[str, str]]
 
 
-def _close_role(src: _Source, have: dict[str, str]) -> str:
+def _close_role(src: Source, have: dict[str, str]) -> str:
     """The role read as the close: the close; an adjusted close alone when there is nothing
     it would have to scale (open, high, low and volume need the raw close beside it)."""
     if "close" in have:
@@ -498,7 +390,7 @@ def _as_close(have: dict, role: str) -> dict:
     return {("close" if r == role else r): v for r, v in have.items()}
 
 
-def _long(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> Parsed:
+def _long(src: Source, cols: dict[str, str], stamps: Callable, sort: bool) -> Parsed:
     missing = [c for c in ("date", "symbol") if c not in cols]
     if missing:
         raise DataError(f"{src.name}: a long file needs a date and a symbol (or ticker) column "
@@ -514,7 +406,7 @@ def _long(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> P
         raise DataError(f"{src.name}: {src.row(int(blank[0]))} has no symbol; fill it in or "
                         f"remove the row")
     symbol = symbol.astype(str).str.strip().to_numpy()
-    _check_order(src, time, symbol, sort)
+    check_order(src, time, symbol, sort)
     rows = pd.DataFrame({"time": time, "symbol": symbol, **values})
     order = pd.unique(symbol)  # symbols in the order the file first mentions them
     wide = rows.pivot(index="time", columns="symbol", values=list(values))
@@ -522,18 +414,18 @@ def _long(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> P
     return as_ns(pd.DatetimeIndex(wide.index)), tuple(order), arrays, have
 
 
-def _ohlcv(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool,
+def _ohlcv(src: Source, cols: dict[str, str], stamps: Callable, sort: bool,
            symbol: str) -> Parsed:
     have = {r: cols[r] for r in VALUES if r in cols}
     have = _as_close(have, _close_role(src, have))
     time = stamps(cols.get("date", src.table.columns[0]))
-    _check_order(src, time, None, sort)
+    check_order(src, time, None, sort)
     order = np.argsort(time.asi8, kind="stable")  # identity unless sort=True reordered
     arrays = {f: _numbers(src, c)[order, None] for f, c in have.items()}
     return time[order], (str(symbol).strip(),), arrays, have
 
 
-def _wide(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> Parsed:
+def _wide(src: Source, cols: dict[str, str], stamps: Callable, sort: bool) -> Parsed:
     date = cols.get("date", src.table.columns[0])
     names = [c for c in src.table.columns if c != date]
     if not names:
@@ -546,12 +438,12 @@ def _wide(src: _Source, cols: dict[str, str], stamps: Callable, sort: bool) -> P
             raise DataError(f"{src.name}: column {c!r} holds volume, not prices; {todo}")
     closes = np.column_stack([_numbers(src, c, text=todo) for c in names])
     time = stamps(date)
-    _check_order(src, time, None, sort)
+    check_order(src, time, None, sort)
     order = np.argsort(time.asi8, kind="stable")  # identity unless sort=True reordered
     return time[order], tuple(str(c).strip() for c in names), {"close": closes[order]}, {}
 
 
-def _panel(src: _Source, role_of: Callable, stamps: Callable, sort: bool) -> Parsed:
+def _panel(src: Source, role_of: Callable, stamps: Callable, sort: bool) -> Parsed:
     grid: dict[str, dict[str, str]] = {}  # role -> ticker -> column
     have: dict[str, str] = {}  # role -> field name, as the header spells it
     for (field, ticker), column in zip(src.panel, src.table.columns[1:]):
@@ -571,14 +463,14 @@ def _panel(src: _Source, role_of: Callable, stamps: Callable, sort: bool) -> Par
     role = _close_role(src, have)
     grid, have = _as_close(grid, role), _as_close(have, role)
     time = stamps(src.table.columns[0])
-    _check_order(src, time, None, sort)
+    check_order(src, time, None, sort)
     order = np.argsort(time.asi8, kind="stable")  # identity unless sort=True reordered
     arrays = {f: np.column_stack([_numbers(src, by[s]) for s in symbols])[order]
               for f, by in grid.items()}
     return time[order], symbols, arrays, have
 
 
-def _note(src: _Source, layout: str, symbols: tuple[str, ...], labels: dict[str, str],
+def _note(src: Source, layout: str, symbols: tuple[str, ...], labels: dict[str, str],
           arrays: dict[str, np.ndarray]) -> str:
     """Which layout was read and which column gave the close, for the run's provenance."""
     read = (f"{READ_AS[layout]} ({symbols[0]})" if layout == "ohlcv" else

@@ -63,8 +63,10 @@ class IBData(DataSource):
                  use_rth: bool = True, close_time: str = "16:00", cache_dir: Optional[str] = "cache/ib",
                  timeout: float = 60.0, max_requests: int = 60, per_seconds: float = 600.0,
                  identical_gap: float = 15.0, retries: int = 3, retry_wait: float = 15.0,
-                 start: Optional[str] = None, end: Optional[str] = None, min_history: int = 2) -> None:
+                 start: Optional[str] = None, end: Optional[str] = None, min_history: int = 2,
+                 calendar: Optional[str] = "XNYS") -> None:
         self.symbols = list(symbols)
+        self.calendar = calendar
         self.host = host
         self.port = port
         self.client_id = client_id

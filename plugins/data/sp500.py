@@ -27,6 +27,7 @@ class SP500(DataSource):
     """
 
     rules = {"min_history": "[1, inf)"}
+    calendar = "XNYS"  # NYSE sessions: paper and live ticks skip its holidays
     caveats = ("survivorship bias: the bundled sp500 sample holds 20 of today's large S&P 500 members "
                "over their whole history; stocks that failed, were acquired or left the index are "
                "missing, so past returns are overstated, most for stock-picking strategies (the "

@@ -30,6 +30,7 @@ class Stocks(DataSource):
     """
 
     rules = {"min_history": "[1, inf)"}
+    calendar = "XNYS"  # NYSE sessions: paper and live ticks skip its holidays
 
     def __init__(self, start: Optional[str] = None, end: Optional[str] = None,
                  symbols: Optional[list[str]] = None, min_history: int = 2):

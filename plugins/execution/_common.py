@@ -4,8 +4,9 @@ turning a schedule (the share of each parent per bin) into child orders.
 Parameters every scheduling algorithm takes (each lists them in its own signature):
 
 - ``start``, ``end``: the window, as fractions of the session (0 the open, 0.5 midday, 1 the
-  close). A bin is in the window when it overlaps it; a window inside one bin uses that bin.
-  The horizon is the window's last bin: what is unfilled there is cancelled or swept (the
+  close; on intraday data, of the bars from the decision to its horizon, ``Session``). A
+  bin is in the window when it overlaps it; a window inside one bin uses that bin. The
+  horizon is the window's last bin: what is unfilled there is cancelled or swept (the
   broker's ``unfilled``).
 - ``limit_bps``: null for market children; otherwise the worst price accepted, in bps from
   the arrival price: a buy pays at most ``arrival * (1 + limit_bps / 1e4)``, a sell receives

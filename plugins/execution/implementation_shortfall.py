@@ -42,7 +42,8 @@ class ImplementationShortfall(Scheduled):
     """Trades each parent along the Almgren-Chriss (2000) trajectory that minimises expected
     cost plus ``risk_aversion`` times its variance: the more risk-averse, the more front-loaded.
 
-    Over the ``n`` bins of the window, of total length ``T`` (in days: a session is one;
+    Over the ``n`` bins of the window, of total length ``T`` (in days: a session is one, an
+    intraday horizon its share of one, ``Bins.days``;
     the bins are taken as equal intervals, as Almgren and Chriss's are), the holdings after bin
     ``j`` are ``X sinh(kappa (T - t_j)) / sinh(kappa T)`` with ``t_j = j T / n`` and ``kappa``
     from ``ac_kappa``, where:
@@ -74,10 +75,10 @@ class ImplementationShortfall(Scheduled):
 
     def schedule(self, orders: Orders, bins: Bins, window: Window) -> np.ndarray:
         n = int(window.mask.sum())
-        horizon = float(np.diff(bins.elapsed, prepend=0.0)[window.mask].sum())
+        horizon = float(np.diff(bins.elapsed, prepend=0.0)[window.mask].sum()) * bins.days
         size = np.abs(orders.quantity)
         daily = bins.sigma * orders.arrival
-        adv = bins.forecast.sum(axis=0)
+        adv = bins.forecast.sum(axis=0) / bins.days
         # no forecast volume: no impact estimate to trade risk against, so trade evenly
         eta = np.where(adv > 0, self.impact_coef * daily /
                        np.sqrt(size / horizon * np.where(adv > 0, adv, 1.0)), np.inf)

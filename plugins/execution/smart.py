@@ -53,7 +53,7 @@ class Smart(ExecutionAlgo):
 
     def route(self, orders: Orders, session: Session) -> np.ndarray:
         """Per parent: 0 the auction, 1 vwap or implementation shortfall (by urgency), 2 pov."""
-        adv = session.bins.forecast.sum(axis=0)
+        adv = session.bins.forecast.sum(axis=0) / session.bins.days  # a day's, on intraday horizons too
         size = np.abs(orders.quantity)
         share = np.divide(size, adv, out=np.full(size.shape, np.inf), where=adv > 0)
         return np.where(share < self.market_below, 0, np.where(share >= self.pov_above, 2, 1))

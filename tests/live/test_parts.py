@@ -240,3 +240,53 @@ def test_kill_switch_command(tmp_path, capsys):
     assert "ENGAGED" in capsys.readouterr().out
     main(["off", *state])
     assert "released" in capsys.readouterr().out and not (tmp_path / "KILL").exists()
+
+
+# ------------------------------------------------------------ exchange calendars (issue 18.7)
+
+def _schedule(calendar, at="15:50"):
+    from types import SimpleNamespace
+
+    from pipeline.live.schedule import Schedule
+
+    s = Schedule.__new__(Schedule)
+    s.mode = SimpleNamespace(every_seconds=None, tz="America/New_York", at=at)
+    s.stages = SimpleNamespace(data=SimpleNamespace(calendar=calendar))
+    return s
+
+
+def _local(epoch: float) -> str:
+    return pd.Timestamp(epoch, unit="s", tz="UTC").tz_convert("America/New_York").strftime("%a %m-%d %H:%M")
+
+
+def test_18_7_paper_ticks_skip_holidays_and_know_half_days():
+    thanksgiving = pd.Timestamp("2024-11-28 20:00", tz="America/New_York").timestamp()
+    last, nxt = _schedule("XNYS")._scheduled(thanksgiving)
+    # before: a tick on Thanksgiving at 15:50 and one at 15:50 on the half day, after its 13:00 close
+    assert (_local(last), _local(nxt)) == ("Wed 11-27 15:50", "Fri 11-29 12:50")
+    last, nxt = _schedule(None)._scheduled(thanksgiving)  # no calendar: weekdays, as before
+    assert (_local(last), _local(nxt)) == ("Thu 11-28 15:50", "Fri 11-29 15:50")
+    _, nxt = _schedule("XNYS", at="09:35")._scheduled(thanksgiving)
+    assert _local(nxt) == "Fri 11-29 09:35"  # before the early close: unchanged
+
+
+def test_18_7_calendar_rules_look_to_the_next_session():
+    index = pd.DatetimeIndex(pd.bdate_range("2025-04-07", "2025-04-17") + pd.Timedelta(hours=16),
+                             tz="America/New_York")
+    week_before = pd.Timestamp("2025-04-11 16:00", tz="America/New_York")
+    # Good Friday 2025-04-18 is no NYSE session: Thursday's close ends the week
+    assert decision_due(index, "weekly", week_before, "XNYS")[0]
+    assert not decision_due(index, "weekly", week_before)[0]
+
+
+def test_18_7_live_bins_end_at_the_real_close_on_a_half_day():
+    from pipeline.core.calendars import bins_to_close
+
+    half_day = pd.Timestamp("2024-11-29 12:00", tz="America/New_York").timestamp()
+    assert bins_to_close("XNYS", half_day, 1800.0, 13) == pytest.approx(3600.0 / 13)
+    regular = pd.Timestamp("2024-11-27 09:35", tz="America/New_York").timestamp()
+    assert bins_to_close("XNYS", regular, 1800.0, 13) == pytest.approx((6 * 3600 + 25 * 60) / 13)
+    assert bins_to_close("XNYS", regular, 60.0, 13) == 60.0  # ends well before the close
+    assert bins_to_close(None, half_day, 1800.0, 13) == 1800.0
+    holiday = pd.Timestamp("2024-11-28 12:00", tz="America/New_York").timestamp()
+    assert bins_to_close("XNYS", holiday, 1800.0, 13) == 1800.0

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.report.analytics import bars_per_year
 from pipeline.results import metrics
 
 # five daily returns, worked by hand below
@@ -84,3 +85,15 @@ def test_13_14_turnover_is_the_mean_per_rebalance_share_of_equity_annualised():
     assert metrics.turnover(per, index) == pytest.approx(0.9, abs=1e-12)
     # the old figure, a year's notional over the mean equity, said 0.8x on this growing book
     assert 240 / 2 / np.mean([100.0, 150.0, 200.0]) == pytest.approx(0.8)
+
+
+def test_19_1_annualisation_counts_sessions_not_bars():
+    # a record that starts at a session's last minute, with a half day in it: 252 sessions of
+    # 390 minutes (before: 252 x bars / dates, here 252 x 1381 / 5 = 69,601)
+    days = (("2024-11-27", "16:00"), ("2024-11-29", "13:00"), ("2024-12-02", "16:00"),
+            ("2024-12-03", "16:00"), ("2024-12-04", "16:00"))
+    minutes = pd.DatetimeIndex(np.concatenate([
+        pd.date_range(f"{d} 09:31", f"{d} {c}", freq="1min", tz="America/New_York").as_unit("ns").asi8
+        for d, c in days]), tz="UTC").tz_convert("America/New_York")[389:]
+    assert metrics.periods_per_year(minutes) == 252 * 390
+    assert bars_per_year(minutes.asi8) == 252 * 390

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -460,7 +461,8 @@ def test_13_2_pandas_warnings_never_reach_the_user(tmp_path):
     date = pd.Timestamp("2000-01-03") + pd.to_timedelta(i % days, unit="D")
     big = pd.DataFrame({"date": date.strftime("%Y-%m-%d"), "symbol": np.repeat(names, days),
                         "close": 1.0 + i % 7})
-    d = load(write(tmp_path, big, "big.csv"))
+    # calendar days, weekends too: no exchange calendar, whose warning would be the loader's own
+    d = load(write(tmp_path, big, "big.csv"), calendar=None)
     assert d.symbols == tuple(names) and d.n_bars == days
 
 
@@ -531,3 +533,54 @@ def test_13_1_run_py_trades_one_symbol_from_a_single_ticker_download(tmp_path, s
         assert "one symbol's bars (AAPL)" in note and "adjusted" in note and "'Adj Close'" in note
     else:
         assert "two header rows (1 symbol)" in note and "'Close' column as they are" in note
+
+
+# ---------------------------------------------------------------- sessions (issues 18.7, 19.1)
+
+def sessions_frame(days) -> pd.DataFrame:
+    return pd.DataFrame({"date": list(days), "AAA": np.linspace(10.0, 11.0, len(days))})
+
+
+def test_18_7_missing_sessions_of_the_exchange_are_reported(tmp_path):
+    # 2024-07-03 is missing; 2024-07-04 (Independence Day) is no NYSE session
+    path = write(tmp_path, sessions_frame(["2024-07-01", "2024-07-02", "2024-07-04", "2024-07-05"]))
+    with pytest.warns(UserWarning, match=r"1 XNYS session\(s\) have no bar \(2024-07-03\); "
+                                         r"1 date\(s\) are no XNYS session \(2024-07-04\)"):
+        d = load(path)
+    assert any("2024-07-03" in n for n in d.notes) and d.n_bars == 4  # the bars are left as they are
+    msg = error(path, missing_sessions="error")
+    assert "XNYS session(s) have no bar (2024-07-03)" in msg and "data.missing_sessions=warn" in msg
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load(path, missing_sessions="ignore").notes) == 1
+        assert len(load(path, calendar=None).notes) == 1
+        load(write(tmp_path, sessions_frame(["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05"]),
+                   "full.csv"))  # a full calendar: nothing to say
+
+
+def test_18_7_another_exchanges_calendar(tmp_path):
+    # 2024-08-26 is a UK bank holiday (XLON closed), an NYSE session
+    path = write(tmp_path, sessions_frame(["2024-08-23", "2024-08-26", "2024-08-27"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(path)
+    with pytest.warns(UserWarning, match=r"no XLON session \(2024-08-26\)"):
+        load(path, calendar="XLON", tz="Europe/London")
+    with pytest.raises(ConfigError, match="calendar 'NOPE' is not an exchange calendar"):
+        load(path, calendar="NOPE")
+
+
+def minute_file(tmp_path) -> str:
+    times = pd.date_range("2024-07-01 09:31", "2024-07-01 16:00", freq="1min")
+    frame = pd.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M:%S"), "AAA": np.linspace(10, 11, len(times))})
+    return write(tmp_path, frame, "minutes.csv")
+
+
+def test_19_1_csv_declares_its_bar_size(tmp_path):
+    path = minute_file(tmp_path)
+    d = load(path)
+    assert d.intraday and d.bar_length == pd.Timedelta(minutes=1) and d.bar_size is None
+    assert load(path, bar_size="1min").bar_size == pd.Timedelta(minutes=1)
+    assert "data.bar_size=5min but its bars are 1min apart" in error(path, bar_size="5min")
+    with pytest.raises(ConfigError, match="data.bar_size='often' is not a bar size"):
+        load(path, bar_size="often")
