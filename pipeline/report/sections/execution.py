@@ -12,6 +12,7 @@ from pipeline.report.charts import PALETTE, scatter_chart
 from pipeline.report.format import esc, finite, money, num, pct
 from pipeline.report.page import html_table
 from pipeline.report.sections import Run
+from pipeline.report.sections import exits as exit_section
 
 TITLE = "Execution quality"
 MAX_SCATTER = 2000         # points in the execution scatter
@@ -21,7 +22,8 @@ def body(run: Run) -> str | None:
     ex = run.frames.get("execution")
     if ex is None:
         return None
-    return _execution(ex, run.metrics.get("execution", {}))
+    # the exits' table joins execution (a run without exit rules has none)
+    return _execution(ex, run.metrics.get("execution", {})) + (exit_section.body(run) or "")
 
 
 def _execution(ex: pd.DataFrame, agg: dict[str, Any]) -> str:
