@@ -10,8 +10,10 @@ rules:
   the fills' prices before spread, impact and commission; a rebalance that adds to it moves
   the average (and the levels with it), one that reduces it does not; the best price since
   entry (for trailing stops) and the bars held carry across decisions.
-* **When**: from the entry's session on (its bar's range after the auction at the open; on
-  close-only data the session's close is the fill, so nothing can trigger there).
+* **When**: every bar from the entry's session on, after the session's rebalance: with open
+  prices the auction fills at the open and the exits work in the rest of the bar; on close-only
+  data the auction fills at the close and the exits check that same close (a new position
+  cannot trigger there; one the rebalance kept can).
 * **How much**: a rule on every sleeve closes the whole position; a rule on named
   ``sleeves`` closes those sleeves' share of the symbol's target weight at the last traded
   decision, times the position then (the rest stays, and that rule rests until the next
@@ -204,9 +206,9 @@ class ExitBook:
                 i = int(np.flatnonzero(wrong)[0])
                 where = ("below" if (side[i] > 0) == below else "above")
                 raise OrderError(
-                    f"exits.{self.names[r]}: {lv.type.value} {f} {value[i]!r} for "
-                    f"{self.symbols[cols[i]]} must be a positive price {where} the "
-                    f"{'long' if side[i] > 0 else 'short'}'s entry {entry[i]:.6g}; check the "
+                    f"exits.{self.names[r]}: the {lv.type.value} order's {f} price "
+                    f"{float(value[i]):.6g} for {self.symbols[cols[i]]} must be positive and {where} "
+                    f"the {'long' if side[i] > 0 else 'short'}'s entry {entry[i]:.6g}; check the "
                     f"rule's distance")
 
     # ----------------------------------------------------------------------- between decisions
