@@ -23,7 +23,9 @@ def body(run: Run) -> str | None:
     if ex is None:
         return None
     # the exits' table joins execution (a run without exit rules has none)
-    return _execution(ex, run.metrics.get("execution", {})) + (exit_section.body(run) or "")
+    exits = exit_section.body(run)
+    return _execution(ex, run.metrics.get("execution", {})) + (
+        "" if exits is None else f"<h3>{esc(exit_section.TITLE)}</h3>{exits}")
 
 
 def _execution(ex: pd.DataFrame, agg: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from pipeline.report.format import esc, money, num, pct
 from pipeline.report.page import html_table
 from pipeline.report.sections import Run
 
-TITLE = "Exits"
+TITLE = "Exits between decisions"
 LATEST = 20   # exit orders listed
 
 
