@@ -43,6 +43,9 @@ from pipeline.core.orders import OrderError, OrderTerms, OrderType, TimeInForce
 
 REENTRY = "reentry"  # the reason of a cooldown's buy-back
 _LEVEL_FIELDS = ("stop", "limit", "trail_amount", "trail_percent", "after")
+_FIELDS_OF = {OrderType.STOP: ("stop",), OrderType.LIMIT: ("limit",),
+              OrderType.TRAILING_STOP: ("trail_amount", "trail_percent"),
+              OrderType.MARKET_ON_CLOSE: ("after",)}
 
 
 @dataclasses.dataclass
@@ -161,22 +164,20 @@ class ExitBook:
         self.base[:] = after
         self.qty[:] = after
         self.resting[:] = False
-        moved = np.flatnonzero(after != before)
-        if moved.size == 0:
+        side = np.sign(after)
+        fresh = (side != 0) & (side != np.sign(before))        # from flat, or a flip
+        added = (after * before > 0) & (np.abs(after) > np.abs(before))
+        new = fresh | added
+        if not new.any():
+            self.side[:] = side
             return
-        b, a, p = before[moved], after[moved], price[moved]
-        fresh = (a != 0) & (np.sign(a) != np.sign(b))          # from flat, or a flip
-        added = (a != 0) & (np.sign(a) == np.sign(b)) & (np.abs(a) > np.abs(b))
-        closed = a == 0
-        cols = moved[fresh]
-        self.entry[cols] = p[fresh]
-        self.extreme[cols] = p[fresh]
-        self.held[cols] = 0
-        more = moved[added]
-        self.entry[more] = (b[added] * self.entry[more] + (a[added] - b[added]) * p[added]) / a[added]
-        self.side[moved] = np.sign(a)
-        self.side[moved[closed]] = 0.0
-        self._set_levels(np.concatenate([cols, more]), t)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            average = (before * self.entry + (after - before) * price) / after
+        self.entry = np.where(fresh, price, np.where(added, average, self.entry))
+        self.extreme = np.where(fresh, price, self.extreme)
+        self.held[fresh] = 0
+        self.side[:] = side
+        self._set_levels(np.flatnonzero(new), t)
 
     def _set_levels(self, cols: np.ndarray, t: int) -> None:
         if cols.size == 0:
@@ -248,6 +249,13 @@ class ExitBook:
 
     def _walk(self, lo: int, hi: int, cols: np.ndarray) -> None:
         path = slice(lo, hi + 1)
+        may, best = self._may_fire(path, cols)
+        calm = cols[~may]  # no level within the block's range: only the best price and age move
+        self.extreme[calm] = best[~may]
+        self.held[calm] += hi + 1 - lo
+        cols = cols[may]
+        if cols.size == 0:
+            return
         levels, index = self._levels_for(cols)
         side = self.side[cols]
         hits = first_exit(self.o[path, cols], self.h[path, cols], self.lo[path, cols],
@@ -282,6 +290,36 @@ class ExitBook:
                 if bar < hi:
                     self._walk(bar + 1, hi, np.array([col]))
 
+    def _may_fire(self, path: slice, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which positions some rule could fill in the bars of ``path`` (a necessary condition
+        from the block's extremes: most intervals touch no level, and skip ``first_exit``), and
+        each position's best price since entry at the block's end."""
+        low = np.fmin.reduce(self.lo[path, cols], axis=0)
+        high = np.fmax.reduce(self.h[path, cols], axis=0)
+        if not self.close_only:  # an open outside the bar's range still counts
+            opens = self.o[path, cols]
+            low, high = np.fmin(low, np.fmin.reduce(opens, axis=0)), np.fmax(high, np.fmax.reduce(opens, axis=0))
+        long = self.side[cols] > 0
+        worst, good = np.where(long, low, high), np.where(long, high, low)
+        extreme = self.extreme[cols]
+        best = np.where(long, np.fmax(extreme, high), np.fmin(extreme, low))
+        may = np.zeros(cols.size, dtype=bool)
+        bars = path.stop - path.start
+        for r, kind in enumerate(self.types):
+            lv = self.levels[r]
+            if kind is OrderType.STOP or kind is OrderType.TRAILING_STOP:
+                level = (lv["stop"][cols] if kind is OrderType.STOP else
+                         ExitLevels(rule="", type=kind, trail_amount=lv["trail_amount"][cols],
+                                    trail_percent=lv["trail_percent"][cols]).trigger(self.side[cols], best))
+                may |= np.where(long, worst <= level, worst >= level)
+            elif kind is OrderType.LIMIT:
+                level = lv["limit"][cols]
+                may |= np.where(long, good >= level, good <= level)
+            elif kind is OrderType.MARKET_ON_CLOSE:
+                after = lv["after"][cols]
+                may |= (after >= 1) & (self.held[cols] + bars >= after)
+        return may, best
+
     def _levels_for(self, cols: np.ndarray) -> tuple[list[ExitLevels], list[int]]:
         levels, index = [], []
         for r, kind in enumerate(self.types):
@@ -293,10 +331,10 @@ class ExitBook:
                 live &= self.shares[r][self.k, cols] > 0
             if not live.any():
                 continue
-            fields = {f: np.where(live, lv[f][cols], -1 if f == "after" else np.nan)
-                      for f in _LEVEL_FIELDS}
-            levels.append(ExitLevels(rule=self.names[r], type=kind,
-                                     **{f: v for f, v in fields.items()}))
+            every = live.all()
+            fields = {f: lv[f][cols] if every else np.where(live, lv[f][cols], -1 if f == "after" else np.nan)
+                      for f in _FIELDS_OF[kind]}
+            levels.append(ExitLevels(rule=self.names[r], type=kind, **fields))
             index.append(r)
         return levels, index
 

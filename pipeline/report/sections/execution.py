@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.report import exits as exit_section
 from pipeline.report.charts import PALETTE, scatter_chart
 from pipeline.report.format import esc, finite, money, num, pct
 from pipeline.report.page import html_table
 from pipeline.report.sections import Run
-from pipeline.report.sections import exits as exit_section
 
 TITLE = "Execution quality"
 MAX_SCATTER = 2000         # points in the execution scatter

@@ -1,6 +1,7 @@
-"""Exits between decisions: per rule how many fired, their average return and P&L, the P&L
-of exits against rebalances, and the latest exit orders with their type, trigger and reason.
-Nothing for a run without exit rules (``metrics.json`` has no ``exits``)."""
+"""Exits between decisions, as the execution section shows them: per rule how many fired, their
+average return and P&L, the P&L of exits against rebalances, and the latest exit orders with
+their type, trigger and reason. Nothing for a run without exit rules (``metrics.json`` has no
+``exits``)."""
 
 from __future__ import annotations
 
