@@ -123,18 +123,22 @@ def _with_ohlc(sp500):
     return dataclasses.replace(sp500, open=opens, high=high, low=low, volume=volume)
 
 
-@pytest.mark.parametrize("ohlc", [False, True])
-def test_16_2_both_walks_agree_with_exits(sp500, ohlc):
+@pytest.mark.parametrize("ohlc, long_short", [(False, False), (True, False), (True, True)])
+def test_16_2_both_walks_agree_with_exits(sp500, ohlc, long_short):
     data = _with_ohlc(sp500) if ohlc else sp500
     at = decision_bars(data.index, "monthly")
 
     def go(algo):
         rules = {"stop_loss": StopLoss(pct=0.07), "trailing_stop": TrailingStop(atr=3.0),
                  "take_profit": TakeProfit(pct=0.15)}
-        return backtest(data, Momentum(lookback=126, top_k=5), EqualWeight(), [], algo, SimBroker(),
-                        at, CAPITAL, exits=rules)
+        return backtest(data, Momentum(lookback=126, top_k=5, long_short=long_short), EqualWeight(), [],
+                        algo, SimBroker(), at, CAPITAL, exits=rules)
     lean, slow = go(Market()), go(_MarketBySession())
     assert lean.exits.bar.size > 100
+    if long_short:  # shorts are covered by buys, above their entry for a stop
+        covers = (lean.exits.side < 0) & (lean.exits.rule == 0)
+        assert covers.sum() > 10 and (lean.exits.quantity[covers] > 0).all()
+        assert (lean.exits.trigger[covers] > lean.exits.entry[covers]).all()
     np.testing.assert_array_equal(lean.exits.bar, slow.exits.bar)
     np.testing.assert_array_equal(lean.exits.rule, slow.exits.rule)
     np.testing.assert_allclose(lean.exits.price, slow.exits.price, rtol=1e-12)
