@@ -304,6 +304,12 @@ COMMANDS: dict[str, Run | Mapped] = {
     "python benchmarks/bench_strategies.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_sweep.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_report.py": Run(report_speed, gate=BENCH),
+    "python benchmarks/bench_exits.py": Run(benchmark_table, ("python benchmarks/bench_exits.py --repeat 1",),
+                                            gate=BENCH),
+    "python run.py 'exits=[stop_loss,take_profit]' exits.stop_loss.pct=0.08": Mapped(
+        "tests/pipeline/results/test_exits.py::test_16_3_order_type_trigger_and_reason_in_every_table",
+        "in-process runs with a list of exit rules and exits.stop_loss.pct set, on data.start=2012-01-01 "
+        "and on data=stocks"),
 }
 
 

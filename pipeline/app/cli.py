@@ -185,12 +185,14 @@ GROUPS = {
             "(null turns one off)",
     "execution": "how a parent order becomes child orders over the next session's intraday bins",
     "broker": "who fills the orders and what it costs",
+    "exits": "exit rules checked every bar between decisions; keyed by name, a list runs several "
+             "(exits=[stop_loss,take_profit] exits.stop_loss.pct=0.08)",
     "mode": "backtest, paper or live",
     "experiment": "presets that set several groups at once",
     "hparams_search": "an Optuna search over parameters (a multirun)",
     "walkforward": "a walk-forward test: choose parameters on each training window, test on the next",
 }
-ORDER = ("data", "strategy", "allocation", "portfolio", "risk", "execution", "broker", "mode")
+ORDER = ("data", "strategy", "allocation", "portfolio", "risk", "execution", "broker", "exits", "mode")
 
 
 def _comment(path: Any, limit: int = 88) -> str:
@@ -290,7 +292,7 @@ def help_text(choices: Any = None) -> str:
                     node = yaml.safe_load(files[name].read_text()) or {}
                 except yaml.YAMLError:
                     node = {}
-                if group == "strategy" and isinstance(node, dict) and len(node) == 1:
+                if group in ("strategy", "exits") and isinstance(node, dict) and len(node) == 1:
                     node = next(iter(node.values()))
                 params = [] if group == "portfolio" else _params(node)
             else:  # a registered plugin without a YAML file: its class's parameters and defaults

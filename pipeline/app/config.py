@@ -91,6 +91,10 @@ class ReportConfig:
     sections: Optional[List[str]] = None
 
 
+# groups whose options are keyed by name, so that a list composes several (strategy, exits)
+KEYED = ("strategy", "exits")
+
+
 def risk_schema() -> type:
     names = list(registry.registered()["risk"])
     return dataclasses.make_dataclass("RiskConfig", [(n, Any, dataclasses.field(default=None))
@@ -108,6 +112,7 @@ def run_schema() -> type:
         ("risk", risk, dataclasses.field(default_factory=risk)),
         ("execution", Any, dataclasses.field(default="???")),
         ("broker", Any, dataclasses.field(default="???")),
+        ("exits", Any, dataclasses.field(default=None)),
         ("schedule", ScheduleConfig, dataclasses.field(default_factory=ScheduleConfig)),
         ("mode", ModeConfig, dataclasses.field(default_factory=ModeConfig)),
         ("seed", int, dataclasses.field(default=7)),
@@ -141,4 +146,4 @@ def register() -> None:
             if stage != "risk" and name not in files:
                 # every parameter with its default, so stage.name.param=... works as for YAML
                 node = OmegaConf.structured(schema_for(cls))
-                cs.store(group=stage, name=name, node={name: node} if stage == "strategy" else node)
+                cs.store(group=stage, name=name, node={name: node} if stage in KEYED else node)

@@ -23,7 +23,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.params import suggest
 
 GROUP = "robo_trader.plugins"
-STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker")
+STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker", "exits")
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.app import registry
 from pipeline.backtest.engine import backtest
+from pipeline.backtest.exits import check_sleeves
 from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
-                                Strategy)
+                                ExitRule, Strategy)
 from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.params import build
 from pipeline.core.schedule import decision_bars
@@ -40,6 +41,7 @@ class Stages:
     constraints: list[tuple[str, Constraint]]
     algo: ExecutionAlgo
     broker: Broker
+    exits: dict[str, ExitRule] = dataclasses.field(default_factory=dict)  # name -> rule; {}: none
 
 
 def build_stages(cfg: DictConfig) -> Stages:
@@ -55,6 +57,7 @@ def build_stages(cfg: DictConfig) -> Stages:
         raise ConfigError(f"strategy: {len(strategies)} sleeves ({', '.join(strategies)}) need "
                           f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
     report_sections.chosen((cfg.get("report") or {}).get("sections"))  # a misspelt section fails now, not after the run
+    exits = build_exits(cfg.get("exits"), list(strategies), seed)
     return Stages(
         data=build(cfg.data, "data", DataSource, seed=seed),
         strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
@@ -65,7 +68,21 @@ def build_stages(cfg: DictConfig) -> Stages:
         constraints=build_risk(cfg.risk),
         algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
         broker=build(cfg.broker, "broker", Broker, seed=seed),
+        exits=exits,
     )
+
+
+def build_exits(node: Any, sleeves: list[str], seed: int) -> dict[str, ExitRule]:
+    """The exit rules keyed by name (``exits=[stop_loss,take_profit]``), checked against the
+    sleeves that run, before any data is read."""
+    if not node:
+        return {}
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"exits={node!r}: expected exit rules keyed by name "
+                          f"(exits=stop_loss or exits=[stop_loss,take_profit])")
+    rules = {name: build(rule, f"exits.{name}", ExitRule, seed=seed) for name, rule in node.items()}
+    check_sleeves(rules, sleeves)
+    return rules
 
 
 def _capped(portfolio: Allocator, caps: Any) -> Allocator:
@@ -181,7 +198,7 @@ def run_walkforward(cfg: DictConfig) -> dict[str, Any]:
             ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
                               stages.broker, decision_bars(data.index, variant.schedule.rebalance),
                               float(variant.capital), drift=variant.schedule.drift,
-                              portfolio=stages.portfolio)
+                              portfolio=stages.portfolio, exits=stages.exits)
             r = np.zeros(data.n_bars)
             r[ledger.start + 1:] = ledger.equity[1:] / ledger.equity[:-1] - 1.0
             columns.append(r)
@@ -222,7 +239,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         bar = console.Progress("backtest", enabled=bool(cfg.progress))
         ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
                           stages.broker, decisions, float(cfg.capital), drift=drift,
-                          progress=bar.update, portfolio=stages.portfolio)
+                          progress=bar.update, portfolio=stages.portfolio, exits=stages.exits)
         bar.close()
         elapsed = time.perf_counter() - started
         metrics = recorder.record(ledger, out, cfg, stages)

@@ -31,9 +31,10 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from pipeline.backtest.exits import ExitBook, ExitTrades
 from pipeline.core.contracts import (AUCTION, Allocator, AuctionCosts, Broker, Constraint,
-                                ExecutionAlgo, Fills, Financing, Orders, RiskContext, Session,
-                                Strategy)
+                                ExecutionAlgo, ExitRule, Fills, Financing, Orders, RiskContext,
+                                Session, Strategy)
 from pipeline.core.errors import DataError
 from pipeline.core.market import MarketData, forward_filled, session_ends
 from pipeline.decision.step import MIN_ORDER_FRACTION, Step, check_children, risk
@@ -60,6 +61,7 @@ class Ledger:
     capital: float
     financing: dict[str, np.ndarray]  # kind -> cost per bar from ``start`` (- : interest earned)
     days: np.ndarray                # calendar days each bar accrued financing for (0 at ``start``)
+    exits: Optional[ExitTrades] = None  # what the exit rules filled between decisions (None: no rules)
 
 
 def backtest(
@@ -74,6 +76,7 @@ def backtest(
     drift: Optional[float] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     portfolio: Optional[Allocator] = None,
+    exits: Optional[Mapping[str, ExitRule]] = None,
 ) -> Ledger:
     close = data.close
     n_bars, n_sym = close.shape
@@ -107,12 +110,17 @@ def backtest(
     fill_price = np.where(usable, session_ref, mark[at])
     fill_shares = np.where(fill_price > 0, 1.0 / np.where(fill_price > 0, fill_price, 1.0), 0.0)
     costs = broker.auction()
-    if costs is not None and algo.whole_in_auction:
+    # exits=none takes exactly the path it always took; a cooldown's re-entries hold symbols
+    # out of decisions, which only the general walk can do
+    book = ExitBook(exits, data, plan, at, costs, reference) if exits else None
+    if costs is not None and algo.whole_in_auction and (book is None or not book.cools):
         walk = _walk_auction(at, weights, mark, per_share, fill_price, fill_shares, reference, capital,
-                             step, costs, peak, financing, progress)
+                             step, costs, peak, financing, progress, book)
     else:
         walk = _walk_sessions(data, at, weights, mark, fill_price, fill_shares, reference,
-                              capital, step, algo, broker, costs, peak, financing, progress)
+                              capital, step, algo, broker, costs, peak, financing, progress, book)
+    if book is not None:
+        book.apply(walk.d_pos, walk.d_cash)
     if progress is not None:
         progress(at.size, at.size)
 
@@ -127,7 +135,8 @@ def backtest(
         binding=binding, capital=float(capital),
         financing=dict(zip(_Financing.KINDS, (np.zeros((3, n_bars)) if financing is None
                                                else financing.cost)[:, start:])),
-        days=np.zeros(n_bars - start) if financing is None else financing.days[start:])
+        days=np.zeros(n_bars - start) if financing is None else financing.days[start:],
+        exits=None if book is None else book.trades())
 
 
 @dataclasses.dataclass
@@ -210,7 +219,8 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
                    reference: np.ndarray, capital: float, step: Step,
                    algo: ExecutionAlgo, broker: Broker, costs: Optional[AuctionCosts],
                    peak: Optional[_Peak], financing: Optional[_Financing],
-                   progress: Optional[Callable[[int, int], None]]) -> _Walk:
+                   progress: Optional[Callable[[int, int], None]],
+                   exits: Optional[ExitBook] = None) -> _Walk:
     """Every session through the execution algorithm and the broker, as a live run would go."""
     close = data.close
     n_bars, n_sym = close.shape
@@ -230,6 +240,8 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
         for k in range(at.size):
             t = int(at[k])
             price = mark[t]
+            if exits is not None:
+                cash = exits.advance(t, pos, cash, financing, peak)
             if financing is not None:
                 cash = financing.accrue(t, pos, cash)
             equity = cash + float(pos @ price)
@@ -249,6 +261,8 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
 
             qty, sym = step.orders(target, pos, cash + float(pos @ fill_price[k]), fill_shares[k],
                                    price, equity, None if costs is None else cost)
+            if exits is not None:
+                sym = sym[~exits.blocked(t)[sym]]
             if sym.size == 0:
                 continue
             orders = Orders(symbol=sym, quantity=qty[sym], arrival=price[sym])
@@ -261,6 +275,11 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
             fills = broker.execute(orders, children, session)
             if fills.symbol.size:
                 moved = np.bincount(fills.symbol, weights=fills.quantity, minlength=n_sym)
+                if exits is not None:  # entry prices before costs: q p = q r + spread + impact
+                    value = np.bincount(fills.symbol, minlength=n_sym, weights=fills.quantity * fills.price
+                                        - fills.spread_cost - fills.impact_cost)
+                    exits.entered(k, t, pos.copy(), pos + moved,
+                                  np.where(moved != 0, value / np.where(moved != 0, moved, 1.0), np.nan))
                 pos += moved
                 flow = float(fills.quantity @ fills.price) + float(fills.commission.sum())
                 cash -= flow
@@ -279,6 +298,8 @@ def _walk_sessions(data: MarketData, at: np.ndarray, weights: np.ndarray, mark: 
             traded_weights.append(target)
             if progress is not None and k % 64 == 0:
                 progress(k, at.size)
+    if exits is not None:
+        cash = exits.advance(n_bars - 1, pos, cash, financing, peak)
     if financing is not None:
         financing.accrue(n_bars - 1, pos, cash)
         d_cash -= financing.cost.sum(axis=0)
@@ -300,7 +321,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
                   fill_price: np.ndarray, fill_shares: np.ndarray, reference: np.ndarray,
                   capital: float, step: Step, costs: AuctionCosts,
                   peak: Optional[_Peak], financing: Optional[_Financing],
-                  progress: Optional[Callable[[int, int], None]]) -> _Walk:
+                  progress: Optional[Callable[[int, int], None]],
+                  exits: Optional[ExitBook] = None) -> _Walk:
     """Every order whole in the next session's auction, filled by the broker's ``AuctionCosts``.
 
     The same backtest as ``_walk_sessions`` with an algorithm that is ``whole_in_auction``
@@ -414,6 +436,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
 
     for k in range(total):
         t = at_bars[k]
+        if exits is not None:
+            cash = exits.advance(t, pos, cash, financing, peak)
         if financing is not None:
             cash = financing.accrue(t, pos, cash, short)
         held, at_fill = price_rows[k].dot(pos).tolist()  # the book at the marks, at the fill prices
@@ -447,6 +471,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
         placed_rows[k][:] = q
         filled = q if every_fills[k] else q * ok[k]  # what cannot fill stays in ``placed``, unfilled
         flow = float(filled.dot(r_rows[k])) + spent if costly else float(filled.dot(r_rows[k]))
+        if exits is not None:
+            exits.entered(k, t, pos.copy(), pos + filled, r_rows[k])
         pos += filled
         cash -= flow
         flows[k] = flow
@@ -454,6 +480,8 @@ def _walk_auction(at: np.ndarray, weights: np.ndarray, mark: np.ndarray, per_sha
             short = float(pos.min()) < 0.0
         if progress is not None and k % 64 == 0:
             progress(k, total)
+    if exits is not None:
+        cash = exits.advance(n_bars - 1, pos, cash, financing, peak)
     if financing is not None:
         financing.accrue(n_bars - 1, pos, cash)
     if not np.isfinite(placed).all():

@@ -19,7 +19,7 @@ import types
 import typing
 from typing import Any, ClassVar, Optional
 
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, UserError
 
 
 class Component:
@@ -234,6 +234,8 @@ def build(node: Any, path: str, expected: type | None = None, **extra: Any) -> A
         return instantiate(merged, _convert_="all", **kwargs)
     except Exception as exc:
         cause = exc.__cause__ or exc
+        if isinstance(cause, UserError):  # the component's own one-line error, as it wrote it
+            raise cause from None
         if isinstance(cause, (ValueError, TypeError)):
             raise ConfigError(f"{path}: {cause}") from None
         raise

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.results import exits as exit_results
 from pipeline.results import tca
 from pipeline.report import tearsheet as report
 from pipeline.report.benchmark import benchmark, benchmark_choice
@@ -77,9 +78,10 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "impact_cost": f["impact_cost"],
         "bin": f["bin"].astype(np.int64),
     })
-    return {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
-            "execution": tca.table(ledger), "attribution": attribution(ledger),
-            "sleeves": sleeves(ledger), "financing": financing_table(ledger)}
+    frames = {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
+              "execution": tca.table(ledger), "attribution": attribution(ledger),
+              "sleeves": sleeves(ledger), "financing": financing_table(ledger)}
+    return frames if ledger.exits is None else exit_results.extend(frames, ledger)
 
 
 def financing_table(ledger: Ledger) -> pd.DataFrame:
@@ -93,10 +95,16 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
     f = ledger.fills
     costs = {"commission": float(f["commission"].sum()), "spread": float(f["spread_cost"].sum()),
              "impact": float(f["impact_cost"].sum())}
+    n_trades = len(f["symbol"])
+    if ledger.exits is not None:  # the exits' fills cost as every fill does
+        x = ledger.exits
+        for key, paid in (("commission", x.commission), ("spread", x.spread_cost), ("impact", x.impact_cost)):
+            costs[key] += float(paid.sum())
+        n_trades += x.bar.size
     costs.update({kind: float(v.sum()) for kind, v in ledger.financing.items()})
     out = summarize(ledger.equity, ledger.data.index[ledger.start:], rebalance_turnover=rebalance_turnover(ledger),
                     gross_exposure=ledger.gross_exposure, costs=costs,
-                    n_trades=len(f["symbol"]), n_rebalances=len(ledger.decisions))
+                    n_trades=n_trades, n_rebalances=len(ledger.decisions))
     out["cost_financing"] = float(sum(ledger.financing[kind].sum() for kind in ledger.financing))
     out["risk_binding"] = dict(ledger.binding)
     # what the constraints left uninvested (1 - gross target weight) at the traded decisions,
@@ -105,6 +113,8 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
     out["cash_before_risk"] = _mean_or_nan(1.0 - np.abs(ledger.plan.weights[ledger.traded]).sum(axis=1))
     out["cash_after_risk"] = _mean_or_nan(1.0 - np.abs(ledger.weights).sum(axis=1))
     out["execution"] = tca.summary(tca.table(ledger))
+    if ledger.exits is not None:
+        out["exits"] = exit_results.metrics(ledger)
     return out
 
 
@@ -159,6 +169,8 @@ def assumptions(ledger: Ledger, stages: Any) -> list[str]:
                      "(pipeline/core/intraday.py)" + ("" if ledger.data.open is not None else
                      ", bridging the previous close to the close (the overnight gap falls "
                      "inside the session)"))
+    if ledger.exits is not None:
+        notes.append(exit_results.assumption(ledger))
     terms = stages.broker.financing()
     if terms is not None:
         fee = np.asarray(terms.borrow_fee)

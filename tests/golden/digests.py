@@ -61,6 +61,8 @@ VOLATILE = {"hydra.yaml", "run.log", "multirun.yaml"}  # Hydra's own, with paths
 ADDED = {"report": {"sections": ["metrics", "caveats", "equity", "drawdowns", "rolling", "monthly", "weights",
                                  "attribution", "costs", "execution", "config"]}}
 # the same keys as YAML writes them inside their node (Hydra's config.yaml, report.html's config)
+# top-level keys added since, at the value that keeps the behaviour recorded (issue 16: exits=none)
+ADDED_TOP = {"exits": {}}
 ADDED_YAML = ["".join(f"\n  {key}:" + "".join(f"\n  - {v}" for v in value) for key, value in node.items())
               for node in ADDED.values()]
 
@@ -82,6 +84,9 @@ def _digest(path: Path, out: Path) -> str:
     if path.name == "provenance.json":
         prov = json.loads(data)
         prov.pop("code_version", None)
+        for name, value in ADDED_TOP.items():
+            if prov.get("config", {}).get(name, None) == value:
+                prov["config"].pop(name)
         for name, node in ADDED.items():
             mine = prov.get("config", {}).get(name, {})
             for key, value in node.items():
@@ -96,6 +101,8 @@ def _digest(path: Path, out: Path) -> str:
             text = text.replace(old, new)
         for block in ADDED_YAML:
             text = text.replace(block, "")
+        for name, value in ADDED_TOP.items():  # as YAML writes them: one line at the top level
+            text = text.replace(f"\n{name}: {json.dumps(value)}\n", "\n")
         data = text.encode()
     return hashlib.sha256(data).hexdigest()
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.report import exits as exit_section
 from pipeline.report.charts import PALETTE, scatter_chart
 from pipeline.report.format import esc, finite, money, num, pct
 from pipeline.report.page import html_table
@@ -21,7 +22,10 @@ def body(run: Run) -> str | None:
     ex = run.frames.get("execution")
     if ex is None:
         return None
-    return _execution(ex, run.metrics.get("execution", {}))
+    # the exits' table joins execution (a run without exit rules has none)
+    exits = exit_section.body(run)
+    return _execution(ex, run.metrics.get("execution", {})) + (
+        "" if exits is None else f"<h3>{esc(exit_section.TITLE)}</h3>{exits}")
 
 
 def _execution(ex: pd.DataFrame, agg: dict[str, Any]) -> str:
