@@ -93,6 +93,9 @@ class CSVData(DataSource):
     """
 
     rules = {"min_history": "[1, inf)"}
+    # a table in memory read instead of ``path`` (the Python API's ``data=``), as a Parquet
+    # file's table is read: every check and message the same, naming ``path`` as the source
+    frame: Optional[pd.DataFrame] = None
 
     def __init__(self, path: str, layout: Literal["auto", "long", "wide", "ohlcv"] = "auto",
                  symbol: Optional[str] = None, columns: Optional[dict[str, str]] = None,
@@ -124,7 +127,7 @@ class CSVData(DataSource):
             role = by_label.get(str(label).strip()) or ROLE_OF.get(_key(label))
             return None if role in declared and str(label).strip() not in by_label else role
 
-        src = _read(self.path, role_of)
+        src = _read(self.path, role_of, self.frame)
         cols = _columns(src, declared, role_of)
         layout = _layout(src, cols, self.layout)
         if self.symbol is not None and layout != "ohlcv":
@@ -212,15 +215,17 @@ def _declared(columns) -> dict[str, str]:
     return out
 
 
-def _read(path: str, role_of: Callable) -> _Source:
+def _read(path: str, role_of: Callable, frame: Optional[pd.DataFrame] = None) -> _Source:
     full = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(full):
+    if frame is None and not os.path.isfile(full):
         raise DataError(f"data.path={path!r}: no such file ({full}); check the path (relative "
                         f"paths start from {os.getcwd()})")
     lower = full.lower()
-    if lower.endswith((".parquet", ".pq")):
+    if frame is not None:  # an unnamed index of dates is the date column
+        table = frame.rename_axis(frame.index.name or "date") if frame.index.nlevels == 1 else frame
+    if frame is not None or lower.endswith((".parquet", ".pq")):
         try:
-            table = pd.read_parquet(full)
+            table = pd.read_parquet(full) if frame is None else table
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot be read as Parquet ({exc}); check the file") from None
         if not isinstance(table.index, pd.RangeIndex):
