@@ -205,3 +205,21 @@ def test_18_3_a_dataframe_runs_as_the_same_prices_from_a_csv_file(tmp_path):
     shifted = wide * 2  # a second frame in one process is read, not a cached copy of the first
     assert backtest(*args, data=shifted).equity.index.equals(from_frame.equity.index)
     assert backtest(*args, data=shifted).ledger.data.close[0, 0] == 2 * wide.iloc[0, 0]
+
+
+@pytest.mark.slow
+def test_18_3_the_readmes_python_example_runs(tmp_path, monkeypatch):
+    """README's ten lines, executed with ``closes`` a frame of prices; every backtest gets
+    data.start=2016-01-01 (the full history with VWAP slicing costs CI minutes, not truth)."""
+    import pipeline.app.api as api
+
+    block = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    short = lambda f: lambda *o, **k: f(*o, "data.start=2016-01-01", **k)  # noqa: E731
+    monkeypatch.setattr(api, "backtest", short(api.backtest))
+    monkeypatch.setattr(api, "sweep", short(api.sweep))
+    scope = {"closes": _prices(400)}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert (tmp_path / "runs" / "risk_parity" / "metrics.json").is_file()
+    assert scope["html"] == (tmp_path / "runs" / "risk_parity" / "report.html").read_text(encoding="utf-8")
+    assert scope["mine"].ledger.data.name == "DataFrame" and scope["mine"].metrics["n_trades"] > 0
+    assert list(scope["jobs"]["status"]) == ["completed"] * 4
