@@ -105,3 +105,13 @@ def test_18_4_pyfolios_full_tear_sheet_takes_our_returns_positions_and_transacti
                                        transactions=tables["transactions"], round_trips=False)
     finally:
         plt.close("all")
+
+
+def test_18_4_a_parquet_only_folder_rebuilds_the_same_report(result, tmp_path):
+    from pipeline.report.tearsheet import from_folder
+
+    out = backtest(*ARGS, "record.format=parquet").save(tmp_path / "parquet")
+    written = (out / "report.html").read_bytes()
+    (out / "report.html").unlink()
+    from_folder(out)
+    assert (out / "report.html").read_bytes() == written
