@@ -133,8 +133,7 @@ def backtest(*overrides: str, data: Optional[pd.DataFrame] = None) -> Result:
     if cfg.get("walkforward") is not None:
         raise ConfigError("walkforward: a walk-forward test runs from the command line: "
                           "robo-trader walkforward=<name> (or python run.py)")
-    if cfg.objective not in runner.OBJECTIVES:
-        raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(runner.OBJECTIVES)}")
+    runner.check_objective(cfg)
     with _user_errors():
         stages = runner.build_stages(cfg)
         if data is not None:

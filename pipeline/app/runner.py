@@ -146,10 +146,14 @@ def objective(cfg: DictConfig, metrics: dict[str, Any]) -> float:
     return float("nan") if value is None else float(value)
 
 
-def main(cfg: DictConfig) -> float:
-    """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
+def check_objective(cfg: DictConfig) -> None:
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
+
+
+def main(cfg: DictConfig) -> float:
+    """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
+    check_objective(cfg)
     mode = cfg.get("mode")
     if mode is not None and mode.name != "backtest":
         from pipeline.live.runner import run_live  # a backtest never loads live trading (0.16 s)
