@@ -1,16 +1,10 @@
 """robo-trader: ``python run.py [group=option ...] [key=value ...]`` (Hydra command line)."""
 
-import os
+from pipeline.app.cli import guarded, one_blas_thread, report_user_errors  # loads no numpy
 
-# The allocators solve many small problems; BLAS threads only contend with each other and with
-# the other jobs of a sweep (200-asset risk parity: 1.1 ms per decision on one thread, 50 ms on
-# two busy ones). Set before numpy loads; an explicit setting in the environment wins.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+one_blas_thread()
 
 import hydra  # noqa: E402
-
-from pipeline.app.cli import guarded, report_user_errors  # noqa: E402
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

@@ -43,6 +43,7 @@ FAKE_GATEWAY = "plugins.broker.ib.fake_gateway"
 LAZY_ALLOWED: dict[tuple[str, str], str] = {
     ("run", "pipeline.app.runner"): "run.py --help and Hydra's own options answer before "
                                     "pandas, scipy and every stage are loaded",
+    ("pipeline.app.cli", "pipeline.app.runner"): "robo-trader is run.py: its --help answers as fast (issue 18.1)",
     ("pipeline.app.runner", "pipeline.live.runner"): "a backtest, the default task, never loads live "
                                                      "trading (its import takes about 0.16 s of every run.py)",
 }

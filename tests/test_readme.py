@@ -286,6 +286,14 @@ COMMANDS: dict[str, Run | Mapped] = {
         "python -m pipeline.live.killswitch on", "python -m pipeline.live.killswitch status",
         "python -m pipeline.live.killswitch off")),
     "python run.py --help": Run(help_lists_groups),
+    "pip install .": Mapped("tests/test_install.py::test_18_2_robo_trader_backtests_from_any_folder",
+                            "the wheel pip builds from a copy of the tree, installed with --no-deps into a fresh "
+                            "venv outside the checkout (its dependencies from this Python's site-packages)"),
+    "robo-trader allocation=risk_parity": Mapped(
+        "tests/test_install.py::test_18_2_robo_trader_backtests_from_any_folder",
+        "the installed script, from a folder outside the checkout, with data.start=2018-01-01"),
+    "robo-trader plugins": Mapped("tests/test_install.py::test_18_2_subcommands_and_help_read_the_installed_configs",
+                                  "the installed script, from a folder outside the checkout"),
     "python -m pipeline.dashboard replay outputs/<date>/<time> --token secret": Mapped(
         "tests/report/test_dashboard.py::test_replay_command_line",
         "a finished run folder; --port 0 --speed 0 --wait 0 --exit-when-done so that it stops"),

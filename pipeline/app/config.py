@@ -95,6 +95,12 @@ class ReportConfig:
 KEYED = ("strategy", "exits")
 
 
+@dataclasses.dataclass
+class RecordConfig:
+    """How the run folder's tables are written (pipeline/results/recorder.py)."""
+    format: Any = "csv"             # csv | parquet | [csv,parquet]
+
+
 def risk_schema() -> type:
     names = list(registry.registered()["risk"])
     return dataclasses.make_dataclass("RiskConfig", [(n, Any, dataclasses.field(default=None))
@@ -123,6 +129,7 @@ def run_schema() -> type:
         ("dashboard", DashboardConfig, dataclasses.field(default_factory=DashboardConfig)),
         ("report", ReportConfig, dataclasses.field(default_factory=ReportConfig)),
         ("out_dir", Optional[str], dataclasses.field(default=None)),
+        ("record", RecordConfig, dataclasses.field(default_factory=RecordConfig)),
     ])
 
 

@@ -15,16 +15,17 @@ pipeline.app.registry``) lists what is registered.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from importlib.metadata import EntryPoint, entry_points
-from pathlib import Path
 
+from pipeline.core.configs import conf_dir
 from pipeline.core.errors import ConfigError
 from pipeline.core.params import suggest
 
 GROUP = "robo_trader.plugins"
 STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker", "exits")
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = conf_dir()
 
 
 @functools.cache
@@ -83,16 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = [(stage, name, target_path(ep), _package(ep))
             for stage, eps in plugins.items() for name, ep in eps.items()]
     widths = [max(len(r[i]) for r in rows + [("stage", "name", "target", "package")]) for i in range(4)]
-    print("  ".join(h.ljust(w) for h, w in zip(("stage", "name", "target", "package"), widths)))
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
-    print()
-    for stage in STAGES + ("experiment",):
-        files = config_files(stage)
-        if files:
-            print(f"{stage}=  {', '.join(files)}")
+    try:
+        print("  ".join(h.ljust(w) for h, w in zip(("stage", "name", "target", "package"), widths)))
+        for row in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+        print()
+        for stage in STAGES + ("experiment",):
+            files = config_files(stage)
+            if files:
+                print(f"{stage}=  {', '.join(files)}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # | head read what it wanted: no traceback, nothing more to write
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush too
+        return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.app import registry
-from pipeline.backtest.engine import backtest
+from pipeline.backtest.engine import Ledger, backtest
 from pipeline.backtest.exits import check_sleeves
 from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
                                 ExitRule, Strategy)
@@ -58,6 +58,7 @@ def build_stages(cfg: DictConfig) -> Stages:
                           f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
     report_sections.chosen((cfg.get("report") or {}).get("sections"))  # a misspelt section fails now, not after the run
     exits = build_exits(cfg.get("exits"), list(strategies), seed)
+    recorder.formats(cfg)  # and a misspelt record.format
     return Stages(
         data=build(cfg.data, "data", DataSource, seed=seed),
         strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
@@ -162,10 +163,14 @@ def objective(cfg: DictConfig, metrics: dict[str, Any]) -> float:
     return float("nan") if value is None else float(value)
 
 
-def main(cfg: DictConfig) -> float:
-    """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
+def check_objective(cfg: DictConfig) -> None:
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a metric; allowed: {', '.join(OBJECTIVES)}")
+
+
+def main(cfg: DictConfig) -> float:
+    """The Hydra task: run, then hand the objective to the sweeper (Optuna maximises it)."""
+    check_objective(cfg)
     mode = cfg.get("mode")
     if mode is not None and mode.name != "backtest":
         from pipeline.live.runner import run_live  # a backtest never loads live trading (0.16 s)
@@ -221,26 +226,34 @@ OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdo
               "turnover", "total_costs", "final_equity")
 
 
+def simulate(cfg: DictConfig, stages: Stages, cached: bool = True) -> Ledger:
+    """Check the run's own settings, load the data and walk the backtest: the ledger that
+    ``run`` records (and the Python API returns). ``cached=False``: load the data afresh (a
+    DataFrame given to the API has no config that identifies it)."""
+    if getattr(stages.broker, "live_only", False):
+        raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
+                          f"mode=paper (or mode=live); backtest with broker=sim")
+    drift = cfg.schedule.drift
+    if drift is not None and not 0 < drift < 2:
+        raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
+                          f"difference in (0, 2), or null to trade at every decision")
+    data = load_data(stages.data, cfg.data) if cached else stages.data.load()
+    decisions = decision_bars(data.index, cfg.schedule.rebalance)
+    bar = console.Progress("backtest", enabled=bool(cfg.progress))
+    ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
+                      stages.broker, decisions, float(cfg.capital), drift=drift,
+                      progress=bar.update, portfolio=stages.portfolio, exits=stages.exits)
+    bar.close()
+    return ledger
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Backtest the configured pipeline and write the run folder; returns the metrics."""
     out = output_dir(cfg)
     try:
         stages = build_stages(cfg)
-        if getattr(stages.broker, "live_only", False):
-            raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
-                              f"mode=paper (or mode=live); backtest with broker=sim")
-        drift = cfg.schedule.drift
-        if drift is not None and not 0 < drift < 2:
-            raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
-                              f"difference in (0, 2), or null to trade at every decision")
         started = time.perf_counter()
-        data = load_data(stages.data, cfg.data)
-        decisions = decision_bars(data.index, cfg.schedule.rebalance)
-        bar = console.Progress("backtest", enabled=bool(cfg.progress))
-        ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
-                          stages.broker, decisions, float(cfg.capital), drift=drift,
-                          progress=bar.update, portfolio=stages.portfolio, exits=stages.exits)
-        bar.close()
+        ledger = simulate(cfg, stages)
         elapsed = time.perf_counter() - started
         metrics = recorder.record(ledger, out, cfg, stages)
     except UserError as exc:

@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from pipeline.core.configs import conf_dir
 from pipeline.live.journal import Journal
 
-# the checkout's config folder (run.py's config_path): this CLI reads it without Hydra or the app
-CONF = Path(__file__).resolve().parents[2] / "conf"
+# the config folder (a checkout's conf/ or the installed package): read without Hydra or the app
+CONF = conf_dir()
 
 FILE = "KILL"
 

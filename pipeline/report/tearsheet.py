@@ -105,13 +105,24 @@ def read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any], 
         path = folder / f"{name}.csv"
         if path.is_file():
             frames[name] = pd.read_csv(path, index_col=0)
+        elif path.with_suffix(".parquet").is_file():
+            frames[name] = _as_written(pd.read_parquet(path.with_suffix(".parquet")))
     for name in ("orders", "fills", "execution"):
         path = folder / f"{name}.csv"
         if path.is_file():
             frames[name] = pd.read_csv(path)
+        elif path.with_suffix(".parquet").is_file():
+            frames[name] = _as_written(pd.read_parquet(path.with_suffix(".parquet"))).reset_index()
     metrics = json.loads((folder / "metrics.json").read_text())
     prov = json.loads((folder / "provenance.json").read_text())
     return frames, metrics, prov
+
+
+def _as_written(frame: pd.DataFrame) -> pd.DataFrame:
+    """A Parquet table (record.format=parquet: on a DatetimeIndex) as its CSV reads: the
+    stamps as UTC text, so the report is the same from either file."""
+    frame.index = pd.Index(frame.index.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S+00:00"), name=frame.index.name)
+    return frame
 
 
 def from_folder(folder: Path) -> Path:

@@ -26,14 +26,15 @@ from pipeline.report import tearsheet as report
 from pipeline.report.benchmark import benchmark, benchmark_choice
 from pipeline.results.attribution import attribution, sleeves
 from pipeline.backtest.engine import Ledger
-from pipeline.core.market import bar_label
+from pipeline.core.errors import ConfigError
+from pipeline.core.market import bar_label, forward_filled
 from pipeline.results.metrics import bar_returns, periods_per_year, summarize
 from pipeline.results.stats import statistics
 
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
 # (and the live dashboard's address and token: a secret never goes into a run's files)
-WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "hydra.run.", "hydra.sweep.")
+WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "record", "hydra.run.", "hydra.sweep.")
 PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
             "hydra-core", "omegaconf", "skfolio", "ib_async")
 
@@ -78,10 +79,40 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "impact_cost": f["impact_cost"],
         "bin": f["bin"].astype(np.int64),
     })
+    positions, shares = holdings(ledger, times)
     frames = {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
               "execution": tca.table(ledger), "attribution": attribution(ledger),
-              "sleeves": sleeves(ledger), "financing": financing_table(ledger)}
+              "sleeves": sleeves(ledger), "financing": financing_table(ledger),
+              "positions": positions, "shares": shares}
     return frames if ledger.exits is None else exit_results.extend(frames, ledger)
+
+
+def holdings(ledger: Ledger, times: pd.Index) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per bar: the value of each symbol's holding at the price the equity marks it at (the last
+    close) and the cash, which sum to ``equity`` (the shape pyfolio's ``positions`` takes); and
+    the shares held."""
+    symbols = list(ledger.data.symbols)
+    value = ledger.positions * forward_filled(ledger.data.close)[ledger.start:]
+    positions = pd.DataFrame(value, columns=symbols, index=times)
+    positions["cash"] = ledger.cash
+    return positions, pd.DataFrame(ledger.positions, columns=symbols, index=times)
+
+
+# the time each table without an index is keyed by, for the tables on a DatetimeIndex
+TIME_OF = {"orders": "decision_time", "fills": "time", "execution": "session"}
+
+
+def timed(frames: dict[str, pd.DataFrame], tz: Any) -> dict[str, pd.DataFrame]:
+    """The tables on a tz-aware DatetimeIndex in the data's zone (the files hold UTC text):
+    what the Python API returns and the Parquet files hold."""
+    out = {}
+    for name, frame in frames.items():
+        column = TIME_OF.get(name)
+        frame = frame.set_index(column) if column else frame.copy()
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index, utc=True, format="ISO8601"),
+                                       name=frame.index.name).tz_convert(tz)
+        out[name] = frame
+    return out
 
 
 def financing_table(ledger: Ledger) -> pd.DataFrame:
@@ -132,8 +163,11 @@ def rebalance_turnover(ledger: Ledger) -> np.ndarray:
     return traded / ledger.equity[ledger.decisions - ledger.start]
 
 
-def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
+def provenance(ledger: Ledger, cfg: Any, stages: Any, task_overrides: list[str] | None = None) -> dict[str, Any]:
+    """``task_overrides``: the run's command line (default: Hydra's, when Hydra runs it)."""
     from omegaconf import OmegaConf
+
+    given = overrides() if task_overrides is None else task_overrides
 
     return {
         "code_version": code_version(),
@@ -144,7 +178,7 @@ def provenance(ledger: Ledger, cfg: Any, stages: Any) -> dict[str, Any]:
                  "bars": ledger.data.n_bars, "symbols": list(ledger.data.symbols),
                  "first": str(ledger.data.index[0]), "last": str(ledger.data.index[-1])},
         "seed": int(cfg.seed),
-        "overrides": [o for o in overrides() if not o.lstrip("+~").startswith(WHERE_NOT_WHAT)],
+        "overrides": [o for o in given if not o.lstrip("+~").startswith(WHERE_NOT_WHAT)],
         "config": {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
                    if k not in WHERE_NOT_WHAT},
         "assumptions": assumptions(ledger, stages),
@@ -215,18 +249,50 @@ def overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def record(ledger: Ledger, out: Path, cfg: Any, stages: Any) -> dict[str, Any]:
-    # first: a benchmark the config gets wrong fails before any file is written
+FORMATS = ("csv", "parquet")
+
+
+def formats(cfg: Any) -> tuple[str, ...]:
+    """``record.format``: csv, parquet, or a list of both; the tables are written in each."""
+    chosen = (cfg.get("record") or {}).get("format", "csv")
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen or ())
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ConfigError(f"record.format={bad[0] if bad else chosen!r} is not allowed: expected csv, "
+                          f"parquet or [csv,parquet]")
+    return tuple(f for f in FORMATS if f in chosen)
+
+
+def outputs(ledger: Ledger, cfg: Any, stages: Any, task_overrides: list[str] | None = None
+            ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], dict[str, Any], Any]:
+    """What a run folder holds, in memory: the tables, metrics, provenance and the benchmark's
+    levels (a benchmark the config gets wrong fails here, before any file is written)."""
     bench = benchmark(ledger.data, ledger.start, benchmark_choice(cfg, stages.data))
-    out.mkdir(parents=True, exist_ok=True)
     frames = tables(ledger)
-    for name, frame in frames.items():
-        _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name:
-                write_csv(fr, p, index=n not in ("orders", "fills", "execution")))
     metrics = metrics_of(ledger)
     metrics["statistics"] = statistics(pd.Series(ledger.equity, index=ledger.data.index[ledger.start:]),
                                        bench[1] if bench is not None else None, frames["fills"])
-    prov = provenance(ledger, cfg, stages)
+    return frames, metrics, provenance(ledger, cfg, stages, task_overrides), bench
+
+
+def report_html(ledger: Ledger, cfg: Any, stages: Any, task_overrides: list[str] | None = None) -> str:
+    """report.html's text, as ``record`` writes it."""
+    frames, metrics, prov, bench = outputs(ledger, cfg, stages, task_overrides)
+    return report.build(frames, _jsonable(metrics), _jsonable(prov), bench)
+
+
+def record(ledger: Ledger, out: Path, cfg: Any, stages: Any, task_overrides: list[str] | None = None
+           ) -> dict[str, Any]:
+    kinds = formats(cfg)
+    frames, metrics, prov, bench = outputs(ledger, cfg, stages, task_overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    if "csv" in kinds:
+        for name, frame in frames.items():
+            _atomic(out / f"{name}.csv", lambda p, fr=frame, n=name:
+                    write_csv(fr, p, index=n not in TIME_OF))
+    if "parquet" in kinds:
+        for name, frame in timed(frames, ledger.data.index.tz).items():
+            _atomic(out / f"{name}.parquet", lambda p, fr=frame: write_parquet(fr, p))
     _atomic(out / "provenance.json", lambda p: write_json(prov, p))
     # the tearsheet sees what the files hold (JSON's null for NaN), so a rebuild from the
     # folder (python -m pipeline.report) gives the same bytes
@@ -257,6 +323,14 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
 
     table = pa.Table.from_pandas(frame.reset_index() if index else frame, preserve_index=False)
     pacsv.write_csv(table, str(path), pacsv.WriteOptions(quoting_style="needed"))
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet with the time index as a timestamp column pandas reads back as the index."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=True), str(path))
 
 
 def write_json(obj: Any, path: Path) -> None:

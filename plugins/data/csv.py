@@ -94,6 +94,9 @@ class CSVData(DataSource):
     """
 
     rules = {"min_history": "[1, inf)"}
+    # a table in memory read instead of ``path`` (the Python API's ``data=``), as a Parquet
+    # file's table is read: every check and message the same, naming ``path`` as the source
+    frame: Optional[pd.DataFrame] = None
 
     def __init__(self, path: str, layout: Literal["auto", "long", "wide", "ohlcv"] = "auto",
                  symbol: Optional[str] = None, columns: Optional[dict[str, str]] = None,
@@ -161,7 +164,7 @@ class CSVData(DataSource):
         return check_sessions(data, src.name, self.calendar, self.missing_sessions)
 
     def read(self, role_of: Callable) -> tuple["Source", str]:  # the table and the data's name
-        return _read(self.path, role_of), os.path.basename(self.path.rstrip("/\\")).split(".")[0] or "csv"
+        return _read(self.path, role_of, self.frame), os.path.basename(self.path.rstrip("/\\")).split(".")[0] or "csv"
 
 
 # ---------------------------------------------------------------- reading
@@ -203,9 +206,12 @@ def _declared(columns) -> dict[str, str]:
     return out
 
 
-def _read(path: str, role_of: Callable) -> Source:
+def _read(path: str, role_of: Callable, frame: Optional[pd.DataFrame] = None) -> Source:
     full = os.path.abspath(os.path.expanduser(path))
-    if os.path.isdir(full):
+    if frame is not None:  # an unnamed index of dates is the date column
+        table = frame.rename_axis(frame.index.name or "date") if frame.index.nlevels == 1 else frame
+        src = table_source(path, table, role_of)
+    elif os.path.isdir(full):
         src = table_source(path, parquet_dataset(path, full), role_of)
     elif not os.path.isfile(full):
         raise DataError(f"data.path={path!r}: no such file or folder ({full}); check the path "
