@@ -151,7 +151,13 @@ def _cov(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     da = a - a.mean(axis=-1, keepdims=True)
     db = b - b.mean(axis=-1, keepdims=True)
-    return _finite((da * db).sum(axis=-1) / np.sqrt((da * da).sum(axis=-1) * (db * db).sum(axis=-1)))
+    ssa, ssb = (da * da).sum(axis=-1), (db * db).sum(axis=-1)
+    # a constant window (three ranks of 1/3 do not average back exactly) has a variance of
+    # rounding errors only: its correlation is undefined, not noise
+    n = a.shape[-1]
+    flat = (ssa <= n * (1e-13 * np.abs(a).max(axis=-1)) ** 2) | \
+        (ssb <= n * (1e-13 * np.abs(b).max(axis=-1)) ** 2)
+    return np.where(flat, np.nan, _finite((da * db).sum(axis=-1) / np.sqrt(ssa * ssb)))
 
 
 def _rank_last(w: np.ndarray) -> np.ndarray:

@@ -26,8 +26,9 @@ class Expression(Strategy):
 
     - ``top_k``: +1 for the ``top_k`` highest scores (ties to the earlier column); with
       ``long_short``, -1 for the ``top_k`` lowest.
-    - ``quantiles``: +1 for scores at or above the row's ``1 - quantile`` rank (the top
-      ``quantile`` of the defined scores), -1 at or below ``quantile`` with ``long_short``.
+    - ``quantiles``: +1 for the top ``floor(quantile * n)`` of the ``n`` defined scores (at
+      least one when ``n >= 2``; ties to the earlier column), with ``long_short`` -1 for as many
+      at the bottom.
     - ``threshold``: +1 where ``score > upper``; with ``long_short``, -1 where ``score < lower``.
     - ``sign``: ``sign(score)`` (negative ones only with ``long_short``).
     - ``score``: the score itself, a conviction (negative ones only with ``long_short``).
@@ -103,7 +104,7 @@ class Expression(Strategy):
                 count = ok.sum(axis=1, keepdims=True)
                 order = np.argsort(np.argsort(np.where(ok, score, np.inf), axis=1, kind="stable"),
                                    axis=1, kind="stable")
-                cut = np.floor(self.quantile * count)
+                cut = np.maximum(np.floor(self.quantile * count), count >= 2)
                 long = ok & (order >= count - cut)
                 short = ok & (order < cut) & ~long
             elif self.rule == "threshold":

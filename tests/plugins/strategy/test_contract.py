@@ -68,3 +68,35 @@ def test_future_prices_do_not_change_past_signals(name, data):
     scrambled = dataclasses.replace(data, close=close)
     keep = at <= cut
     np.testing.assert_array_equal(make(name).signal(scrambled, at)[keep], strategy.signal(data, at)[keep])
+
+
+# Issue 20.1: the strategies written as formulas in conf/strategy/ (the registry lists the class
+# once; every preset is a different formula), on OHLCV data where they read it.
+EXPRESSION_PRESETS = ["expression", "ml_expressions", "alpha101_002", "alpha101_004", "alpha101_005",
+                      "alpha101_006", "alpha101_009", "alpha101_012", "alpha101_025", "alpha101_101"]
+
+
+@pytest.fixture(scope="module")
+def stocks():
+    from plugins.data.stocks import Stocks
+
+    return Stocks(start="2004-09-01", end="2008-12-31").load()
+
+
+@pytest.mark.parametrize("name", EXPRESSION_PRESETS)
+def test_20_1_expression_presets_are_truncation_invariant(name, data, stocks, causal):
+    from hydra import compose, initialize_config_dir
+
+    from pipeline.app import config
+    from pipeline.core.params import build
+
+    config.register()
+    with initialize_config_dir(config_dir=str(registry.CONF_DIR), version_base="1.3"):
+        node = compose(config_name="config", overrides=[f"strategy={name}"]).strategy[name]
+    if name == "ml_expressions":
+        node.min_train = 250
+    market = stocks if name.startswith("alpha") else data
+    strategy = build(node, f"strategy.{name}", Strategy, seed=7)
+    at = decision_bars(market.index, "weekly", first=strategy.warmup())
+    full = causal(lambda: build(node, f"strategy.{name}", Strategy, seed=7), market, at)
+    assert np.abs(full).sum() > 0, f"{name} never took a position"
