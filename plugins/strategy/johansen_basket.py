@@ -150,6 +150,8 @@ class Johansen:
 def _detrend(y: np.ndarray, order: int) -> np.ndarray:
     if order == -1:
         return y
+    if order == 0:  # OLS on a constant: the mean
+        return y - y.mean(axis=0)
     x = np.vander(np.linspace(-1, 1, len(y)), order + 1)
     return y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
 

@@ -16,7 +16,18 @@ OVERRIDES = {
     "pairs": {"formation": 120, "reform": "monthly", "correction": "none"},
     "ml": {"lookbacks": [5, 21, 60], "vol_windows": [21], "min_train": 250, "top_k": None},
     "regime": {"min_history": 126},
+    "pca_residual": {"window": 120, "refit": "monthly"},
+    "johansen_basket": {"formation": 120, "reform": "quarterly"},
 }
+
+
+def _meta_label() -> dict:
+    from plugins.exits.stop_loss import StopLoss
+    from plugins.exits.take_profit import TakeProfit
+    from plugins.exits.time_stop import TimeStop
+
+    return {"barriers": [TakeProfit(atr=2.0), StopLoss(atr=2.0), TimeStop(bars=10)],
+            "refit": "quarterly", "min_train": 30}
 
 
 def make(name: str) -> Strategy:
@@ -25,6 +36,8 @@ def make(name: str) -> Strategy:
     small = {"lookback": 60, "skip": 5, "top_k": 3}
     params = {k: v for k, v in small.items() if k in cls.param_names()}
     params.update(OVERRIDES.get(name, {}))
+    if name == "meta_label":  # barriers are exit-rule objects, new ones for every strategy
+        params.update(_meta_label())
     return cls(**params)
 
 
