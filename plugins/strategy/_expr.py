@@ -48,7 +48,7 @@ class Node:
     kind: str                  # num | name | call | unary | binary | ternary
     value: object              # the number, the name, the operator
     args: tuple = ()
-    col: int = 1
+    col: int = dataclasses.field(default=1, compare=False)  # equal subexpressions share a value
 
 
 # ---------------------------------------------------------------- parsing
