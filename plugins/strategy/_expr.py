@@ -218,10 +218,11 @@ def _check(node: Node, text: str, where: str, features: Mapping[str, str], featu
         return node, frozenset(), 0, False
     if node.kind == "name":
         name = str(node.value)
-        if name in FIELDS or ADV.match(name):
-            if ADV.match(name) and int(ADV.match(name).group(1)) < 1:
+        adv = ADV.match(name)
+        if name in FIELDS or adv:
+            if adv and int(adv.group(1)) < 1:
                 raise FormulaError(f"{name}: the window must be at least 1", text, node.col, where)
-            warm = 1 if name == "returns" else int(ADV.match(name).group(1)) - 1 if ADV.match(name) else 0
+            warm = int(adv.group(1)) - 1 if adv else int(name == "returns")
             return node, frozenset([name]), warm, False
         if name in features:
             return feature(name)
@@ -297,7 +298,7 @@ def _evaluate(node: Node, data: MarketData, groups, memo: dict):
     if key in memo:
         return memo[key]
     if node.kind == "name":
-        out = _ops.field(data, str(node.value), memo)
+        out = _ops.field(data, str(node.value))
     elif node.kind == "call":
         op = _ops.OPERATORS[str(node.value)]
         args = [a.value if kind.rstrip("?") != "x" else _evaluate(a, data, groups, memo)

@@ -40,7 +40,7 @@ def panel(value, data: MarketData) -> np.ndarray:
     return np.full(data.close.shape, float(value)) if np.ndim(value) == 0 else value
 
 
-def field(data: MarketData, name: str, memo: dict) -> np.ndarray:
+def field(data: MarketData, name: str) -> np.ndarray:
     if name == "returns":
         close = data.close
         out = np.full(close.shape, np.nan)
@@ -283,15 +283,11 @@ class Op:
     limits: tuple = (-np.inf, np.inf)  # [low, high) of a number argument
 
 
-def _sign(x):
-    return np.sign(x)
-
-
 OPERATORS: dict[str, Op] = {
     "abs": Op(np.abs, ("x",), "abs(x)"),
     "log": Op(lambda x: _finite(np.log(np.where(x > 0, x, np.nan))), ("x",), "log(x)"),
     "sqrt": Op(lambda x: np.sqrt(np.where(x >= 0, x, np.nan)), ("x",), "sqrt(x)"),
-    "sign": Op(_sign, ("x",), "sign(x)"),
+    "sign": Op(np.sign, ("x",), "sign(x)"),
     "signed_power": Op(lambda x, a: _finite(np.sign(x) * np.abs(x) ** a), ("x", "number"),
                        "signed_power(x, a)"),
     "where": Op(where, ("x", "x", "x"), "where(condition, x, y)"),
