@@ -32,12 +32,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def from_yaml(name: str, **override):
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
+    from pipeline.app import config
     from pipeline.core.contracts import Strategy
     from pipeline.core.params import build
 
-    node = OmegaConf.load(ROOT / "conf" / "strategy" / f"{name}.yaml")[name]
+    config.register()
+    # composed as run.py does, so a file's defaults (shared features) are included
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        node = compose(config_name="config", overrides=[f"strategy={name}"]).strategy[name]
     for key, value in override.items():
         node[key] = value
     return build(node, f"strategy.{name}", Strategy, seed=7)
