@@ -2,6 +2,14 @@
 
     python benchmarks/bench_strategies.py            # the table below
     python benchmarks/bench_strategies.py --slow     # adds pairs with statsmodels' coint (AIC lags)
+    python benchmarks/bench_strategies.py --expressions   # only the factor-expression figures
+
+Factor expressions (issue 20.6): one evaluation of a five-operator formula over the whole
+sp500 panel (target: 20 ms), and the eight ``alpha101_*`` presets together over the bundled
+OHLCV data, ``data=stocks`` (target: 0.5 s); the median and the best of fifteen runs after one
+warm-up run, and the median CPU time of the process (``time.process_time``: on a shared,
+oversubscribed machine the wall time also counts the waits for a core, the CPU time does not;
+these operators run on one thread).
 
 One call of ``signal(data, at)`` with ``at`` every month-end from the strategy's warm-up, as the
 engine makes it (schedule.rebalance=monthly). Strategies with a config file are built from it
@@ -24,12 +32,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def from_yaml(name: str, **override):
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
+    from pipeline.app import config
     from pipeline.core.contracts import Strategy
     from pipeline.core.params import build
 
-    node = OmegaConf.load(ROOT / "conf" / "strategy" / f"{name}.yaml")[name]
+    config.register()
+    # composed as run.py does, so a file's defaults (shared features) are included
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        node = compose(config_name="config", overrides=[f"strategy={name}"]).strategy[name]
     for key, value in override.items():
         node[key] = value
     return build(node, f"strategy.{name}", Strategy, seed=7)
@@ -57,6 +69,10 @@ def cases(slow: bool):
         ("ml_forest, random forest, quarterly refit", lambda: from_yaml("ml_forest")),
         ("regime, volatility gate on momentum", lambda: from_yaml("regime")),
         ("regime, Markov switching (yearly refit)", lambda: from_yaml("regime", method="markov")),
+        ("expression (12-1 momentum rank, vol filter)", lambda: from_yaml("expression")),
+        ("meta_label on mean_reversion, ATR barriers", lambda: from_yaml("meta_label")),
+        ("pca_residual, 3 components, monthly PCA", lambda: from_yaml("pca_residual")),
+        ("johansen_basket, baskets of 3, quarterly", lambda: from_yaml("johansen_basket")),
     ]
     if slow:
         out.append(("pairs, statsmodels coint with AIC lags", lambda: Pairs(adf_lags=None)))
@@ -75,12 +91,51 @@ def timed(make, data, at) -> tuple[float, int]:
     return statistics.median(times), len(times)
 
 
+FIVE_OPERATORS = "rank(ts_mean(returns, 21) / ts_std(returns, 63))"  # returns ts_mean / ts_std rank
+
+
+def run_times(fn, runs: int = 15) -> tuple[float, float, float]:
+    """(median, best, median CPU) seconds of ``runs`` calls after a warm-up call."""
+    fn()
+    times, cpu = [], []
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), min(times), statistics.median(cpu)
+
+
+def expressions() -> list[tuple[str, tuple[float, float, float], float]]:
+    """(what, (median, best, CPU) seconds, target seconds) for the factor-expression figures."""
+    from plugins.data.sp500 import SP500
+    from plugins.data.stocks import Stocks
+    from plugins.strategy._expr import compile_formula
+
+    sp500, stocks = SP500().load(), Stocks().load()
+    five = compile_formula(FIVE_OPERATORS)
+    alphas = sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("alpha101_*.yaml"))
+    built = [from_yaml(name) for name in alphas]
+    return [(f"{FIVE_OPERATORS} on sp500 ({sp500.n_symbols} x {sp500.n_bars:,})",
+             run_times(lambda: five.evaluate(sp500)), 0.020),
+            (f"the {len(built)} alpha101 presets on stocks ({stocks.n_symbols} x {stocks.n_bars:,})",
+             run_times(lambda: [s.scores(stocks) for s in built]), 0.5)]
+
+
 def main() -> None:
     from pipeline.core.schedule import decision_bars
     from plugins.data.lob_synthetic import synthetic_book
     from plugins.data.sp500 import SP500
     from plugins.strategy.microstructure import Microstructure
 
+    rows_expr = expressions()
+    width = max(len(r[0]) for r in rows_expr)
+    print(f"{'factor expression'.ljust(width)}  {'median s':>8}  {'best s':>8}  {'CPU s':>8}  target s")
+    for name, (median, best, cpu), target in rows_expr:
+        print(f"{name.ljust(width)}  {median:8.4f}  {best:8.4f}  {cpu:8.4f}  {target:g}")
+    if "--expressions" in sys.argv:
+        return
+    print()
     slow = "--slow" in sys.argv
     data = SP500().load()
     rows = []

@@ -17,6 +17,9 @@ STAGES = ("data", "strategy", "allocation", "risk", "execution", "broker")
 YAML_ONLY = {  # a conf file whose _target_ is another plugin's class, with other parameters
     ("strategy", "fast_momentum"): "momentum over three months",
     ("strategy", "ml_forest"): "ml with a random forest classifier",
+    ("strategy", "ml_expressions"): "ml with shared factor expressions as its inputs",
+    **{("strategy", f"alpha101_{k}"): f"Alpha#{int(k)} of the 101 Formulaic Alphas, an expression"
+       for k in ("002", "004", "005", "006", "009", "012", "025", "101")},
 }
 PYTHON_ONLY = {  # a plugin module with no conf file and no entry point
     ("data", "lobster"): "LOBSTER order books are not MarketData: read from Python",

@@ -214,6 +214,14 @@ def forest_of_depth_three(r: Result) -> None:
     assert resolved["strategy"]["ml_forest"]["model"]["max_depth"] == 3 and metrics["n_trades"] > 0
 
 
+def alpha_on_ohlcv(r: Result) -> None:
+    _ok(r)
+    resolved = json.loads((r.out / "provenance.json").read_text())["config"]
+    assert resolved["strategy"]["alpha101_101"]["score"] == "(close - open) / ((high - low) + 0.001)"
+    held = _held(r)
+    assert (held > 0).to_numpy().any() and (held < 0).to_numpy().any()  # long the top, short the bottom
+
+
 def long_short_preset(r: Result) -> None:
     _ok(r)
     held = _held(r)
@@ -301,6 +309,7 @@ COMMANDS: dict[str, Run | Mapped] = {
         # ten years of training on 32 years of data takes minutes: two years on fifteen
         "python run.py strategy=ml_forest strategy.ml_forest.model.max_depth=3 data.start=2008-01-01 "
         "strategy.ml_forest.train_window=504",)),
+    "python run.py data=stocks strategy=alpha101_101": Run(alpha_on_ohlcv),
     "python run.py strategy=contrarian": Mapped(
         "tests/test_entry_points.py::test_installed_plugin_runs_by_name_without_yaml",
         "the plugin package pip-installed into a private --target folder on PYTHONPATH"),

@@ -10,6 +10,7 @@ import pandas as pd
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
 from plugins.strategy._common import check_rule, cross_sectional_top, latest, refit_bars
+from plugins.strategy._expr import compile_formula
 
 
 class ML(Strategy):
@@ -20,7 +21,9 @@ class ML(Strategy):
     it): log returns over each of ``lookbacks``; their cross-sectional percentile ranks
     (centred on 0); the standard deviation of daily log returns over each of ``vol_windows``;
     the log distance from the highest close of the longest lookback; and, with volume, the log
-    of the day's volume over its 21-bar mean. See ``features``.
+    of the day's volume over its 21-bar mean. See ``features``. ``expressions`` adds named
+    factor expressions (``plugins/strategy/_expr.py``; shared ones live in
+    ``conf/strategy/features/``) as further inputs; ``price_features=false`` keeps only them.
 
     **Label** at bar ``s``: the log return over the next ``horizon`` bars,
     ``log(close[s + h] / close[s])``, minus its cross-sectional mean when
@@ -52,8 +55,13 @@ class ML(Strategy):
                  label: Literal["excess", "raw"] = "excess", refit: Union[str, int] = "monthly",
                  train_window: Optional[int] = None, min_train: int = 504, embargo: int = 5,
                  sample_every: int = 5, standardize: bool = True, top_k: Optional[int] = 5,
-                 long_short: bool = False, seed: int = 0) -> None:
+                 long_short: bool = False, seed: int = 0,
+                 expressions: Optional[dict[str, str]] = None, price_features: bool = True) -> None:
         check_rule(refit, "refit")
+        self.programs_ = [compile_formula(text, expressions, where=f"expressions.{name}")
+                          for name, text in (expressions or {}).items()]
+        if not price_features and not self.programs_:
+            raise ValueError("price_features=false needs expressions: the model has no inputs")
         if not lookbacks or min(lookbacks) < 1:
             raise ValueError(f"lookbacks={lookbacks!r}: give one or more positive bar counts")
         if not vol_windows or min(vol_windows) < 2:
@@ -81,10 +89,13 @@ class ML(Strategy):
         self.top_k = top_k
         self.long_short = long_short
         self.seed = seed
+        self.expressions = expressions
+        self.price_features = price_features
 
     # ------------------------------------------------------------------ schedule
     def feature_warmup(self) -> int:
-        return max(max(self.lookbacks), max(self.vol_windows)) + 1
+        price = max(max(self.lookbacks), max(self.vol_windows)) + 1 if self.price_features else 0
+        return max([price] + [p.warmup for p in self.programs_])
 
     def warmup(self) -> int:
         return self.feature_warmup() + self.horizon + self.embargo + self.min_train
@@ -101,6 +112,10 @@ class ML(Strategy):
     # ------------------------------------------------------------------ data
     def features(self, data: MarketData) -> np.ndarray:
         """T x N x F feature array; row t uses rows [0, t] only."""
+        cache: dict = {}
+        extra = [p.evaluate(data, cache=cache) for p in self.programs_]
+        if not self.price_features:
+            return np.stack(extra, axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             logp = np.log(data.close)
         frame = pd.DataFrame(logp)
@@ -119,7 +134,7 @@ class ML(Strategy):
             vol = pd.DataFrame(np.where(data.volume > 0, data.volume, np.nan))
             with np.errstate(invalid="ignore", divide="ignore"):
                 feats.append(np.log(vol / vol.rolling(21, min_periods=21).mean()).to_numpy())
-        return np.stack(feats, axis=2)
+        return np.stack(feats + extra, axis=2)
 
     def labels(self, data: MarketData, end: int) -> np.ndarray:
         """T x N forward log returns over ``horizon`` bars, NaN where ``s + horizon >= end``."""
