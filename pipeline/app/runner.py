@@ -14,11 +14,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.app import registry
+from pipeline.app import events, registry
 from pipeline.backtest.engine import backtest
 from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
                                 Strategy)
 from pipeline.core.errors import ConfigError, UserError
+from pipeline.core.lob import EventSource
 from pipeline.core.params import build
 from pipeline.core.schedule import decision_bars
 from pipeline.decision.targets import Capped
@@ -212,6 +213,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if getattr(stages.broker, "live_only", False):
             raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
                               f"mode=paper (or mode=live); backtest with broker=sim")
+        events.check(stages)
+        if isinstance(stages.data, EventSource):
+            return events.run_events(cfg, stages, out)
         drift = cfg.schedule.drift
         if drift is not None and not 0 < drift < 2:
             raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
