@@ -185,7 +185,8 @@ class ExchangeModel(Broker):
     constant or, with ``latency="lognormal"``, drawn per order (entry and response) around its
     value with log-dispersion ``latency_sigma``. ``queue``: where a resting limit order stands
     (``risk_averse`` or ``power_prob``, see ``pipeline/lob/kernel.py``); ``queue_power`` the
-    exponent of the probabilistic model. Fees per side as a fraction of notional in basis
+    exponent of the probabilistic model; ``partial_fills`` False fills an order whole once it
+    is reached (hftbacktest's no-partial-fill exchange). Fees per side as a fraction of notional in basis
     points (negative: a rebate) plus per share; ``tick`` the price grid.
     """
 
@@ -196,6 +197,7 @@ class ExchangeModel(Broker):
     latency_sigma: float = 0.0
     queue: str = "risk_averse"
     queue_power: float = 2.0
+    partial_fills: bool = True
     maker_fee_bps: float = 0.0
     taker_fee_bps: float = 0.0
     maker_fee_per_share: float = 0.0

@@ -39,6 +39,7 @@ class OpenOrder:
     price: float         # NaN: a market order
     qty: float
     leaves: float
+    cancelling: bool     # a cancel is on its way
 
 
 @dataclasses.dataclass
@@ -65,7 +66,7 @@ class Context:
         self.position = engine.known_position
         self.cash = engine.known_cash
         self.tick = engine.tick
-        self.orders = [OpenOrder(o.id, o.side, o.price, o.qty, o.qty - o.known_filled)
+        self.orders = [OpenOrder(o.id, o.side, o.price, o.qty, o.qty - o.known_filled, o.cancel_sent >= 0)
                        for o in engine.open_orders()]
 
     def buy(self, price: float, qty: float) -> int:
@@ -104,7 +105,8 @@ class Replay:
     """One replay of ``chunks`` by ``strategy`` on ``exchange`` (see the module docstring)."""
 
     def __init__(self, chunks: Iterable[OrderBook], strategy: Optional[EventStrategy],
-                 exchange: ExchangeModel, capital: float, seed: int, interval: Optional[float] = None) -> None:
+                 exchange: ExchangeModel, capital: float, seed: int, interval: Optional[float] = None,
+                 origin: Optional[float] = None) -> None:
         self.chunks: Iterator[OrderBook] = iter(chunks)
         self.strategy = strategy
         self.ex = exchange
@@ -117,6 +119,7 @@ class Replay:
         self.feed = int(round(exchange.feed_latency * NS))
         self.rng = np.random.default_rng(seed)
         self.capital = float(capital)
+        self.origin = None if origin is None else int(round(origin * NS))
         m = int(exchange.max_orders)
         self.o_state = np.zeros(m, np.int8)
         self.o_side = np.zeros(m, np.int8)
@@ -221,7 +224,7 @@ class Replay:
             k, self.j, n = kernel.run_rows(self.kp, k1, self.j, bt, bq, at, aq, tr_row, tr_tick, tr_qty,
                                            tr_sign, self.o_state, self.o_side, self.o_px, self.o_leaves,
                                            self.o_front, self.o_cum, self.model, float(self.ex.queue_power),
-                                           1.0, f_slot, f_row, f_px, f_qty, f_maker, 0)
+                                           1.0, bool(self.ex.partial_fills), f_slot, f_row, f_px, f_qty, f_maker, 0)
             for i in range(n):
                 self._record_fill(int(f_slot[i]), t[f_row[i]], int(f_row[i]), int(f_px[i]), float(f_qty[i]), True)
             self.kp = k
@@ -251,7 +254,7 @@ class Replay:
         f_slot, f_row, f_px, f_qty, f_maker = self.f
         n, ahead = kernel.arrive(slot, o.side, px, o.qty, o.market, k, bt, bq, at, aq, self.o_state,
                                  self.o_side, self.o_px, self.o_leaves, self.o_front, self.o_cum,
-                                 f_slot, f_row, f_px, f_qty, f_maker, 0)
+                                 bool(self.ex.partial_fills), f_slot, f_row, f_px, f_qty, f_maker, 0)
         o.status = "resting"
         o.ahead = ahead
         for i in range(n):
@@ -365,7 +368,7 @@ class Replay:
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> Result:
         step = self.interval
-        now = -(-int(self.a[0][0]) // step) * step
+        now = -(-int(self.a[0][0]) // step) * step if self.origin is None else self.origin
         while True:
             self.advance(now)
             t = self.a[0]
@@ -411,10 +414,12 @@ class Replay:
 
 
 def replay(chunks: Iterable[OrderBook], strategy: Optional[EventStrategy], exchange: ExchangeModel,
-           capital: float = 1_000_000.0, seed: int = 7, interval: Optional[float] = None) -> Result:
+           capital: float = 1_000_000.0, seed: int = 7, interval: Optional[float] = None,
+           origin: Optional[float] = None) -> Result:
     """Replay ``chunks`` (one ``OrderBook`` or pieces of one, in time order) with ``strategy``
-    deciding every ``interval`` seconds (its own by default); ``strategy=None`` replays the
-    book alone (the engine's own speed)."""
+    deciding every ``interval`` seconds (its own by default) from ``origin`` (seconds after
+    midnight; by default the first event's time rounded up to the interval); ``strategy=None``
+    replays the book alone (the engine's own speed)."""
     if isinstance(chunks, OrderBook):
         chunks = [chunks]
-    return Replay(chunks, strategy, exchange, capital, seed, interval).run()
+    return Replay(chunks, strategy, exchange, capital, seed, interval, origin).run()

@@ -20,6 +20,9 @@ event is its trade (if any, from the book's trades) followed by the depth change
 3. **Cross**: an order the opposite best price reached (a buy at or above the best ask) fills
    whole at its own price.
 
+Without partial fills (``partial=False``, hftbacktest's ``NoPartialFillExchange``) an order
+fills whole once the volume ahead of it has traded, and a crossing order whole at the best price.
+
 A new order joins the back of its level (``ahead`` = the level's size when it arrives; 0 at a
 price with no visible size). Fills are recorded with the row they happened at.
 """
@@ -89,7 +92,7 @@ def _queue_depth(slot, prev, new, model, power, o_front, o_cum):
 
 @numba.njit(cache=True)
 def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
-             o_state, o_side, o_px, o_leaves, o_front, o_cum, model, power, lot,
+             o_state, o_side, o_px, o_leaves, o_front, o_cum, model, power, lot, partial,
              f_slot, f_row, f_px, f_qty, f_maker, nfill):
     """Replay rows ``[k0, k1)`` (trade pointer ``j``); stops early at a row boundary when the
     fill buffers have fewer than ``len(o_state)`` free places. Returns ``(k, j, nfill)``."""
@@ -113,7 +116,8 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
                 elif o_px[s] == p:
                     execute = _queue_trade(s, q, lot, o_front, o_cum)
                     if execute > 0:
-                        nfill = _fill(s, k, o_px[s], min(execute, o_leaves[s]), True, o_leaves, o_state,
+                        size = min(execute, o_leaves[s]) if partial else o_leaves[s]
+                        nfill = _fill(s, k, o_px[s], size, True, o_leaves, o_state,
                                       f_slot, f_row, f_px, f_qty, f_maker, nfill)
             j += 1
         if k > 0:
@@ -138,11 +142,12 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
 
 @numba.njit(cache=True)
 def arrive(slot, side, px, qty, is_market, k, bt, bq, at, aq,
-           o_state, o_side, o_px, o_leaves, o_front, o_cum,
+           o_state, o_side, o_px, o_leaves, o_front, o_cum, partial,
            f_slot, f_row, f_px, f_qty, f_maker, nfill):
     """A new order reaches the exchange after row ``k``: what crosses fills as taker against
-    the visible levels (a market order walks them all and what is left is cancelled), the rest
-    rests at ``px`` behind the level's visible size. Returns ``(nfill, ahead)``."""
+    the visible levels (a market order walks them all and what is left is cancelled; without
+    ``partial`` fills, all of it at the best price), the rest rests at ``px`` behind the
+    level's visible size. Returns ``(nfill, ahead)``."""
     o_side[slot], o_px[slot], o_leaves[slot], o_cum[slot] = side, px, qty, 0.0
     o_state[slot] = RESTING
     levels = bt.shape[1]
@@ -155,7 +160,8 @@ def arrive(slot, side, px, qty, is_market, k, bt, bq, at, aq,
             break
         if not is_market and ((side > 0 and lvl_px > px) or (side < 0 and lvl_px < px)):
             break
-        nfill = _fill(slot, k, lvl_px, min(lvl_qty, o_leaves[slot]), False, o_leaves, o_state,
+        size = min(lvl_qty, o_leaves[slot]) if partial else o_leaves[slot]
+        nfill = _fill(slot, k, lvl_px, size, False, o_leaves, o_state,
                       f_slot, f_row, f_px, f_qty, f_maker, nfill)
     if o_state[slot] != RESTING:
         return nfill, 0.0

@@ -20,8 +20,8 @@ class LOBExchange(ExchangeModel):
     Every resting limit order joins the back of its price level and advances as the volume
     ahead trades (``queue=risk_averse``) or also as it is cancelled, with a probability that
     grows with the order's position (``queue=power_prob``, exponent ``queue_power``); it fills
-    partially when a trade is larger than the volume ahead, whole when the market trades
-    through or crosses its price. Latencies in seconds; ``latency=lognormal`` draws each order's
+    partially when a trade is larger than the volume ahead (``partial_fills=false``: whole),
+    whole when the market trades through or crosses its price. Latencies in seconds; ``latency=lognormal`` draws each order's
     entry and response latency around the configured value (log-dispersion ``latency_sigma``,
     mean preserved, from the run's seed). Fees per side: basis points of notional plus per
     share, negative for a rebate (e.g. ``maker_fee_per_share=-0.002``).
@@ -34,7 +34,7 @@ class LOBExchange(ExchangeModel):
     def __init__(self, feed_latency: float = 0.001, entry_latency: float = 0.001,
                  response_latency: float = 0.001, latency: Literal["constant", "lognormal"] = "constant",
                  latency_sigma: float = 0.5, queue: Literal["risk_averse", "power_prob"] = "risk_averse",
-                 queue_power: float = 2.0, maker_fee_bps: float = -0.2, taker_fee_bps: float = 0.3,
+                 queue_power: float = 2.0, partial_fills: bool = True, maker_fee_bps: float = -0.2, taker_fee_bps: float = 0.3,
                  maker_fee_per_share: float = 0.0, taker_fee_per_share: float = 0.0,
                  tick: float = 0.01, max_orders: int = 64) -> None:
         self.feed_latency = feed_latency
@@ -44,6 +44,7 @@ class LOBExchange(ExchangeModel):
         self.latency_sigma = latency_sigma
         self.queue = queue
         self.queue_power = queue_power
+        self.partial_fills = partial_fills
         self.maker_fee_bps = maker_fee_bps
         self.taker_fee_bps = taker_fee_bps
         self.maker_fee_per_share = maker_fee_per_share

@@ -23,7 +23,7 @@ class MarketMaker(EventStrategy):
     do not change as a session ends) and ``kappa`` the decay of fill intensity with distance from
     the mid (per dollar). Bids are rounded down and asks up to the tick, and never cross the
     book (a quote inside the spread joins as the new best). At ``max_inventory`` shares long it
-    stops bidding, short it stops offering. A quote already resting at the wanted price is kept
+    stops bidding, short it stops offering (quotes already resting may take it one quote past). A quote already resting at the wanted price is kept
     (its queue place is worth keeping); a quote at another price is cancelled and replaced.
     """
 
@@ -78,12 +78,9 @@ class MarketMaker(EventStrategy):
         want = self.quotes(ctx.book, ctx.row, ctx.position, ctx.tick)
         for side, price in ((1, want[0]), (-1, want[1])):
             mine = [o for o in ctx.orders if o.side == side]
-            keep = [o for o in mine if abs(o.price - price) < ctx.tick / 2]
+            keep = [o for o in mine if not o.cancelling and abs(o.price - price) < ctx.tick / 2]
             for o in mine:
                 if o not in keep[:1]:
                     ctx.cancel(o.id)
             if not keep and math.isfinite(price):
-                room = self.max_inventory - side * ctx.position
-                qty = min(self.order_qty, room)
-                if qty > 0:
-                    (ctx.buy if side > 0 else ctx.sell)(price, qty)
+                (ctx.buy if side > 0 else ctx.sell)(price, self.order_qty)
