@@ -103,14 +103,13 @@ class OrderBook:
         lo = int(np.searchsorted(self.trade_row, start, side="left"))
         hi = int(np.searchsorted(self.trade_row, end, side="left"))
         out = object.__new__(OrderBook)
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values = out.__dict__
+        values.update(self.__dict__)
         for name in ("time", "bid_price", "bid_size", "ask_price", "ask_size"):
             values[name] = values[name][start:end]
         for name in ("trade_price", "trade_size", "trade_sign"):
             values[name] = values[name][lo:hi]
         values["trade_row"] = self.trade_row[lo:hi] - start if start else self.trade_row[lo:hi]
-        for name, value in values.items():
-            object.__setattr__(out, name, value)
         return out
 
     def rows_at(self, seconds: np.ndarray) -> np.ndarray:

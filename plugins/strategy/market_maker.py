@@ -31,7 +31,7 @@ class MarketMaker(EventStrategy):
              "sigma": "(0, inf)", "vol_window": "(0, inf)", "order_qty": "(0, inf)",
              "max_inventory": "(0, inf)"}
 
-    def __init__(self, interval: float = 0.1, gamma: float = 0.1, kappa: float = 100.0,
+    def __init__(self, interval: float = 0.1, gamma: float = 0.1, kappa: float = 200.0,
                  horizon: float = 60.0, sigma: Optional[float] = None, vol_window: float = 60.0,
                  order_qty: float = 100.0, max_inventory: float = 1000.0) -> None:
         self.interval = interval
