@@ -161,9 +161,10 @@ def run_ours(book, interval: float, ex: Optional[LOBExchange] = None) -> dict:
     f = result.fills
     fees = float(np.sum(f["fee"]))
     side, qty, px = (np.asarray(f[k], float) for k in ("side", "qty", "price"))
-    return {"position": float(np.sum(side * qty)), "balance": float(-np.sum(side * qty * px)), "fee": fees,
-            "fills": len(qty), "volume": float(qty.sum()), "pnl": result.equity["equity"][-1],
-            "seconds": elapsed, "result": result}
+    position, balance = float(np.sum(side * qty)), float(-np.sum(side * qty * px))
+    # marked as hftbacktest marks it: at the mid after the last event
+    return {"position": position, "balance": balance, "fee": fees, "fills": len(qty), "volume": float(qty.sum()),
+            "pnl": balance + position * float(book.mid[-1]) - fees, "seconds": elapsed, "result": result}
 
 
 def main() -> None:

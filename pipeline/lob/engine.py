@@ -151,12 +151,20 @@ class Replay:
 
     # -- the book buffer ----------------------------------------------------------------------
     def _arrays(self, book: OrderBook):
-        t = np.round(book.time * NS).astype(np.int64)
-        tick = self.tick
-        bt = np.where(np.isnan(book.bid_price), kernel.NO_BID, np.round(np.nan_to_num(book.bid_price) / tick)).astype(np.int64)
-        at = np.where(np.isnan(book.ask_price), kernel.NO_ASK, np.round(np.nan_to_num(book.ask_price) / tick)).astype(np.int64)
-        return (t, bt, np.asarray(book.bid_size, float), at, np.asarray(book.ask_size, float),
-                book.trade_row.astype(np.int64), np.round(book.trade_price / tick).astype(np.int64),
+        """The kernel's view of a chunk: nanoseconds, integer price ticks (empty levels as
+        sentinels beyond any price), sizes."""
+        def ticks(price, empty):
+            scaled = price / self.tick
+            missing = np.isnan(scaled)
+            scaled[missing] = 0.0
+            out = np.rint(scaled).astype(np.int64)
+            out[missing] = empty
+            return out
+
+        return (np.rint(book.time * NS).astype(np.int64), ticks(book.bid_price, kernel.NO_BID),
+                np.asarray(book.bid_size, float), ticks(book.ask_price, kernel.NO_ASK),
+                np.asarray(book.ask_size, float), book.trade_row.astype(np.int64),
+                np.rint(book.trade_price / self.tick).astype(np.int64),
                 np.asarray(book.trade_size, float), book.trade_sign.astype(np.int64))
 
     def _load_first(self) -> None:
@@ -179,22 +187,28 @@ class Replay:
         keep_from = t[max(self.kp - 1, 0)] - self.history - self.feed
         r0 = min(max(int(np.searchsorted(t, keep_from, side="left")) - 1, 0), max(self.kp - 1, 0))
         self._resolve_markouts()
-        old = self.book
-        m = int(np.searchsorted(old.trade_row, r0, side="left"))
-        self.book = OrderBook(
-            time=np.concatenate([old.time[r0:], nxt.time]),
-            bid_price=np.concatenate([old.bid_price[r0:], nxt.bid_price]),
-            bid_size=np.concatenate([old.bid_size[r0:], nxt.bid_size]),
-            ask_price=np.concatenate([old.ask_price[r0:], nxt.ask_price]),
-            ask_size=np.concatenate([old.ask_size[r0:], nxt.ask_size]),
-            trade_row=np.concatenate([old.trade_row[m:] - r0, nxt.trade_row + (old.n_rows - r0)]),
-            trade_price=np.concatenate([old.trade_price[m:], nxt.trade_price]),
-            trade_size=np.concatenate([old.trade_size[m:], nxt.trade_size]),
-            trade_sign=np.concatenate([old.trade_sign[m:], nxt.trade_sign]),
-            symbol=old.symbol, date=old.date, tz=old.tz)
-        self.a = self._arrays(self.book)
+        old, m = self.book, int(np.searchsorted(self.a[5], r0, side="left"))
+        new = self._arrays(nxt)
+        shift = len(self.a[0]) - r0
+        self.a = tuple(np.concatenate([mine[r0:], theirs]) for mine, theirs in zip(self.a[:5], new[:5])) + (
+            np.concatenate([self.a[5][m:] - r0, new[5] + shift]),
+            *(np.concatenate([mine[m:], theirs]) for mine, theirs in zip(self.a[6:], new[6:])))
+        if self.strategy is None:          # nothing reads the book itself
+            self.book = nxt
+        else:
+            self.book = OrderBook(
+                time=np.concatenate([old.time[r0:], nxt.time]),
+                bid_price=np.concatenate([old.bid_price[r0:], nxt.bid_price]),
+                bid_size=np.concatenate([old.bid_size[r0:], nxt.bid_size]),
+                ask_price=np.concatenate([old.ask_price[r0:], nxt.ask_price]),
+                ask_size=np.concatenate([old.ask_size[r0:], nxt.ask_size]),
+                trade_row=np.concatenate([old.trade_row[m:] - r0, nxt.trade_row + shift]),
+                trade_price=np.concatenate([old.trade_price[m:], nxt.trade_price]),
+                trade_size=np.concatenate([old.trade_size[m:], nxt.trade_size]),
+                trade_sign=np.concatenate([old.trade_sign[m:], nxt.trade_sign]),
+                symbol=old.symbol, date=old.date, tz=old.tz)
         self.kp -= r0
-        self.j = int(np.searchsorted(self.book.trade_row, self.kp, side="left"))
+        self.j = int(np.searchsorted(self.a[5], self.kp, side="left"))
         self.events += nxt.n_rows
         return True
 

@@ -97,7 +97,9 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
     """Replay rows ``[k0, k1)`` (trade pointer ``j``); stops early at a row boundary when the
     fill buffers have fewer than ``len(o_state)`` free places. Returns ``(k, j, nfill)``."""
     cap = f_slot.shape[0] - o_state.shape[0]
-    n_orders = o_state.shape[0]
+    live = np.flatnonzero(o_state == RESTING)
+    if live.size == 0:             # nothing resting: the events change nothing of ours
+        return k1, j, nfill
     k = k0
     while k < k1:
         if nfill > cap:
@@ -106,7 +108,7 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
             j += 1
         while j < tr_row.shape[0] and tr_row[j] == k:
             p, q, resting = tr_tick[j], tr_qty[j], -tr_sign[j]
-            for s in range(n_orders):
+            for s in live:
                 if o_state[s] != RESTING or o_side[s] != resting:
                     continue
                 through = o_px[s] > p if resting > 0 else o_px[s] < p
@@ -121,7 +123,7 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
                                       f_slot, f_row, f_px, f_qty, f_maker, nfill)
             j += 1
         if k > 0:
-            for s in range(n_orders):
+            for s in live:
                 if o_state[s] != RESTING:
                     continue
                 if o_side[s] > 0:
@@ -130,7 +132,7 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
                     prev, new = qty_at(at, aq, k - 1, o_px[s]), qty_at(at, aq, k, o_px[s])
                 if prev != new:
                     _queue_depth(s, prev, new, model, power, o_front, o_cum)
-        for s in range(n_orders):
+        for s in live:
             if o_state[s] != RESTING:
                 continue
             if (o_side[s] > 0 and at[k, 0] <= o_px[s]) or (o_side[s] < 0 and bt[k, 0] >= o_px[s]):
