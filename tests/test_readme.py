@@ -225,6 +225,12 @@ def benchmark_table(r: Result) -> None:
     assert len(r.proc.stdout.splitlines()) >= 3
 
 
+def order_book_run(r: Result) -> None:
+    metrics = _metrics(r)
+    assert "order-book run" in r.proc.stdout and "spread capture" in r.proc.stdout, r.proc.stdout
+    assert metrics["events"] > 3000 and metrics["orders"] > 0 and (r.out / "report.html").is_file()
+
+
 def collects_the_suite(r: Result) -> None:
     _ok(r)
     assert re.search(r"^(\d+) tests collected", r.proc.stdout, re.M), r.proc.stdout[-500:]
@@ -295,6 +301,11 @@ COMMANDS: dict[str, Run | Mapped] = {
                                                 gate=BENCH),
     "python benchmarks/bench_strategies.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_sweep.py": Run(benchmark_table, gate=BENCH),
+    "python benchmarks/bench_lob.py": Run(benchmark_table, ("python benchmarks/bench_lob.py --quick",), gate=BENCH),
+    "python run.py data=lob_synthetic strategy=market_maker": Run(order_book_run, (
+        "python run.py data=lob_synthetic strategy=market_maker data.n_events=3000",)),
+    "python run.py data=lob_synthetic strategy=microstructure broker=lob broker.queue=power_prob": Run(order_book_run, (
+        "python run.py data=lob_synthetic strategy=microstructure broker=lob broker.queue=power_prob data.n_events=3000",)),
 }
 
 
