@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -402,8 +403,8 @@ class Replay:
     def _mark(self, now: int) -> None:
         t = self.a[0]
         r = int(np.searchsorted(t, now, side="right")) - 1
-        bid, ask = self.a[1][r, 0], self.a[3][r, 0]
-        mid = (bid + ask) * self.tick / 2 if r >= 0 and bid != kernel.NO_BID and ask != kernel.NO_ASK else np.nan
+        bid, ask = self.a[1][r, 0].item(), self.a[3][r, 0].item()
+        mid = (bid + ask) * self.tick / 2 if r >= 0 and bid != kernel.NO_BID and ask != kernel.NO_ASK else math.nan
         e = self.equity
         e["time"].append(now / NS)
         e["mid"].append(mid)

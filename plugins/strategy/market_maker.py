@@ -59,8 +59,8 @@ class MarketMaker(EventStrategy):
 
     def quotes(self, book, row: int, position: float, tick: float) -> tuple[float, float]:
         """The (bid, ask) to show; NaN for a side not quoted."""
-        bid, ask = book.bid_price[row, 0], book.ask_price[row, 0]
-        if not (np.isfinite(bid) and np.isfinite(ask)):
+        bid, ask = float(book.bid_price[row, 0]), float(book.ask_price[row, 0])
+        if not (math.isfinite(bid) and math.isfinite(ask)):
             return math.nan, math.nan
         var = self.variance(book, row)
         q = position / self.order_qty
