@@ -16,6 +16,19 @@ timestamps. The settings that must match, and do:
   re-quoted every ``interval`` (a resting quote at the wanted price is kept), no bid at +500
   shares, no ask at -500: ``MarketMaker`` with no inventory skew and no spread (``quoter``)
   and ``hft_quoter`` below, line for line.
+
+With these settings the two agree exactly: fills, volume, position, fees and P&L (to 1e-6,
+tests/benchmarks/test_hftbacktest_peer.py, both queue models). Two differences are hftbacktest
+2.4.2's, and the reason the comparison runs its no-partial-fill exchange (robo-trader's
+``partial_fills=false``):
+
+- with ``partial_fill_exchange()`` its local state applies a fill to the position only when an
+  order's status becomes Filled (``backtest/proc/local.rs``), and then only the last part: a
+  quote filled 100 then 50 counts 50 shares, so its position and P&L drift from its own
+  exchange's (and from robo-trader's, which counts every part);
+- an order whose queue fill equals its remaining size exactly is marked Filled but left in its
+  price level, and the next event on it stops the backtest with InvalidOrderStatus (elapse
+  returns 14). The quotes are 150 shares on a book of 100-share lots, so that never happens.
 """
 
 from __future__ import annotations
