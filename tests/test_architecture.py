@@ -37,7 +37,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_PARTY = ("pipeline", "plugins")
-ENGINES = ("pipeline.backtest", "pipeline.live", "pipeline.decision")
+ENGINES = ("pipeline.backtest", "pipeline.live", "pipeline.decision", "pipeline.lob")
 FAKE_GATEWAY = "plugins.broker.ib.fake_gateway"
 # (importer module, imported module) -> why it is imported inside a function
 LAZY_ALLOWED: dict[tuple[str, str], str] = {
@@ -47,7 +47,7 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
     ("pipeline.app.runner", "pipeline.live.runner"): "a backtest, the default task, never loads live "
                                                      "trading (its import takes about 0.16 s of every run.py)",
 }
-RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "report/dashboard->engine",
+RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",
          "cycle")
 
@@ -195,6 +195,11 @@ def violations(root: Path) -> dict[str, list[str]]:
         if (_in(src, "pipeline.backtest") and _in(dst, "pipeline.live")) or (
                 _in(src, "pipeline.live") and _in(dst, "pipeline.backtest")):
             flag("backtest<->live", imp, "share it through pipeline.decision or pipeline.core")
+        # the order-book engine (issue 19) is a second engine beside the daily one: it sees the
+        # vocabulary only, and only the composition root sees it
+        if (_in(src, "pipeline.lob") and _in(dst, "pipeline") and not _in(dst, "pipeline.core", "pipeline.lob")) or (
+                _in(dst, "pipeline.lob") and not _in(src, "pipeline.lob", "pipeline.app")):
+            flag("lob<->engines", imp, "pipeline.lob imports pipeline.core only, and only pipeline.app imports it")
         if _in(src, "pipeline.report", "pipeline.dashboard") and _in(dst, *ENGINES, "pipeline.app"):
             flag("report/dashboard->engine", imp, "a report reads results or a run folder only")
         if _in(dst, "pipeline.app") and src != "run" and not _in(src, "pipeline.app"):
@@ -239,6 +244,10 @@ SYNTHETIC = {
     "backtest<->live": ({"pipeline/live/x.py": "from pipeline.backtest.engine import Ledger\n",
                          "pipeline/backtest/engine.py": "from ..live import journal\n"},
                         {"pipeline/live/x.py": "from pipeline.decision.targets import targets\n"}),
+    "lob<->engines": ({"pipeline/lob/engine.py": "from pipeline.backtest.engine import backtest\n",
+                       "pipeline/backtest/x.py": "from pipeline.lob.kernel import arrive\n"},
+                      {"pipeline/lob/engine.py": "from pipeline.core.lob import OrderBook\n",
+                       "pipeline/app/events.py": "from pipeline.lob.engine import replay\n"}),
     "report/dashboard->engine": ({"pipeline/report/x.py": "from pipeline.decision import targets\n",
                                   "pipeline/dashboard/y.py": "import pipeline.app.cli\n"},
                                  {"pipeline/report/x.py": "from pipeline.results import metrics\n"}),

@@ -21,11 +21,7 @@ YAML_ONLY = {  # a conf file whose _target_ is another plugin's class, with othe
     **{("strategy", f"alpha101_{k}"): f"Alpha#{int(k)} of the 101 Formulaic Alphas, an expression"
        for k in ("002", "004", "005", "006", "009", "012", "025", "101")},
 }
-PYTHON_ONLY = {  # a plugin module with no conf file and no entry point
-    ("data", "lobster"): "LOBSTER order books are not MarketData: read from Python",
-    ("data", "lob_synthetic"): "a simulated order book, for the microstructure strategy from Python",
-    ("strategy", "microstructure"): "reads an order book, which run.py's daily MarketData has not",
-}
+PYTHON_ONLY: dict = {}  # a plugin module with no conf file and no entry point (none since issue 19)
 # conf/risk/<name>.yaml are presets: ordered lists of constraints, each key a risk plugin.
 PRESET_GROUPS = ("risk",)
 MAX_LINES = 600

@@ -238,6 +238,12 @@ def report_speed(r: Result) -> None:
     assert re.search(r"report.build, default run: best \d+\.\d{3} s", r.proc.stdout), r.proc.stdout
 
 
+def order_book_run(r: Result) -> None:
+    metrics = _metrics(r)
+    assert "order-book run" in r.proc.stdout and "spread capture" in r.proc.stdout, r.proc.stdout
+    assert metrics["events"] > 3000 and metrics["orders"] > 0 and (r.out / "report.html").is_file()
+
+
 def collects_the_suite(r: Result) -> None:
     _ok(r)
     assert re.search(r"^(\d+) tests collected", r.proc.stdout, re.M), r.proc.stdout[-500:]
@@ -327,6 +333,11 @@ COMMANDS: dict[str, Run | Mapped] = {
         "tests/pipeline/results/test_exits.py::test_16_3_order_type_trigger_and_reason_in_every_table",
         "in-process runs with a list of exit rules and exits.stop_loss.pct set, on data.start=2012-01-01 "
         "and on data=stocks"),
+    "python benchmarks/bench_lob.py": Run(benchmark_table, ("python benchmarks/bench_lob.py --quick",), gate=BENCH),
+    "python run.py data=lob_synthetic strategy=market_maker": Run(order_book_run, (
+        "python run.py data=lob_synthetic strategy=market_maker data.n_events=3000",)),
+    "python run.py data=lob_synthetic strategy=microstructure broker=lob broker.queue=power_prob": Run(order_book_run, (
+        "python run.py data=lob_synthetic strategy=microstructure broker=lob broker.queue=power_prob data.n_events=3000",)),
 }
 
 

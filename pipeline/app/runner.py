@@ -14,12 +14,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.app import registry
+from pipeline.app import events, registry
 from pipeline.backtest.engine import Ledger, backtest
 from pipeline.backtest.exits import check_sleeves
 from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
                                 ExitRule, Strategy)
 from pipeline.core.errors import ConfigError, UserError
+from pipeline.core.lob import EventSource
 from pipeline.core.params import build
 from pipeline.core.schedule import decision_bars
 from pipeline.decision.targets import Capped
@@ -252,6 +253,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = output_dir(cfg)
     try:
         stages = build_stages(cfg)
+        events.check(stages)
+        if isinstance(stages.data, EventSource):
+            return events.run_events(cfg, stages, out)
         started = time.perf_counter()
         ledger = simulate(cfg, stages)
         elapsed = time.perf_counter() - started

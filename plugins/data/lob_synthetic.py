@@ -18,7 +18,12 @@ Huang, Lehalle & Rosenbaum 2015), simple enough to read in one screen:
   half-tick steps, and the spread returns to one tick. An empty best bid moves it down. Since
   the smaller queue empties first more often, the queue imbalance predicts the next mid move.
 - New levels coming into view and queue refills draw their sizes from a geometric law around
-  ``depth`` lots.
+  ``depth`` lots. Order sizes are whole lots with a power-law tail (a Pareto law of exponent
+  ``size_tail``, capped at ``max_lots``): most orders are one or two lots, a few are large,
+  as in Gopikrishnan et al. (2000) and Maslov & Mills (2001).
+- Activity follows the intraday U-shape (Admati & Pfleiderer 1988; Jain & Joh 1988): the event
+  intensity is ``u_shape`` times higher at the open and the close of a ``session`` of seconds
+  than at midday (a parabola, mean ``rate``), repeating for books longer than a session.
 
 ``synthetic_book`` returns the ``OrderBook`` and, with ``messages=True``, the LOBSTER-style
 message table that produced it (so ``write_lobster`` / ``read_lobster`` round-trip it).
@@ -31,7 +36,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from plugins.data.lobster import OrderBook
+from pipeline.core.lob import EventSource, OrderBook
 
 # event kinds, also LOBSTER message types
 NEW, CANCEL, DELETE, EXECUTE = 1, 2, 3, 4
@@ -42,7 +47,8 @@ def synthetic_book(n_events: int = 20_000, levels: int = 5, seed: int = 7, price
                    market_share: float = 0.2, cancel_share: float = 0.35, informed: float = 0.6,
                    persistence: float = 0.995, start: float = 34_200.0,
                    symbol: str = "SYN", date: Optional[str] = "2024-01-02",
-                   messages: bool = False):
+                   size_tail: float = 2.0, max_lots: int = 100, u_shape: float = 2.0,
+                   session: float = 23_400.0, messages: bool = False):
     """Simulate ``n_events`` order-book events (plus the refill message after each price move).
 
     Same ``seed``, same book. Returns an ``OrderBook`` with ``levels`` levels per side, or
@@ -60,7 +66,7 @@ def synthetic_book(n_events: int = 20_000, levels: int = 5, seed: int = 7, price
     kind_u = rng.random(n)
     side_u = rng.random(n)
     level_u = rng.random(n)
-    size_draw = rng.geometric(0.5, n)
+    size_draw = np.minimum(np.floor(1.0 + rng.pareto(size_tail, n)), max_lots)
     shocks = rng.standard_normal(n)
     refill = rng.geometric(1.0 / depth, (n, 2))
     latent = np.empty(n)
@@ -167,6 +173,7 @@ def synthetic_book(n_events: int = 20_000, levels: int = 5, seed: int = 7, price
         queue[lvl] += size                       # new limit order
         record(NEW, size, px, direction)
 
+    times[:rows] = start + _clock(times[:rows] - start, u_shape, session)
     trade_rows_arr = np.asarray(trade_rows, dtype=np.int64)
     book = OrderBook(time=times[:rows].copy(), bid_price=bp[:rows].copy(),
                      bid_size=bq[:rows].copy(), ask_price=ap[:rows].copy(),
@@ -195,3 +202,57 @@ def _refill(up: bool, ask: list, bid: list, fresh: int, L: int) -> None:
     side = bid if up else ask
     side.insert(0, fresh)
     del side[L:]
+
+
+def _clock(business: np.ndarray, u: float, session: float) -> np.ndarray:
+    """Business time (unit intensity) to clock time under the U-shaped intensity
+    ``(1 + (u - 1) (2 tau / D - 1)^2) / m`` per session of ``D`` seconds (``m`` makes its mean
+    one): the inverse of its integral, by interpolation on a fine grid."""
+    if u == 1.0:
+        return business
+    tau = np.linspace(0.0, session, 4097)
+    m = 1.0 + (u - 1.0) / 3.0
+    cum = (tau + (u - 1.0) * session / 6.0 * ((2.0 * tau / session - 1.0) ** 3 + 1.0)) / m
+    day, rest = np.divmod(business, session)
+    return day * session + np.interp(rest, cum, tau)
+
+
+class LOBSynthetic(EventSource):
+    """The seeded synthetic book as event data (``data=lob_synthetic``); ``synthetic_book``
+    documents the model and every parameter. ``seed`` follows the run's seed."""
+
+    rules = {"n_events": "[1, inf)", "levels": "[1, inf)", "price": "(0, inf)", "tick": "(0, inf)",
+             "lot": "[1, inf)", "depth": "(1, inf)", "rate": "(0, inf)", "informed": "[0, 1]",
+             "persistence": "[0, 1)", "size_tail": "(0, inf)", "max_lots": "[1, inf)",
+             "u_shape": "(0, inf)", "session": "(0, inf)"}
+    caveats = ("a simulated book: its queues, spread and order flow follow a small queue-reactive "
+               "model (plugins/data/lob_synthetic.py), not a real market",)
+
+    def __init__(self, n_events: int = 20_000, levels: int = 5, seed: int = 7, price: float = 100.0,
+                 tick: float = 0.01, lot: int = 100, depth: float = 6.0, rate: float = 20.0,
+                 market_share: float = 0.2, cancel_share: float = 0.35, informed: float = 0.6,
+                 persistence: float = 0.995, start: float = 34_200.0, symbol: str = "SYN",
+                 date: Optional[str] = "2024-01-02", size_tail: float = 2.0, max_lots: int = 100,
+                 u_shape: float = 2.0, session: float = 23_400.0) -> None:
+        self.n_events = n_events
+        self.levels = levels
+        self.seed = seed
+        self.price = price
+        self.tick = tick
+        self.lot = lot
+        self.depth = depth
+        self.rate = rate
+        self.market_share = market_share
+        self.cancel_share = cancel_share
+        self.informed = informed
+        self.persistence = persistence
+        self.start = start
+        self.symbol = symbol
+        self.date = date
+        self.size_tail = size_tail
+        self.max_lots = max_lots
+        self.u_shape = u_shape
+        self.session = session
+
+    def load(self) -> OrderBook:
+        return synthetic_book(**self.get_params())

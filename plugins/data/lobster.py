@@ -19,138 +19,34 @@ trade. Empty levels hold the dummy prices -9999999999 (bid) and 9999999999 (ask)
 with size 0, and the trades (types 4 and 5) with their aggressor's sign. Type 6 cross trades
 are auction prints without an aggressor and are left out; halts (type 7) are kept as rows.
 
-The ``OrderBook`` is the data contract the microstructure strategy reads (by attribute, so
-the strategy does not import this module). MarketData (daily fields) cannot carry it; it is
-used from Python, see ``plugins/strategy/microstructure.py``.
+The ``OrderBook`` (defined in ``pipeline.core.lob``) is the data contract event strategies
+read. ``LOBSTER`` (the ``data=lobster`` source) streams a file pair to the event engine in
+chunks of ``chunk_rows`` rows, checking each before it is used.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import DataError
+from pipeline.core.lob import EventSource, OrderBook
 
 PRICE_SCALE = 10_000
 DUMMY = 9_999_999_999
-US_TZ = "America/New_York"
 _NAME = re.compile(r"^(?P<ticker>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
                    r"(?P<kind>message|orderbook)_(?P<levels>\d+)\.csv$")
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class OrderBook:
-    """Level-2 snapshots and trades of one instrument over one session.
-
-    ``time`` (T,) seconds after midnight, non-decreasing; ``bid_price``/``bid_size``/
-    ``ask_price``/``ask_size`` (T x L) best level first, NaN price and 0 size where a level is
-    empty. Trades: ``trade_row`` (M,) the snapshot row at which the trade is known (the book
-    after it), non-decreasing; ``trade_price``, ``trade_size``; ``trade_sign`` +1 when the buyer
-    was the aggressor, -1 the seller. A decision at row ``k`` may use rows ``[0, k]`` and the
-    trades with ``trade_row <= k``.
-    """
-
-    time: np.ndarray
-    bid_price: np.ndarray
-    bid_size: np.ndarray
-    ask_price: np.ndarray
-    ask_size: np.ndarray
-    trade_row: np.ndarray
-    trade_price: np.ndarray
-    trade_size: np.ndarray
-    trade_sign: np.ndarray
-    symbol: str = "LOB"
-    date: Optional[str] = None
-    tz: str = US_TZ
-
-    def __post_init__(self) -> None:
-        T = self.time.shape[0]
-        for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
-            arr = getattr(self, name)
-            if arr.ndim != 2 or arr.shape[0] != T or arr.shape != self.bid_price.shape:
-                raise ValueError(f"OrderBook.{name} has shape {arr.shape}, expected "
-                                 f"({T}, levels) like bid_price {self.bid_price.shape}")
-        M = self.trade_row.shape[0]
-        for name in ("trade_price", "trade_size", "trade_sign"):
-            if getattr(self, name).shape != (M,):
-                raise ValueError(f"OrderBook.{name} has shape {getattr(self, name).shape}, "
-                                 f"expected ({M},) like trade_row")
-        if T and np.any(np.diff(self.time) < 0):
-            raise ValueError("OrderBook.time must be non-decreasing")
-        if M and (np.any(np.diff(self.trade_row) < 0) or self.trade_row[-1] >= T
-                  or self.trade_row[0] < 0):
-            raise ValueError("OrderBook.trade_row must be non-decreasing row numbers of the book")
-
-    # -- shape ------------------------------------------------------------------------------
-    @property
-    def n_rows(self) -> int:
-        return int(self.time.shape[0])
-
-    @property
-    def levels(self) -> int:
-        return int(self.bid_price.shape[1])
-
-    @property
-    def trade_time(self) -> np.ndarray:
-        return self.time[self.trade_row]
-
-    # -- derived quotes ---------------------------------------------------------------------
-    @property
-    def mid(self) -> np.ndarray:
-        return (self.bid_price[:, 0] + self.ask_price[:, 0]) / 2.0
-
-    @property
-    def spread(self) -> np.ndarray:
-        return self.ask_price[:, 0] - self.bid_price[:, 0]
-
-    @property
-    def microprice(self) -> np.ndarray:
-        """Size-weighted mid: ``(ask * bid_size + bid * ask_size) / (bid_size + ask_size)``;
-        it leans toward the side whose queue is smaller (the side likely to move first)."""
-        qb, qa = self.bid_size[:, 0], self.ask_size[:, 0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.ask_price[:, 0] * qb + self.bid_price[:, 0] * qa) / (qb + qa)
-
-    # -- views and clocks -------------------------------------------------------------------
-    def view(self, end: int) -> "OrderBook":
-        """The first ``end`` rows and the trades known by then."""
-        m = int(np.searchsorted(self.trade_row, end, side="left"))
-        return dataclasses.replace(
-            self, time=self.time[:end], bid_price=self.bid_price[:end],
-            bid_size=self.bid_size[:end], ask_price=self.ask_price[:end],
-            ask_size=self.ask_size[:end], trade_row=self.trade_row[:m],
-            trade_price=self.trade_price[:m], trade_size=self.trade_size[:m],
-            trade_sign=self.trade_sign[:m])
-
-    def rows_at(self, seconds: np.ndarray) -> np.ndarray:
-        """The last row at or before each clock time (seconds after midnight); -1 if none."""
-        return np.searchsorted(self.time, np.asarray(seconds, dtype=float), side="right") - 1
-
-    def decision_rows(self, every: float, start: Optional[float] = None,
-                      end: Optional[float] = None) -> np.ndarray:
-        """Rows at a regular clock grid of ``every`` seconds (the book as it stood then)."""
-        if self.n_rows == 0:
-            return np.zeros(0, dtype=np.int64)
-        lo = self.time[0] if start is None else start
-        hi = self.time[-1] if end is None else end
-        grid = np.arange(np.ceil(lo / every) * every, hi + 1e-9, every)
-        rows = self.rows_at(grid)
-        return np.unique(rows[rows >= 0]).astype(np.int64)
-
-    def timestamps(self) -> pd.DatetimeIndex:
-        """Row times as tz-aware stamps (needs ``date``)."""
-        if self.date is None:
-            raise ValueError("OrderBook.date is not set: times are seconds after midnight")
-        base = pd.Timestamp(self.date)
-        return (base + pd.to_timedelta(self.time, unit="s")).tz_localize(self.tz)
-
-
 # ---------------------------------------------------------------------- LOBSTER files
+
+EVENT_TYPES = {1: "new limit order", 2: "partial cancellation", 3: "deletion", 4: "execution",
+               5: "hidden execution", 6: "cross trade", 7: "trading halt"}
+
 
 def read_lobster(message: Union[str, Path], orderbook: Union[str, Path],
                  symbol: Optional[str] = None, date: Optional[str] = None,
@@ -158,36 +54,114 @@ def read_lobster(message: Union[str, Path], orderbook: Union[str, Path],
     """Read a LOBSTER message / orderbook file pair into an ``OrderBook``.
 
     ``symbol`` and ``date`` default to the ones in the LOBSTER file name; ``levels`` keeps the
-    first levels only. Errors name the file and row: a missing file, a wrong column count,
-    files of different lengths, times going backwards, a crossed book at a row.
+    first levels only. Errors name the file, the line and the event: a missing file, a wrong
+    column count, files of different lengths, times going backwards, a crossed book, a
+    negative size or a non-positive price, an unknown event type, an execution at a price the
+    book before it did not show (the two files do not belong together).
     """
+    message, orderbook = _pair(message, orderbook)
+    symbol, date = _names(message, orderbook, symbol, date)
+    msg = _read_numeric(message, 6, "message")
+    book = _read_numeric(orderbook, None, "orderbook")
+    if len(msg) != len(book):
+        raise DataError(f"{message} has {len(msg)} rows but {orderbook} has {len(book)}: "
+                        f"row k of the order book is the book after message k, they must match")
+    return _checked(msg, book, message, orderbook, 0, None, levels, symbol, date)
+
+
+def iter_lobster(message: Union[str, Path], orderbook: Union[str, Path], chunk_rows: int,
+                 symbol: Optional[str] = None, date: Optional[str] = None,
+                 levels: Optional[int] = None) -> Iterator[OrderBook]:
+    """``read_lobster`` in pieces of ``chunk_rows`` rows (memory bounded by the chunk), each
+    checked as ``read_lobster`` checks the whole, continuing the checks across pieces. The
+    row counts of the two files are compared first (a line count, no parsing)."""
+    message, orderbook = _pair(message, orderbook)
+    symbol, date = _names(message, orderbook, symbol, date)
+    n_msg, n_book = _count_lines(message), _count_lines(orderbook)
+    if n_msg != n_book:
+        raise DataError(f"{message} has {n_msg} rows but {orderbook} has {n_book}: "
+                        f"row k of the order book is the book after message k, they must match")
+    first, last = 0, None
+    readers = [pd.read_csv(path, header=None, dtype=np.float64, chunksize=int(chunk_rows))
+               for path in (message, orderbook)]
+    for msg_frame, book_frame in zip(*readers):
+        msg, book = msg_frame.to_numpy(), book_frame.to_numpy()
+        if msg.shape[1] != 6:
+            raise DataError(f"{message}: {msg.shape[1]} columns; a LOBSTER message file has 6 "
+                            f"(time, type, order id, size, price, direction)")
+        chunk = _checked(msg, book, message, orderbook, first, last, levels, symbol, date)
+        last = (msg[-1], chunk)
+        first += len(msg)
+        yield chunk
+
+
+def _pair(message, orderbook) -> tuple[Path, Path]:
     message, orderbook = Path(message), Path(orderbook)
     for path in (message, orderbook):
         if not path.is_file():
             raise DataError(f"LOBSTER file {path} does not exist; LOBSTER data comes as a "
                             f"*_message_<L>.csv and *_orderbook_<L>.csv pair")
+    return message, orderbook
+
+
+def _names(message: Path, orderbook: Path, symbol, date) -> tuple[str, Optional[str]]:
     named = _NAME.match(orderbook.name) or _NAME.match(message.name)
-    symbol = symbol or (named.group("ticker") if named else orderbook.stem)
-    date = date or (named.group("date") if named else None)
-    msg = _read_numeric(message, 6, "message")
-    book = _read_numeric(orderbook, None, "orderbook")
+    return (symbol or (named.group("ticker") if named else orderbook.stem),
+            date or (named.group("date") if named else None))
+
+
+def _count_lines(path: Path) -> int:
+    count, tail = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+            tail = block[-1:]
+    return count + (tail != b"\n")
+
+
+def _event(msg: np.ndarray, i: int) -> str:
+    kind = int(msg[i, 1])
+    return (f"event {EVENT_TYPES.get(kind, f'type {kind}')} at time {msg[i, 0]:.9f} "
+            f"(order {int(msg[i, 2])}, size {msg[i, 3]:g}, price {msg[i, 4]:g}, direction {int(msg[i, 5])})")
+
+
+def _checked(msg: np.ndarray, book: np.ndarray, message: Path, orderbook: Path, first: int,
+             last, levels, symbol, date) -> OrderBook:
+    """The rows ``first + 1 ...`` (file lines) of a file pair, checked, as an ``OrderBook``;
+    ``last`` is the previous piece's last message and book when streaming."""
     if book.shape[1] % 4:
         raise DataError(f"{orderbook}: {book.shape[1]} columns; a LOBSTER order book has 4 per "
                         f"level (ask price, ask size, bid price, bid size)")
-    if len(msg) != len(book):
-        raise DataError(f"{message} has {len(msg)} rows but {orderbook} has {len(book)}: "
-                        f"row k of the order book is the book after message k, they must match")
+
+    def fail(path: Path, i: int, what: str) -> None:
+        raise DataError(f"{path}: line {first + i + 1}: {what}; {_event(msg, i)}")
+
     time = msg[:, 0]
+    if last is not None and time.size and time[0] < last[0][0]:
+        fail(message, 0, f"time goes backwards ({last[0][0]} then {time[0]})")
     back = np.flatnonzero(np.diff(time) < 0)
     if back.size:
-        raise DataError(f"{message}: time goes backwards at row {back[0] + 2} "
-                        f"({time[back[0]]} then {time[back[0] + 1]})")
+        fail(message, back[0] + 1, f"time goes backwards ({time[back[0]]} then {time[back[0] + 1]})")
+    kind = msg[:, 1].astype(np.int64)
+    unknown = np.flatnonzero(~np.isin(kind, list(EVENT_TYPES)) | (msg[:, 1] != kind))
+    if unknown.size:
+        fail(message, unknown[0], f"unknown event type {msg[unknown[0], 1]:g} (LOBSTER types are 1-7)")
+    visible = (kind >= 1) & (kind <= 5)
+    bad = np.flatnonzero(visible & ((msg[:, 3] <= 0) | (msg[:, 4] <= 0)))
+    if bad.size:
+        fail(message, bad[0], "a size or price that is zero or negative")
     n_levels = book.shape[1] // 4
     keep = n_levels if levels is None else min(levels, n_levels)
     cols = book[:, : 4 * keep].reshape(len(book), keep, 4)
     ask_p, ask_q, bid_p, bid_q = (cols[:, :, k] for k in range(4))
+    negative = np.flatnonzero((ask_q < 0).any(axis=1) | (bid_q < 0).any(axis=1))
+    if negative.size:
+        fail(orderbook, negative[0], "a negative size in the order book")
     empty_a = (ask_p >= DUMMY) | (ask_q <= 0)
     empty_b = (bid_p <= -DUMMY) | (bid_q <= 0)
+    priced = np.flatnonzero(((ask_p <= 0) & ~empty_a).any(axis=1) | ((bid_p <= 0) & ~empty_b).any(axis=1))
+    if priced.size:
+        fail(orderbook, priced[0], "a price that is zero or negative in the order book")
     ask_price = np.where(empty_a, np.nan, ask_p / PRICE_SCALE)
     bid_price = np.where(empty_b, np.nan, bid_p / PRICE_SCALE)
     ask_size = np.where(empty_a, 0.0, ask_q)
@@ -195,10 +169,21 @@ def read_lobster(message: Union[str, Path], orderbook: Union[str, Path],
     with np.errstate(invalid="ignore"):
         crossed = np.flatnonzero(bid_price[:, 0] > ask_price[:, 0])
     if crossed.size:
-        raise DataError(f"{orderbook}: crossed book at row {crossed[0] + 1} (bid "
-                        f"{bid_price[crossed[0], 0]} > ask {ask_price[crossed[0], 0]})")
-    kind = msg[:, 1].astype(np.int64)
+        fail(orderbook, crossed[0], f"crossed book (bid {bid_price[crossed[0], 0]} > ask "
+                                    f"{ask_price[crossed[0], 0]})")
+    # a visible execution takes the best order of its side in the book before it: if the
+    # book shows another price there, the two files are not one pair
     trades = np.flatnonzero((kind == 4) | (kind == 5))
+    execs = trades[(kind[trades] == 4) & (trades > 0 if last is None else trades >= 0)]
+    if execs.size:
+        prev_bid = np.concatenate([[last[1].bid_price[-1, 0]] if last else [np.nan], bid_price[:-1, 0]])
+        prev_ask = np.concatenate([[last[1].ask_price[-1, 0]] if last else [np.nan], ask_price[:-1, 0]])
+        best = np.where(msg[execs, 5] > 0, prev_bid[execs], prev_ask[execs])
+        off = execs[np.isfinite(best) & (np.abs(best - msg[execs, 4] / PRICE_SCALE) > 1e-9)]
+        if off.size:
+            fail(message, off[0], f"an execution at {msg[off[0], 4] / PRICE_SCALE} where the order book "
+                                  f"{orderbook.name} showed the best {'bid' if msg[off[0], 5] > 0 else 'ask'} at "
+                                  f"{best[np.searchsorted(execs, off[0])]}: the message and orderbook files do not match")
     return OrderBook(time=time, bid_price=bid_price, bid_size=bid_size, ask_price=ask_price,
                      ask_size=ask_size, trade_row=trades.astype(np.int64),
                      trade_price=msg[trades, 4] / PRICE_SCALE,
@@ -266,3 +251,46 @@ def _read_numeric(path: Path, n_cols: Optional[int], what: str) -> np.ndarray:
         raise DataError(f"{path}: missing or non-numeric value {frame.iat[row, col]!r} at row "
                         f"{row + 1}, column {col + 1}")
     return arr
+
+
+class LOBSTER(EventSource):
+    """A LOBSTER file pair as event data (``data=lobster data.path=...``).
+
+    ``path``: the ``*_message_<L>.csv`` file (its ``*_orderbook_<L>.csv`` sits beside it) or a
+    folder holding one pair (``ticker`` picks one of several). ``levels`` keeps the first
+    levels; ``chunk_rows`` streams the files in pieces of that many rows (null: read whole).
+    """
+
+    rules = {"levels": "[1, inf)", "chunk_rows": "[1, inf)"}
+    caveats = ("LOBSTER books show the visible levels only: hidden liquidity and orders beyond "
+               "the last level are not simulated",)
+
+    def __init__(self, path: str = "???", ticker: Optional[str] = None, levels: Optional[int] = None,
+                 chunk_rows: Optional[int] = None) -> None:
+        self.path = path
+        self.ticker = ticker
+        self.levels = levels
+        self.chunk_rows = chunk_rows
+
+    def files(self) -> tuple[Path, Path]:
+        path = Path(self.path)
+        if path.is_dir():
+            pairs = find_lobster(path, self.ticker)
+            if len(pairs) != 1:
+                found = ", ".join(p[0].name for p in pairs) or "none"
+                raise DataError(f"data.path={path}: expected one LOBSTER message/orderbook pair"
+                                f"{' for ' + self.ticker if self.ticker else ''}, found {found}; "
+                                f"give the message file itself or data.ticker")
+            return pairs[0]
+        return path, path.with_name(path.name.replace("_message_", "_orderbook_"))
+
+    def load(self) -> OrderBook:
+        message, orderbook = self.files()
+        return read_lobster(message, orderbook, levels=self.levels)
+
+    def chunks(self) -> Iterator[OrderBook]:
+        if self.chunk_rows is None:
+            yield self.load()
+            return
+        message, orderbook = self.files()
+        yield from iter_lobster(message, orderbook, self.chunk_rows, levels=self.levels)

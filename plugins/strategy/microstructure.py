@@ -7,11 +7,11 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.core.contracts import Strategy
+from pipeline.core.lob import EventStrategy
 from pipeline.core.errors import DataError
 
 
-class Microstructure(Strategy):
+class Microstructure(EventStrategy):
     """Short-horizon direction from the limit order book.
 
     ``signal(book, at)`` reads an order book (``plugins.data.lobster.OrderBook``: best-first
@@ -37,8 +37,10 @@ class Microstructure(Strategy):
     ``kind="combined"`` is the mean of the three. Values with ``|s| < threshold`` become 0
     (no trade on a weak signal). Positive means buy.
 
-    In the pipeline: ``run.py`` runs daily MarketData, which has no book, so this strategy is
-    used from Python; given MarketData it raises a DataError saying so::
+    As a taker on event data (``python run.py data=lob_synthetic strategy=microstructure``):
+    every ``interval`` seconds the signal of the book as received sets a target position of
+    ``signal * max_position`` shares (in whole ``lot``s), reached with a market order (none
+    while an order is still open). From Python, ``signal(book, rows)`` scores many rows at once::
 
         from plugins.data.lobster import read_lobster
         from plugins.strategy.microstructure import Microstructure
@@ -50,16 +52,36 @@ class Microstructure(Strategy):
     """
 
     rules = {"levels": "[1, inf)", "decay": "(0, 1]", "flow_window": "(0, inf)",
-             "threshold": "[0, 1)"}
+             "threshold": "[0, 1)", "interval": "(0, inf)", "max_position": "(0, inf)", "lot": "(0, inf)"}
 
     def __init__(self, kind: Literal["imbalance", "microprice", "trade_flow", "combined"] = "combined",
                  levels: int = 3, decay: float = 0.5, flow_window: float = 30.0,
-                 threshold: float = 0.0) -> None:
+                 threshold: float = 0.0, interval: float = 1.0, max_position: float = 500.0,
+                 lot: float = 100.0) -> None:
         self.kind = kind
         self.levels = levels
         self.decay = decay
         self.flow_window = flow_window
         self.threshold = threshold
+        self.interval = interval
+        self.max_position = max_position
+        self.lot = lot
+
+    @property
+    def history(self) -> float:
+        return self.flow_window
+
+    def decide(self, ctx) -> None:
+        if ctx.orders:
+            return
+        book, row = ctx.book, ctx.row
+        # the rows the trade-flow window can reach, so a decision costs the same at any depth
+        lo = int(np.searchsorted(book.time, book.time[row] - self.flow_window, side="right"))
+        lo = min(lo, row)
+        s = float(self.signal(book.window(lo, row + 1), np.array([row - lo]))[0, 0])
+        target = round(s * self.max_position / self.lot) * self.lot
+        if target != ctx.position:
+            ctx.market(target - ctx.position)
 
     def components(self, book, at: np.ndarray) -> dict[str, np.ndarray]:
         """The three signals at rows ``at`` (each of length ``len(at)``)."""

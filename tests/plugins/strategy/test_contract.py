@@ -5,9 +5,12 @@ import pytest
 
 from pipeline.app import registry
 from pipeline.core.contracts import Strategy
+from pipeline.core.lob import EventStrategy
 from pipeline.core.schedule import decision_bars
 
-STRATEGIES = sorted(registry.registered()["strategy"])
+# daily strategies; event strategies (order books) have their own contract test_event_contract.py
+STRATEGIES = sorted(name for name, ep in registry.registered()["strategy"].items()
+                    if not issubclass(ep.load(), EventStrategy))
 
 
 # Per-strategy settings that keep the test fast and exercise the strategy's moving parts on

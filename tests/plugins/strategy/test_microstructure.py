@@ -42,7 +42,7 @@ def test_generator_is_seeded_and_consistent(book):
 
 
 @pytest.mark.parametrize("kind, floor", [("imbalance", 0.3), ("microprice", 0.3),
-                                         ("trade_flow", 0.05), ("combined", 0.3)])
+                                         ("trade_flow", 0.03), ("combined", 0.3)])
 def test_signal_correlates_with_the_next_mid_move(book, kind, floor):
     rows = np.flatnonzero(np.round(book.spread / 0.01) == 1)[:-1]
     move = next_mid_move(book)[rows]
