@@ -204,27 +204,33 @@ OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdo
               "turnover", "total_costs", "final_equity")
 
 
+def simulate(cfg: DictConfig, progress: bool = False) -> tuple[Any, Stages, float]:
+    """Build the stages and backtest: the per-job work of ``run`` and of a batched sweep job
+    (pipeline/app/batch.py), which records the same ledger into the sweep store instead."""
+    stages = build_stages(cfg)
+    if getattr(stages.broker, "live_only", False):
+        raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
+                          f"mode=paper (or mode=live); backtest with broker=sim")
+    drift = cfg.schedule.drift
+    if drift is not None and not 0 < drift < 2:
+        raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
+                          f"difference in (0, 2), or null to trade at every decision")
+    started = time.perf_counter()
+    data = load_data(stages.data, cfg.data)
+    decisions = decision_bars(data.index, cfg.schedule.rebalance)
+    bar = console.Progress("backtest", enabled=progress)
+    ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
+                      stages.broker, decisions, float(cfg.capital), drift=drift,
+                      progress=bar.update, portfolio=stages.portfolio)
+    bar.close()
+    return ledger, stages, time.perf_counter() - started
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Backtest the configured pipeline and write the run folder; returns the metrics."""
     out = output_dir(cfg)
     try:
-        stages = build_stages(cfg)
-        if getattr(stages.broker, "live_only", False):
-            raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
-                              f"mode=paper (or mode=live); backtest with broker=sim")
-        drift = cfg.schedule.drift
-        if drift is not None and not 0 < drift < 2:
-            raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
-                              f"difference in (0, 2), or null to trade at every decision")
-        started = time.perf_counter()
-        data = load_data(stages.data, cfg.data)
-        decisions = decision_bars(data.index, cfg.schedule.rebalance)
-        bar = console.Progress("backtest", enabled=bool(cfg.progress))
-        ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
-                          stages.broker, decisions, float(cfg.capital), drift=drift,
-                          progress=bar.update, portfolio=stages.portfolio)
-        bar.close()
-        elapsed = time.perf_counter() - started
+        ledger, stages, elapsed = simulate(cfg, progress=bool(cfg.progress))
         metrics = recorder.record(ledger, out, cfg, stages)
     except UserError as exc:
         recorder.record_failure(out, exc)
