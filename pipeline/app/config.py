@@ -91,6 +91,13 @@ class ReportConfig:
     sections: Optional[List[str]] = None
 
 
+@dataclasses.dataclass
+class SweepConfig:
+    """A batched sweep (hydra/launcher=batch, pipeline/app/batch.py); no effect on a single run."""
+    keep: int = 10          # full run folders for the best this many jobs by the objective
+    resume: bool = False    # continue an interrupted sweep in its hydra.sweep.dir: skip the jobs stored
+
+
 def risk_schema() -> type:
     names = list(registry.registered()["risk"])
     return dataclasses.make_dataclass("RiskConfig", [(n, Any, dataclasses.field(default=None))
@@ -118,6 +125,7 @@ def run_schema() -> type:
         ("dashboard", DashboardConfig, dataclasses.field(default_factory=DashboardConfig)),
         ("report", ReportConfig, dataclasses.field(default_factory=ReportConfig)),
         ("out_dir", Optional[str], dataclasses.field(default=None)),
+        ("sweep", SweepConfig, dataclasses.field(default_factory=SweepConfig)),
     ])
 
 

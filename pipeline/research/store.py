@@ -24,6 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.research import overfitting as overfit
+from pipeline.results.metrics import periods_per_year
+
 STORE = "store"
 CALENDARS = "calendars"
 SCHEMA = pa.schema([
@@ -136,3 +139,55 @@ def spans(sweep_dir: Path, jobs: set[int]) -> dict[int, tuple[str, int, int]]:
             if job in jobs:
                 out[job] = (cal, first, n)
     return out
+
+
+def overfitting(sweep_dir: Path, jobs: list[str], best: str | None = None, chunk: int = 512) -> dict[str, Any]:
+    """``overfitting.summary`` of the given jobs, streamed from the store: each job's returns
+    are read once, a batch file at a time, into its own Sharpe ratio and its CSCV block sums
+    (S x N) over the rows every job has; only the chosen job's series is kept."""
+    if not jobs:
+        return {}
+    ids = [int(j) for j in jobs]
+    column = {job: i for i, job in enumerate(ids)}
+    span = spans(sweep_dir, set(ids))
+    cals = {d: read_calendar(sweep_dir, d) for d in sorted({s[0] for s in span.values()})}
+    union = next(iter(cals.values()))
+    for times in cals.values():
+        union = union.union(times)
+    where = {d: union.get_indexer(times) for d, times in cals.items()}
+    count = np.zeros(len(union), dtype=np.int64)
+    for (d, first, n), k in pd.Series(list(span.values())).value_counts().items():
+        count[where[d][first:first + n]] += k
+    common = np.flatnonzero(count == len(ids))
+    t = common.size
+    splits = overfit.cscv_splits(t)
+    block = t // splits if splits >= 2 else 0
+    rows = common[:block * splits]
+    sharpes = np.full(len(ids), np.nan)
+    sum1, sum2 = np.zeros((max(splits, 1), len(ids))), np.zeros((max(splits, 1), len(ids)))
+    buf, cols = np.empty((rows.size, min(chunk, len(ids)))), []
+    chosen = None if best is None else column[int(best)]
+    kept: tuple[float, int, np.ndarray] | None = None  # best so far: (sharpe, column, returns)
+
+    def flush() -> None:
+        if cols and block:
+            s1, s2 = overfit.block_sums(buf[:, :len(cols)], splits)
+            sum1[:, cols], sum2[:, cols] = s1, s2
+        cols.clear()
+
+    for job, cal, first, r in iter_returns(sweep_dir, set(ids)):
+        j = column[job]
+        sharpes[j] = overfit.sharpe_ratio(r) if r.size >= 2 else math.nan
+        if chosen == j or (chosen is None and math.isfinite(sharpes[j]) and
+                           (kept is None or (sharpes[j], -j) > (kept[0], -kept[1]))):
+            kept = (sharpes[j], j, r.copy())
+        mine = where[cal][first:first + r.size]
+        buf[:, len(cols)] = r[np.searchsorted(mine, rows)]
+        cols.append(j)
+        if len(cols) == buf.shape[1]:
+            flush()
+    flush()
+    pick = kept[1] if kept is not None else None
+    return overfit.from_parts([str(j) for j in ids], sharpes, pick, None if kept is None else kept[2], t, splits,
+                              lambda: overfit.pbo_from_sums(sum1, sum2, block, n_dropped=t - rows.size),
+                              periods_per_year(union[count > 0]))

@@ -30,6 +30,7 @@ from hydra.experimental.callback import Callback
 
 from pipeline.report import console
 from pipeline.report import tearsheet as r
+from pipeline.research import store
 from pipeline.research.overfitting import summary
 from pipeline.results.metrics import periods_per_year
 from pipeline.results.recorder import write_json
@@ -147,7 +148,8 @@ def returns_matrix(sweep_dir: Path, jobs: list[str]) -> "Any":
 
 
 def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
-    table = collect(sweep_dir)
+    batched = store.has_store(sweep_dir)  # a batched sweep (hydra/launcher=batch): its store, not job folders
+    table = store.sweep_table(sweep_dir) if batched else collect(sweep_dir)
     if table.empty:
         return
     table.to_csv(sweep_dir / "sweep.csv", index=False)
@@ -160,7 +162,8 @@ def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
         cols = ["job", "overrides", objective] + [c for c in ("sharpe", "cagr", "max_drawdown", "turnover")
                                                    if c != objective and c in done]
         lines += [f"## Best {min(top, len(ranked))} by {objective}", "", _markdown(ranked[cols].head(top)), ""]
-        stats = overfitting(sweep_dir, list(done["job"]), best_job(ranked, objective))
+        stats = (store.overfitting if batched else overfitting)(sweep_dir, list(done["job"]),
+                                                                 best_job(ranked, objective))
         if stats:
             lines += ["## Overfitting statistics across the sweep", "",
                       BEST.format(objective=objective, common=stats["pbo_n_obs"]), "",
@@ -224,12 +227,19 @@ def job_overrides(sweep_dir: Path, jobs: list[str]) -> dict[str, dict[str, str]]
     """Each job's command-line overrides as key -> value (text as written)."""
     import yaml
 
-    out = {}
+    items = {}
     for job in jobs:
         path = sweep_dir / job / ".hydra" / "overrides.yaml"
-        items = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+        items[job] = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+    return override_pairs(items)
+
+
+def override_pairs(items: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+    """Each job's override lines as key -> value (text as written)."""
+    out = {}
+    for job, lines in items.items():
         pairs = {}
-        for item in items:
+        for item in lines:
             key, sep, value = str(item).partition("=")
             if sep:
                 pairs[key.lstrip("+~")] = value
@@ -298,7 +308,8 @@ def heatmap_grid(table: Any, params: dict[str, dict[str, str]], axes: list[str],
 def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, Any], top: int = 10) -> str:
     """``summary.html``: the jobs, a heatmap over two swept parameters, the overfitting stats."""
     jobs = list(table["job"])
-    params = job_overrides(sweep_dir, jobs)
+    params = (override_pairs(dict(zip(jobs, table["overrides"].str.split(" "))))
+              if store.has_store(sweep_dir) else job_overrides(sweep_dir, jobs))
     done = table[table["status"] == "completed"]
     sections, nav = [], []
 

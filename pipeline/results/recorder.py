@@ -29,7 +29,8 @@ from pipeline.results.metrics import bar_returns, summarize
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
 # (and the live dashboard's address and token: a secret never goes into a run's files)
-WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "hydra.run.", "hydra.sweep.")
+# (and how a sweep stores and resumes its jobs: sweep.keep, sweep.resume)
+WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "sweep", "hydra.run.", "hydra.sweep.")
 PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
             "hydra-core", "omegaconf", "skfolio", "ib_async")
 
@@ -238,8 +239,12 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
 
 
 def write_json(obj: Any, path: Path) -> None:
+    path.write_text(to_json(obj))
+
+
+def to_json(obj: Any) -> str:
     """Sorted, indented JSON with NaN and infinities as null (valid JSON, stable bytes)."""
-    path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    return json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n"
 
 
 def _jsonable(obj: Any) -> Any:
