@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,7 +42,9 @@ class Stages:
     broker: Broker
 
 
-def build_stages(cfg: DictConfig) -> Stages:
+def build_stages(cfg: DictConfig, make: Callable[..., Any] = build) -> Stages:
+    """Every stage of the run; ``make`` builds a component (``params.build``, or a batched
+    sweep's cache of pristine instances, pipeline/app/batch.py)."""
     seed = int(cfg.seed)
     if not cfg.capital > 0:
         raise ConfigError(f"capital={cfg.capital} is not allowed: expected a positive amount")
@@ -56,15 +58,15 @@ def build_stages(cfg: DictConfig) -> Stages:
                           f"portfolio=<allocation> to weigh them, e.g. portfolio=equal_weight")
     report_sections.chosen((cfg.get("report") or {}).get("sections"))  # a misspelt section fails now, not after the run
     return Stages(
-        data=build(cfg.data, "data", DataSource, seed=seed),
-        strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
+        data=make(cfg.data, "data", DataSource, seed=seed),
+        strategies={name: make(node, f"strategy.{name}", Strategy, seed=seed)
                     for name, node in strategies.items()},
-        allocator=build(cfg.allocation, "allocation", Allocator, seed=seed),
-        portfolio=None if portfolio is None else _capped(build(portfolio, "portfolio", Allocator, seed=seed),
+        allocator=make(cfg.allocation, "allocation", Allocator, seed=seed),
+        portfolio=None if portfolio is None else _capped(make(portfolio, "portfolio", Allocator, seed=seed),
                                                          cfg.get("sleeve_caps")),
-        constraints=build_risk(cfg.risk),
-        algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
-        broker=build(cfg.broker, "broker", Broker, seed=seed),
+        constraints=build_risk(cfg.risk, make),
+        algo=make(cfg.execution, "execution", ExecutionAlgo, seed=seed),
+        broker=make(cfg.broker, "broker", Broker, seed=seed),
     )
 
 
@@ -77,7 +79,7 @@ def _capped(portfolio: Allocator, caps: Any) -> Allocator:
     return Capped(portfolio, dict(caps))
 
 
-def build_risk(node: Any) -> list[tuple[str, Constraint]]:
+def build_risk(node: Any, make: Callable[..., Any] = build) -> list[tuple[str, Constraint]]:
     """Active constraints (non-null entries) in their declared order (``Constraint.order``)."""
     built = []
     for name, value in (node or {}).items():
@@ -95,7 +97,7 @@ def build_risk(node: Any) -> list[tuple[str, Constraint]]:
                               f"{', '.join(cls.param_names())}")
         target = f"{cls.__module__}.{cls.__qualname__}"
         try:
-            built.append((name, build({"_target_": target, **params}, path, Constraint)))
+            built.append((name, make({"_target_": target, **params}, path, Constraint)))
         except ConfigError as exc:
             if not shorthand:
                 raise
@@ -204,10 +206,10 @@ OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdo
               "turnover", "total_costs", "final_equity")
 
 
-def simulate(cfg: DictConfig, progress: bool = False) -> tuple[Any, Stages, float]:
+def simulate(cfg: DictConfig, progress: bool = False, make: Callable[..., Any] = build) -> tuple[Any, Stages, float]:
     """Build the stages and backtest: the per-job work of ``run`` and of a batched sweep job
     (pipeline/app/batch.py), which records the same ledger into the sweep store instead."""
-    stages = build_stages(cfg)
+    stages = build_stages(cfg, make)
     if getattr(stages.broker, "live_only", False):
         raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
                           f"mode=paper (or mode=live); backtest with broker=sim")

@@ -89,7 +89,7 @@ class BatchSweeper(Sweeper):
         if not space:
             raise ConfigError("hydra.sweeper.params: nothing to search; give a key a choice, range or interval")
         study = optuna.create_study(study_name=self.study_name, storage=self.storage, direction=self.direction,
-                                    sampler=None if self.sampler is None else instantiate(self.sampler),
+                                    sampler=instantiate(self.sampler) if OmegaConf.is_config(self.sampler) else self.sampler,
                                     load_if_exists=True)
         launcher = getattr(self.launcher, "impl", self.launcher)  # behind Hydra's registration shim
         batched = isinstance(launcher, BatchLauncher)

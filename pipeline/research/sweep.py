@@ -86,7 +86,9 @@ def planned_jobs(config: Any) -> int | None:
     try:
         sweeper = config.hydra.sweeper
         target = str(sweeper.get("_target_", ""))
-        if target.endswith("BasicSweeper"):
+        if target.endswith("BatchSweeper") and sweeper.get("n_trials"):
+            return int(sweeper.n_trials)
+        if target.endswith(("BasicSweeper", "BatchSweeper")):
             from hydra.core.override_parser.overrides_parser import OverridesParser
 
             args = list(config.hydra.overrides.task)
