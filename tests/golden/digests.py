@@ -63,6 +63,8 @@ ADDED = {"report": {"sections": ["metrics", "caveats", "equity", "drawdowns", "r
 # the same keys as YAML writes them inside their node (Hydra's config.yaml, report.html's config)
 ADDED_YAML = ["".join(f"\n  {key}:" + "".join(f"\n  - {v}" for v in value) for key, value in node.items())
               for node in ADDED.values()]
+# (issue 17: how a batched sweep stores and resumes its jobs, a top-level node of scalars)
+ADDED_YAML.append("\nsweep:\n  keep: 10\n  resume: false")
 
 
 def run_case(name: str, work: Path) -> dict[str, str]:
