@@ -186,7 +186,8 @@ def test_17_5_optuna_searches_through_the_batched_path_into_the_store(tmp_path):
     assert len(rows) == 4 and (rows["status"] == "completed").all()
     assert best["best_value"] == pytest.approx(rows["objective"].max())
     assert json.loads((tmp_path / "overfitting.json").read_text())["n_trials"] == 4
-    assert sys.modules.get("hydra_plugins.hydra_optuna_sweeper") is None
+    sweeper = yaml.safe_load((tmp_path / "multirun.yaml").read_text())["hydra"]["sweeper"]
+    assert sweeper["_target_"] == "hydra_plugins.robo_trader_batch.BatchSweeper"  # not hydra-optuna-sweeper
 
 
 KILLER = "strategy.momentum._target_=tests.batch_helpers.KillsItsWorker"
@@ -233,3 +234,15 @@ def test_17_bad_input_a_sigkilled_sweep_resumes_skipping_the_jobs_stored(tmp_pat
     assert len(store.batch_files(out)) == 6  # the jobs stored were not run again
     rows = table(out)
     assert list(rows.index) == list(range(6)) and (rows["status"] == "completed").all()
+
+
+def test_17_5_the_counter_knows_the_batch_grid_and_the_search_in_advance():
+    from omegaconf import OmegaConf
+
+    from pipeline.research.sweep import planned_jobs
+
+    target = "hydra_plugins.robo_trader_batch.BatchSweeper"
+    grid = OmegaConf.create({"hydra": {"sweeper": {"_target_": target, "params": None, "n_trials": None},
+                                       "overrides": {"task": ["a=1,2,3", "b=x,y", "c=5"]}}})
+    search = OmegaConf.create({"hydra": {"sweeper": {"_target_": target, "n_trials": 20}, "overrides": {"task": []}}})
+    assert planned_jobs(grid) == 6 and planned_jobs(search) == 20

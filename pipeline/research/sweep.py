@@ -14,6 +14,9 @@ launcher ran them: basic, joblib, submitit) and writes into the sweep folder:
   it links): the table of jobs, a heatmap of the objective over the two swept parameters that
   take the most values, and the overfitting statistics.
 
+A batched sweep (``hydra/launcher=batch``) has no folder per job: the same outputs are built
+from its store (``pipeline.research.store``), the overfitting statistics streamed from it.
+
 The terminal gets a counter line per finished job (``[3/12] job 2: sharpe ...``) and, at the
 end, the best jobs as a table.
 """
