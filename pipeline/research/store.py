@@ -155,6 +155,7 @@ def overfitting(sweep_dir: Path, jobs: list[str], best: str | None = None, chunk
     for times in cals.values():
         union = union.union(times)
     where = {d: union.get_indexer(times) for d, times in cals.items()}
+    whole = {d: len(cals) == 1 for d in cals}  # one calendar: a job's rows are its own positions
     count = np.zeros(len(union), dtype=np.int64)
     for (d, first, n), k in pd.Series(list(span.values())).value_counts().items():
         count[where[d][first:first + n]] += k
@@ -181,8 +182,7 @@ def overfitting(sweep_dir: Path, jobs: list[str], best: str | None = None, chunk
         if chosen == j or (chosen is None and math.isfinite(sharpes[j]) and
                            (kept is None or (sharpes[j], -j) > (kept[0], -kept[1]))):
             kept = (sharpes[j], j, r.copy())
-        mine = where[cal][first:first + r.size]
-        buf[:, len(cols)] = r[np.searchsorted(mine, rows)]
+        buf[:, len(cols)] = r[rows - first] if whole[cal] else r[np.searchsorted(where[cal][first:first + r.size], rows)]
         cols.append(j)
         if len(cols) == buf.shape[1]:
             flush()

@@ -256,14 +256,13 @@ def heatmap_axes(params: dict[str, dict[str, str]]) -> list[str]:
     """The (at most two) swept keys that take the most distinct values, in first-seen order
     among equals; keys with a single value are not swept."""
     order: list[str] = []
-    values: dict[str, list[str]] = {}
+    values: dict[str, dict[str, None]] = {}  # ordered sets: a 10,000-job sweep checks them 10,000 times
     for pairs in params.values():
         for key, value in pairs.items():
             if key not in values:
                 order.append(key)
-                values[key] = []
-            if value not in values[key]:
-                values[key].append(value)
+                values[key] = {}
+            values[key][value] = None
     swept = [k for k in order if len(values[k]) > 1]
     return sorted(swept, key=lambda k: -len(values[k]))[:2]
 
@@ -288,21 +287,23 @@ def heatmap_grid(table: Any, params: dict[str, dict[str, str]], axes: list[str],
     done = table[table["status"] == "completed"]
     xkey = axes[0]
     ykey = axes[1] if len(axes) > 1 else None
-    seen_x, seen_y = [], []
+    seen_x: dict[str, None] = {}
+    seen_y: dict[str, None] = {}
     for job in table["job"]:
         p = params.get(job, {})
-        if xkey in p and p[xkey] not in seen_x:
-            seen_x.append(p[xkey])
-        if ykey and ykey in p and p[ykey] not in seen_y:
-            seen_y.append(p[ykey])
-    xs, ys = _sorted_values(seen_x), (_sorted_values(seen_y) if ykey else ["all"])
+        if xkey in p:
+            seen_x[p[xkey]] = None
+        if ykey and ykey in p:
+            seen_y[p[ykey]] = None
+    xs, ys = _sorted_values(list(seen_x)), (_sorted_values(list(seen_y)) if ykey else ["all"])
+    col, row = {v: j for j, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
     total = np.zeros((len(ys), len(xs)))
     count = np.zeros((len(ys), len(xs)))
     for job, value in zip(done["job"], done[objective]):
         p = params.get(job, {})
         if xkey not in p or (ykey and ykey not in p) or value is None or not math.isfinite(float(value)):
             continue
-        i, j = (ys.index(p[ykey]) if ykey else 0), xs.index(p[xkey])
+        i, j = (row[p[ykey]] if ykey else 0), col[p[xkey]]
         total[i, j] += float(value)
         count[i, j] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
