@@ -38,7 +38,7 @@ def grid(jobs: int) -> list[str]:
     per_alloc = jobs // 5
     top_ks = [k for k in range(1, 21)][:max(1, min(20, per_alloc // 10))]
     n_lookbacks = max(1, per_alloc // len(top_ks))
-    lookbacks = [21 + 3 * i for i in range(n_lookbacks)]
+    lookbacks = [24 + 3 * i for i in range(n_lookbacks)]  # above the default skip of 21
     return [f"strategy.momentum.lookback={','.join(map(str, lookbacks))}",
             f"strategy.momentum.top_k={','.join(map(str, top_ks))}", f"allocation={ALLOCATIONS}"]
 
