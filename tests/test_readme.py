@@ -284,6 +284,15 @@ COMMANDS: dict[str, Run | Mapped] = {
     "python run.py data=csv data.path=minutes.csv strategy=buy_and_hold execution=vwap schedule.rebalance=daily":
         Mapped("tests/pipeline/backtest/test_intraday_bars.py::test_19_1_run_py_on_a_csv_of_minute_bars",
                "minutes.csv: seeded 1-minute XNYS bars the test writes; allocation=equal_weight"),
+    "python run.py -m hydra/launcher=batch strategy.momentum.lookback=60,120,240 allocation=equal_weight,risk_parity":
+        Mapped("tests/test_batch_sweeps.py::test_17_1_a_batched_job_is_byte_identical_to_the_job_run_alone",
+               "lookback=60,-5,120, allocation=equal_weight,inverse_vol, data.start=2016-01-01"),
+    "python run.py -m hydra/launcher=batch hydra.launcher.engine=dask hydra.launcher.address=tcp://127.0.0.1:8786 ...":
+        Mapped("tests/test_batch_sweeps.py::test_17_4_a_real_dask_cluster_of_two_workers_runs_the_sweep",
+               "the address of a LocalCluster of 2 workers the test starts; ... = the same small grid"),
+    "python -m pipeline.app.batch rerun outputs/2026-01-01/12-00-00 3": Mapped(
+        "tests/test_batch_sweeps.py::test_17_2_rerun_rebuilds_any_job_byte_identical_to_a_plain_run",
+        "the test's sweep folder and its worst job"),
     'pip install -e ".[ray]"': Mapped(RAY, RAY_WHY),
     "python run.py -m hydra/launcher=ray +hydra.launcher.ray.init.num_cpus=2 strategy.momentum.lookback=60,120":
         Mapped(RAY, RAY_WHY),

@@ -128,7 +128,9 @@ def _failed_job(exc: BaseException) -> float:
     (out / "error.txt").write_text(f"{type(exc).__name__}: {' '.join(str(exc).split())}\n{detail}")
     sys.stderr.write(f"robo-trader: {job_counter(hydra.job.num)}job {hydra.job.num} failed: "
                      f"{' '.join(str(exc).split())}\n")
-    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+    target = str(hydra.sweeper.get("_target_", ""))
+    grid = target.endswith("BasicSweeper") or (target.endswith("BatchSweeper") and hydra.sweeper.get("n_trials") is None)
+    if not grid:
         raise exc
     return float("nan")
 

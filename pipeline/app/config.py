@@ -101,6 +101,13 @@ class RecordConfig:
     format: Any = "csv"             # csv | parquet | [csv,parquet]
 
 
+@dataclasses.dataclass
+class SweepConfig:
+    """A batched sweep (hydra/launcher=batch, pipeline/app/batch.py); no effect on a single run."""
+    keep: int = 10          # full run folders for the best this many jobs by the objective
+    resume: bool = False    # continue an interrupted sweep in its hydra.sweep.dir: skip the jobs stored
+
+
 def risk_schema() -> type:
     names = list(registry.registered()["risk"])
     return dataclasses.make_dataclass("RiskConfig", [(n, Any, dataclasses.field(default=None))
@@ -130,6 +137,7 @@ def run_schema() -> type:
         ("report", ReportConfig, dataclasses.field(default_factory=ReportConfig)),
         ("out_dir", Optional[str], dataclasses.field(default=None)),
         ("record", RecordConfig, dataclasses.field(default_factory=RecordConfig)),
+        ("sweep", SweepConfig, dataclasses.field(default_factory=SweepConfig)),
     ])
 
 

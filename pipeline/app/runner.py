@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,7 +45,9 @@ class Stages:
     exits: dict[str, ExitRule] = dataclasses.field(default_factory=dict)  # name -> rule; {}: none
 
 
-def build_stages(cfg: DictConfig) -> Stages:
+def build_stages(cfg: DictConfig, make: Callable[..., Any] = build) -> Stages:
+    """Every stage of the run; ``make`` builds a component (``params.build``, or a batched
+    sweep's cache of pristine instances, pipeline/app/batch.py)."""
     seed = int(cfg.seed)
     if not cfg.capital > 0:
         raise ConfigError(f"capital={cfg.capital} is not allowed: expected a positive amount")
@@ -61,15 +63,15 @@ def build_stages(cfg: DictConfig) -> Stages:
     exits = build_exits(cfg.get("exits"), list(strategies), seed)
     recorder.formats(cfg)  # and a misspelt record.format
     return Stages(
-        data=build(cfg.data, "data", DataSource, seed=seed),
-        strategies={name: build(node, f"strategy.{name}", Strategy, seed=seed)
+        data=make(cfg.data, "data", DataSource, seed=seed),
+        strategies={name: make(node, f"strategy.{name}", Strategy, seed=seed)
                     for name, node in strategies.items()},
-        allocator=build(cfg.allocation, "allocation", Allocator, seed=seed),
-        portfolio=None if portfolio is None else _capped(build(portfolio, "portfolio", Allocator, seed=seed),
+        allocator=make(cfg.allocation, "allocation", Allocator, seed=seed),
+        portfolio=None if portfolio is None else _capped(make(portfolio, "portfolio", Allocator, seed=seed),
                                                          cfg.get("sleeve_caps")),
-        constraints=build_risk(cfg.risk),
-        algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
-        broker=build(cfg.broker, "broker", Broker, seed=seed),
+        constraints=build_risk(cfg.risk, make),
+        algo=make(cfg.execution, "execution", ExecutionAlgo, seed=seed),
+        broker=make(cfg.broker, "broker", Broker, seed=seed),
         exits=exits,
     )
 
@@ -96,7 +98,7 @@ def _capped(portfolio: Allocator, caps: Any) -> Allocator:
     return Capped(portfolio, dict(caps))
 
 
-def build_risk(node: Any) -> list[tuple[str, Constraint]]:
+def build_risk(node: Any, make: Callable[..., Any] = build) -> list[tuple[str, Constraint]]:
     """Active constraints (non-null entries) in their declared order (``Constraint.order``)."""
     built = []
     for name, value in (node or {}).items():
@@ -114,7 +116,7 @@ def build_risk(node: Any) -> list[tuple[str, Constraint]]:
                               f"{', '.join(cls.param_names())}")
         target = f"{cls.__module__}.{cls.__qualname__}"
         try:
-            built.append((name, build({"_target_": target, **params}, path, Constraint)))
+            built.append((name, make({"_target_": target, **params}, path, Constraint)))
         except ConfigError as exc:
             if not shorthand:
                 raise
@@ -227,10 +229,12 @@ OBJECTIVES = ("sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdo
               "turnover", "total_costs", "final_equity")
 
 
-def simulate(cfg: DictConfig, stages: Stages, cached: bool = True) -> Ledger:
+def simulate(cfg: DictConfig, stages: Stages, cached: bool = True,
+             progress: Optional[bool] = None) -> Ledger:
     """Check the run's own settings, load the data and walk the backtest: the ledger that
-    ``run`` records (and the Python API returns). ``cached=False``: load the data afresh (a
-    DataFrame given to the API has no config that identifies it)."""
+    ``run`` records, the Python API returns and a batched sweep's job stores
+    (pipeline/app/batch.py). ``cached=False``: load the data afresh (a DataFrame given to the
+    API has no config that identifies it); ``progress`` None: as ``cfg.progress`` says."""
     if getattr(stages.broker, "live_only", False):
         raise ConfigError(f"{type(stages.broker).__name__} trades through a gateway: run it with "
                           f"mode=paper (or mode=live); backtest with broker=sim")
@@ -240,7 +244,7 @@ def simulate(cfg: DictConfig, stages: Stages, cached: bool = True) -> Ledger:
                           f"difference in (0, 2), or null to trade at every decision")
     data = load_data(stages.data, cfg.data) if cached else stages.data.load()
     decisions = decision_bars(data.index, cfg.schedule.rebalance)
-    bar = console.Progress("backtest", enabled=bool(cfg.progress))
+    bar = console.Progress("backtest", enabled=bool(cfg.progress if progress is None else progress))
     ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
                       stages.broker, decisions, float(cfg.capital), drift=drift,
                       progress=bar.update, portfolio=stages.portfolio, exits=stages.exits)

@@ -305,58 +305,81 @@ def pbo(returns_matrix: Any, n_splits: int = 16,
 
     used = block * s
     x = x[:used]
+    if metric in ("sharpe", "mean"):
+        sum1, sum2 = block_sums(x, s)
+        return pbo_from_sums(sum1, sum2, block, metric, n_dropped=t_all - used)
+    if not callable(metric):
+        raise ValueError(f"metric must be 'sharpe', 'mean' or a callable, got {metric!r}")
+    is_perf, oos_perf = _callable_metric(x, _masks(s), block, metric)
+    parts = _choose(is_perf, oos_perf)
+    return _result(parts, s, n, used, t_all - used)
+
+
+def _masks(s: int) -> np.ndarray:
+    """(C(S, S/2) x S): True on the blocks of each combination's in-sample half."""
+    n_comb = math.comb(s, s // 2)
     blocks_in = np.array(list(combinations(range(s), s // 2)), dtype=np.int64).reshape(n_comb, s // 2)
     mask = np.zeros((n_comb, s), dtype=bool)
     mask[np.arange(n_comb)[:, None], blocks_in] = True
+    return mask
 
-    if callable(metric):
-        is_perf, oos_perf = _callable_metric(x, mask, block, metric)
-    elif metric in ("sharpe", "mean"):
-        is_perf, oos_perf = _block_metric(x, mask, block, metric)
-    else:
-        raise ValueError(f"metric must be 'sharpe', 'mean' or a callable, got {metric!r}")
 
+def block_sums(x: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block sums and sums of squares (S x N) of the T x N returns (T a multiple of S):
+    all CSCV's built-in metrics need, so a sweep's store is read once, a chunk of trials at a
+    time (pipeline/research/store.py), without holding every trial's series."""
+    xb = x.reshape(s, x.shape[0] // s, x.shape[1])
+    return xb.sum(axis=1), np.einsum("sbn,sbn->sn", xb, xb)
+
+
+def pbo_from_sums(sum1: np.ndarray, sum2: np.ndarray, block: int, metric: str = "sharpe",
+                  n_dropped: int = 0) -> PBOResult:
+    """:func:`pbo` from :func:`block_sums` (S x N, blocks of ``block`` rows), the combinations
+    taken in chunks: memory is O(S x N) plus the per-combination results, never C x N."""
+    s, n = sum1.shape
+    if n < 2:
+        raise ValueError(f"PBO needs at least 2 trials (columns), got {n}")
+    mask = _masks(s)
+    tot1, tot2 = sum1.sum(axis=0), sum2.sum(axis=0)
+    rows = block * s // 2  # rows in each half
+    step = max(1, (1 << 20) // max(n, 1))  # about 8 MB per temporary array
+    m = mask.astype(float)
+    parts = []
+    for start in range(0, mask.shape[0], step):
+        mc = m[start:start + step]
+        s1 = mc @ sum1
+        s2 = mc @ sum2
+        parts.append(_choose(_from_sums(s1, s2, rows, metric), _from_sums(tot1 - s1, tot2 - s2, rows, metric)))
+    joined = tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    return _result(joined, s, n, block * s, n_dropped)
+
+
+def _choose(is_perf: np.ndarray, oos_perf: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per combination: the in-sample best trial, its relative out-of-sample rank, its in- and
+    out-of-sample metric."""
+    n = is_perf.shape[1]
     chosen = np.argmax(is_perf, axis=1)
-    rows = np.arange(n_comb)
+    rows = np.arange(is_perf.shape[0])
     oos_chosen = oos_perf[rows, chosen]
     below = np.sum(oos_perf < oos_chosen[:, None], axis=1)
     ties = np.sum(oos_perf == oos_chosen[:, None], axis=1)  # includes the chosen trial itself
     rank = below + (ties + 1) / 2.0
-    omega = rank / (n + 1)
-    logits = np.log(omega / (1 - omega))
-    is_chosen = is_perf[rows, chosen]
+    return chosen, rank / (n + 1), is_perf[rows, chosen], oos_chosen
 
+
+def _result(parts: tuple[np.ndarray, ...], s: int, n: int, used: int, n_dropped: int) -> PBOResult:
+    chosen, omega, is_chosen, oos_chosen = parts
+    logits = np.log(omega / (1 - omega))
     slope = intercept = math.nan
     ok = np.isfinite(is_chosen) & np.isfinite(oos_chosen)
     if ok.sum() >= 2 and np.ptp(is_chosen[ok]) > 0:
         slope, intercept = (float(v) for v in np.polyfit(is_chosen[ok], oos_chosen[ok], 1))
     return PBOResult(
         pbo=float(np.mean(logits <= 0)), logits=logits, relative_ranks=omega, chosen=chosen,
-        is_performance=is_chosen, oos_performance=oos_chosen, in_sample_blocks=blocks_in,
+        is_performance=is_chosen, oos_performance=oos_chosen, in_sample_blocks=np.argwhere(_masks(s))[:, 1].reshape(-1, s // 2),
         degradation_slope=slope, degradation_intercept=intercept,
         prob_oos_loss=float(np.mean(oos_chosen < 0)), n_splits=s, n_trials=n,
-        n_obs_used=used, n_dropped=t_all - used)
-
-
-def _block_metric(x: np.ndarray, mask: np.ndarray, block: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """In- and out-of-sample metric (C x N) from per-block sums, in chunks of combinations."""
-    s, n = mask.shape[1], x.shape[1]
-    xb = x.reshape(s, block, n)
-    sum1 = xb.sum(axis=1)  # (S, N)
-    sum2 = np.einsum("sbn,sbn->sn", xb, xb)
-    tot1, tot2 = sum1.sum(axis=0), sum2.sum(axis=0)
-    rows = block * s // 2  # rows in each half
-    is_perf = np.empty((mask.shape[0], n))
-    oos_perf = np.empty_like(is_perf)
-    step = max(1, (1 << 20) // max(n, 1))  # about 8 MB per temporary array
-    m = mask.astype(float)
-    for start in range(0, mask.shape[0], step):
-        mc = m[start:start + step]
-        s1 = mc @ sum1
-        s2 = mc @ sum2
-        is_perf[start:start + step] = _from_sums(s1, s2, rows, metric)
-        oos_perf[start:start + step] = _from_sums(tot1 - s1, tot2 - s2, rows, metric)
-    return is_perf, oos_perf
+        n_obs_used=used, n_dropped=n_dropped)
 
 
 def _from_sums(s1: np.ndarray, s2: np.ndarray, rows: int, metric: str) -> np.ndarray:
@@ -425,7 +448,31 @@ def summary(returns_matrix: Any, names: Sequence[str] | None = None, *, n_splits
         raise ValueError(f"{len(names)} names for {x.shape[1]} trials")
     own = [x[np.isfinite(x[:, j]), j] for j in range(x.shape[1])]
     x = x[~np.isnan(x).any(axis=1)]
-    t, n = x.shape
+    sharpes = np.array([sharpe_ratio(r) if r.size >= 2 else math.nan for r in own])
+    chosen = _chosen(names, sharpes, best)
+    splits = cscv_splits(x.shape[0], n_splits)
+    return from_parts(names, sharpes, chosen, None if chosen is None else own[chosen], x.shape[0], splits,
+                      lambda: pbo(x, splits), periods_per_year)
+
+
+def cscv_splits(t: int, n_splits: int = 16) -> int:
+    """The splits CSCV uses on ``t`` common rows: ``n_splits``, reduced to the largest even
+    number leaving at least 2 rows per block on short histories."""
+    return min(int(n_splits), (t // 2) // 2 * 2)
+
+
+def _chosen(names: list[str], sharpes: np.ndarray, best: int | str | None) -> int | None:
+    if best is not None:
+        return names.index(str(best)) if isinstance(best, str) else int(best)
+    return int(np.nanargmax(sharpes)) if np.isfinite(sharpes).any() else None
+
+
+def from_parts(names: list[str], sharpes: np.ndarray, chosen: int | None, best_returns: np.ndarray | None,
+               t: int, splits: int, cscv: Callable[[], PBOResult], periods_per_year: float) -> dict[str, Any]:
+    """:func:`summary` from its parts: every trial's Sharpe ratio on its own rows, the chosen
+    trial's returns, the number ``t`` of rows every trial has and CSCV on them (a callable, run
+    only when there are enough trials and rows); the sweep store streams these."""
+    n = len(names)
     out: dict[str, Any] = {"n_trials": n, "n_obs": 0, "pbo_n_obs": t, "best": None, "sharpe": math.nan,
                            "sharpe_annual": math.nan, "dsr": math.nan, "sr0": math.nan,
                            "var_sharpe": math.nan, "skew": math.nan, "kurtosis": math.nan,
@@ -435,28 +482,21 @@ def summary(returns_matrix: Any, names: Sequence[str] | None = None, *, n_splits
     if n == 0:
         out["dsr_reason"] = out["pbo_reason"] = "no trials"
         return out
-    sharpes = np.array([sharpe_ratio(r) if r.size >= 2 else math.nan for r in own])
-    if best is not None:
-        chosen = names.index(str(best)) if isinstance(best, str) else int(best)
-    elif np.isfinite(sharpes).any():
-        chosen = int(np.nanargmax(sharpes))
-    else:
-        chosen = None
+    if chosen is None:
         out["dsr_reason"] = "no trial has a defined Sharpe ratio (fewer than 2 rows or constant returns)"
-    if chosen is not None:
-        d = deflated_sharpe_ratio(own[chosen], sharpes)
-        out.update(best=names[chosen], n_obs=int(own[chosen].size), sharpe=d.sr_best,
+    else:
+        d = deflated_sharpe_ratio(best_returns, sharpes)
+        out.update(best=names[chosen], n_obs=int(best_returns.size), sharpe=d.sr_best,
                    sharpe_annual=d.sr_best * math.sqrt(periods_per_year),
                    dsr=d.dsr, sr0=d.sr0, var_sharpe=d.var_sharpe, skew=d.skew, kurtosis=d.kurtosis,
                    dsr_reason=d.reason)
-    splits = min(int(n_splits), (t // 2) // 2 * 2)
     if n < 2:
         out["pbo_reason"] = "a single trial: nothing was selected"
     elif splits < 2:
         out["pbo_reason"] = f"{t} rows are too few for CSCV"
     else:
         try:
-            p = pbo(x, splits)
+            p = cscv()
         except ValueError as exc:
             out["pbo_reason"] = str(exc)
         else:

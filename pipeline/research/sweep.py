@@ -14,6 +14,9 @@ launcher ran them: basic, joblib, submitit) and writes into the sweep folder:
   it links): the table of jobs, a heatmap of the objective over the two swept parameters that
   take the most values, and the overfitting statistics.
 
+A batched sweep (``hydra/launcher=batch``) has no folder per job: the same outputs are built
+from its store (``pipeline.research.store``), the overfitting statistics streamed from it.
+
 The terminal gets a counter line per finished job (``[3/12] job 2: sharpe ...``) and, at the
 end, the best jobs as a table.
 """
@@ -32,6 +35,7 @@ from pipeline.report import console
 from pipeline.report.charts import figure, heatmap
 from pipeline.report.format import esc, money, num, pct
 from pipeline.report.page import html_table, page, section
+from pipeline.research import store
 from pipeline.research.overfitting import summary
 from pipeline.results.metrics import periods_per_year
 from pipeline.results.recorder import write_json
@@ -87,7 +91,9 @@ def planned_jobs(config: Any) -> int | None:
     try:
         sweeper = config.hydra.sweeper
         target = str(sweeper.get("_target_", ""))
-        if target.endswith("BasicSweeper"):
+        if target.endswith("BatchSweeper") and sweeper.get("n_trials"):
+            return int(sweeper.n_trials)
+        if target.endswith(("BasicSweeper", "BatchSweeper")):
             from hydra.core.override_parser.overrides_parser import OverridesParser
 
             args = list(config.hydra.overrides.task)
@@ -149,7 +155,8 @@ def returns_matrix(sweep_dir: Path, jobs: list[str]) -> "Any":
 
 
 def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
-    table = collect(sweep_dir)
+    batched = store.has_store(sweep_dir)  # a batched sweep (hydra/launcher=batch): its store, not job folders
+    table = store.sweep_table(sweep_dir) if batched else collect(sweep_dir)
     if table.empty:
         return
     table.to_csv(sweep_dir / "sweep.csv", index=False)
@@ -162,7 +169,8 @@ def write_summary(sweep_dir: Path, objective: str, top: int = 10) -> None:
         cols = ["job", "overrides", objective] + [c for c in ("sharpe", "cagr", "max_drawdown", "turnover")
                                                    if c != objective and c in done]
         lines += [f"## Best {min(top, len(ranked))} by {objective}", "", _markdown(ranked[cols].head(top)), ""]
-        stats = overfitting(sweep_dir, list(done["job"]), best_job(ranked, objective))
+        stats = (store.overfitting if batched else overfitting)(sweep_dir, list(done["job"]),
+                                                                 best_job(ranked, objective))
         if stats:
             lines += ["## Overfitting statistics across the sweep", "",
                       BEST.format(objective=objective, common=stats["pbo_n_obs"]), "",
@@ -226,12 +234,19 @@ def job_overrides(sweep_dir: Path, jobs: list[str]) -> dict[str, dict[str, str]]
     """Each job's command-line overrides as key -> value (text as written)."""
     import yaml
 
-    out = {}
+    items = {}
     for job in jobs:
         path = sweep_dir / job / ".hydra" / "overrides.yaml"
-        items = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+        items[job] = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
+    return override_pairs(items)
+
+
+def override_pairs(items: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+    """Each job's override lines as key -> value (text as written)."""
+    out = {}
+    for job, lines in items.items():
         pairs = {}
-        for item in items:
+        for item in lines:
             key, sep, value = str(item).partition("=")
             if sep:
                 pairs[key.lstrip("+~")] = value
@@ -243,14 +258,13 @@ def heatmap_axes(params: dict[str, dict[str, str]]) -> list[str]:
     """The (at most two) swept keys that take the most distinct values, in first-seen order
     among equals; keys with a single value are not swept."""
     order: list[str] = []
-    values: dict[str, list[str]] = {}
+    values: dict[str, dict[str, None]] = {}  # ordered sets: a 10,000-job sweep checks them 10,000 times
     for pairs in params.values():
         for key, value in pairs.items():
             if key not in values:
                 order.append(key)
-                values[key] = []
-            if value not in values[key]:
-                values[key].append(value)
+                values[key] = {}
+            values[key][value] = None
     swept = [k for k in order if len(values[k]) > 1]
     return sorted(swept, key=lambda k: -len(values[k]))[:2]
 
@@ -275,21 +289,23 @@ def heatmap_grid(table: Any, params: dict[str, dict[str, str]], axes: list[str],
     done = table[table["status"] == "completed"]
     xkey = axes[0]
     ykey = axes[1] if len(axes) > 1 else None
-    seen_x, seen_y = [], []
+    seen_x: dict[str, None] = {}
+    seen_y: dict[str, None] = {}
     for job in table["job"]:
         p = params.get(job, {})
-        if xkey in p and p[xkey] not in seen_x:
-            seen_x.append(p[xkey])
-        if ykey and ykey in p and p[ykey] not in seen_y:
-            seen_y.append(p[ykey])
-    xs, ys = _sorted_values(seen_x), (_sorted_values(seen_y) if ykey else ["all"])
+        if xkey in p:
+            seen_x[p[xkey]] = None
+        if ykey and ykey in p:
+            seen_y[p[ykey]] = None
+    xs, ys = _sorted_values(list(seen_x)), (_sorted_values(list(seen_y)) if ykey else ["all"])
+    col, row = {v: j for j, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
     total = np.zeros((len(ys), len(xs)))
     count = np.zeros((len(ys), len(xs)))
     for job, value in zip(done["job"], done[objective]):
         p = params.get(job, {})
         if xkey not in p or (ykey and ykey not in p) or value is None or not math.isfinite(float(value)):
             continue
-        i, j = (ys.index(p[ykey]) if ykey else 0), xs.index(p[xkey])
+        i, j = (row[p[ykey]] if ykey else 0), col[p[xkey]]
         total[i, j] += float(value)
         count[i, j] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -300,7 +316,8 @@ def heatmap_grid(table: Any, params: dict[str, dict[str, str]], axes: list[str],
 def summary_page(sweep_dir: Path, table: Any, objective: str, stats: dict[str, Any], top: int = 10) -> str:
     """``summary.html``: the jobs, a heatmap over two swept parameters, the overfitting stats."""
     jobs = list(table["job"])
-    params = job_overrides(sweep_dir, jobs)
+    params = (override_pairs(dict(zip(jobs, table["overrides"].str.split(" "))))
+              if store.has_store(sweep_dir) else job_overrides(sweep_dir, jobs))
     done = table[table["status"] == "completed"]
     sections, nav = [], []
 

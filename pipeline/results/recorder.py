@@ -34,7 +34,8 @@ from pipeline.results.stats import statistics
 # settings that say where and how a run reports, not what it computes: kept out of provenance
 # so that the same run written to two folders has identical files
 # (and the live dashboard's address and token: a secret never goes into a run's files)
-WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "record", "hydra.run.", "hydra.sweep.")
+# (and how a sweep stores and resumes its jobs: sweep.keep, sweep.resume)
+WHERE_NOT_WHAT = ("out_dir", "progress", "dashboard", "record", "sweep", "hydra.run.", "hydra.sweep.")
 PACKAGES = ("robo-trader", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
             "hydra-core", "omegaconf", "skfolio", "ib_async")
 
@@ -65,8 +66,21 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "avg_fill_price": avg,
         "status": status,
     })
+    fills = fills_table(ledger)
+    positions, shares = holdings(ledger, times)
+    frames = {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
+              "execution": tca.table(ledger), "attribution": attribution(ledger),
+              "sleeves": sleeves(ledger), "financing": financing_table(ledger),
+              "positions": positions, "shares": shares}
+    return frames if ledger.exits is None else exit_results.extend(frames, ledger)
+
+
+def fills_table(ledger: Ledger) -> pd.DataFrame:
+    """fills.csv's rows: one per execution."""
+    data = ledger.data
+    symbols = np.array(data.symbols, dtype=object)
     f = ledger.fills
-    fills = pd.DataFrame({
+    return pd.DataFrame({
         "order_id": f["order"].astype(np.int64),
         "time": data.labels[f["bar"].astype(np.int64)],
         "symbol": symbols[f["symbol"].astype(np.int64)],
@@ -79,12 +93,6 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "impact_cost": f["impact_cost"],
         "bin": f["bin"].astype(np.int64),
     })
-    positions, shares = holdings(ledger, times)
-    frames = {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
-              "execution": tca.table(ledger), "attribution": attribution(ledger),
-              "sleeves": sleeves(ledger), "financing": financing_table(ledger),
-              "positions": positions, "shares": shares}
-    return frames if ledger.exits is None else exit_results.extend(frames, ledger)
 
 
 def holdings(ledger: Ledger, times: pd.Index) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -269,10 +277,18 @@ def outputs(ledger: Ledger, cfg: Any, stages: Any, task_overrides: list[str] | N
     levels (a benchmark the config gets wrong fails here, before any file is written)."""
     bench = benchmark(ledger.data, ledger.start, benchmark_choice(cfg, stages.data))
     frames = tables(ledger)
+    metrics = run_metrics(ledger, bench, frames["fills"])
+    return frames, metrics, provenance(ledger, cfg, stages, task_overrides), bench
+
+
+def run_metrics(ledger: Ledger, bench: Any, fills: pd.DataFrame | None = None) -> dict[str, Any]:
+    """metrics.json: the summary and the statistics against ``bench`` (``benchmark``'s levels,
+    or None), from the fills table (built here when not given)."""
     metrics = metrics_of(ledger)
     metrics["statistics"] = statistics(pd.Series(ledger.equity, index=ledger.data.index[ledger.start:]),
-                                       bench[1] if bench is not None else None, frames["fills"])
-    return frames, metrics, provenance(ledger, cfg, stages, task_overrides), bench
+                                       bench[1] if bench is not None else None,
+                                       fills_table(ledger) if fills is None else fills)
+    return metrics
 
 
 def report_html(ledger: Ledger, cfg: Any, stages: Any, task_overrides: list[str] | None = None) -> str:
@@ -334,8 +350,12 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_json(obj: Any, path: Path) -> None:
+    path.write_text(to_json(obj))
+
+
+def to_json(obj: Any) -> str:
     """Sorted, indented JSON with NaN and infinities as null (valid JSON, stable bytes)."""
-    path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    return json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n"
 
 
 def _jsonable(obj: Any) -> Any:

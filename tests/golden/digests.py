@@ -68,6 +68,8 @@ ADDED_YAML = ["".join(f"\n  {key}:" + "".join(f"\n  - {v}" for v in value) for k
 # top-level nodes added since, as Hydra's config.yaml writes them at the value that keeps the
 # recorded behaviour (issue 18.4: record.format; provenance leaves it out, a where-not-what key)
 ADDED_NODES = ["record:\n  format: csv\n"]
+# (issue 17: how a batched sweep stores and resumes its jobs, a top-level node of scalars)
+ADDED_YAML.append("\nsweep:\n  keep: 10\n  resume: false")
 
 
 def run_case(name: str, work: Path) -> dict[str, str]:
