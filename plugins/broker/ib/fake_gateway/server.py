@@ -170,7 +170,10 @@ class FakeGateway(OrderDesk):
                                for e in self.executions],
                 "orders": [{"ref": o.ref, "order_id": o.order_id, "client_id": o.client_id,
                             "status": o.status, "filled": o.filled * o.sign,
-                            "quantity": o.quantity * o.sign, "done": o.done, "reason": o.reason}
+                            "quantity": o.quantity * o.sign, "done": o.done, "reason": o.reason,
+                            "type": o.order_type, "tif": o.tif, "limit": o.limit, "aux": o.aux,
+                            "trail_percent": o.trail_percent, "trail_stop": o.trail_stop,
+                            "oca": o.oca, "parent_id": o.parent_id, "symbol": o.inst.symbol}
                            for o in self.orders],
                 "violations": list(self.violations),
                 "hist_requests": list(self.hist_requests),
@@ -245,6 +248,7 @@ class FakeGateway(OrderDesk):
 
     async def set_price(self, symbol: str, price: float) -> None:
         self.prices[symbol] = float(price)
+        self.observe(symbol)
         self._push_account()
         async with self._price_changed:
             self._price_changed.notify_all()
