@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.app import registry
 from pipeline.backtest.engine import backtest
 from pipeline.core.contracts import (Allocator, Broker, Constraint, DataSource, ExecutionAlgo,
-                                Strategy)
+                                ExitRule, Strategy)
 from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.params import build
 from pipeline.core.schedule import decision_bars
@@ -40,6 +40,7 @@ class Stages:
     constraints: list[tuple[str, Constraint]]
     algo: ExecutionAlgo
     broker: Broker
+    exits: dict[str, ExitRule] = dataclasses.field(default_factory=dict)
 
 
 def build_stages(cfg: DictConfig) -> Stages:
@@ -65,7 +66,15 @@ def build_stages(cfg: DictConfig) -> Stages:
         constraints=build_risk(cfg.risk),
         algo=build(cfg.execution, "execution", ExecutionAlgo, seed=seed),
         broker=build(cfg.broker, "broker", Broker, seed=seed),
+        exits=build_exits(cfg.get("exits")),
     )
+
+
+def build_exits(node: Any) -> dict[str, ExitRule]:
+    """``cfg.exits`` (name -> rule node, like strategies) as ``{name: ExitRule}``; null entries
+    are off. Minimal, for paper and live trading: the exits group's own builder replaces it."""
+    return {name: build(value, f"exits.{name}", ExitRule)
+            for name, value in (node or {}).items() if value is not None}
 
 
 def _capped(portfolio: Allocator, caps: Any) -> Allocator:

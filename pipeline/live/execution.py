@@ -33,6 +33,7 @@ class Executor:
         await self._qualify(sorted(parents))
         await self.reconcile()
         self._reschedule()
+        await self._exits_before(parents)
         swept: set[str] = set()
         deadline_extra = float(self.mode.settle_seconds)
         while True:
@@ -282,6 +283,7 @@ class Executor:
         self._record_executions(await self._ask(self.broker.executions))
         positions = await self._ask(self.broker.positions)
         self.journal.snapshot_positions(positions)
+        await self._exits_after(key, parents, positions)
         kids = self.journal.children(key)
         off = {s: (p.target, positions.get(s, 0.0)) for s, p in parents.items()
                if abs(positions.get(s, 0.0) - p.target) > 1e-6}
