@@ -148,7 +148,8 @@ class ExitDesk:
         opened or flipped, then sent."""
         rules = self.exit_rules
         cancel, new = [], []
-        data = None
+        data = self._exit_data.pop(key, None)
+        prepared = False
         for sym in sorted(parents):
             pos = float(positions.get(sym, 0.0))
             working = self._working_exits(sym)
@@ -167,10 +168,11 @@ class ExitDesk:
                 say(f"warning: {sym} holds {pos:+g} without an entry fill of this decision: no exit orders")
                 continue
             entry = sum(f["quantity"] * f["price"] for f in fills) / shares
-            if data is None:
-                data = self._exit_data.get(key) or await self._load()
+            if not prepared:  # a decision resumed after a restart loads its data again
+                data = data if data is not None else await self._load()
                 for rule in rules.values():
                     rule.prepare(data)
+                prepared = True
             new += self._plan_exits(key, data, sym, pos, entry)
         await self._cancel_exits(cancel, "replaced: the position was closed or flipped")
         if new:
