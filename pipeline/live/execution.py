@@ -210,16 +210,19 @@ class Executor:
             order_id = self.broker.next_order_id()
         except NotConnected:
             return
+        # exits ride on an entry that opens a position in one market order, as a bracket
+        bracket = self._bracket_for(child, quote if quote is not None else arrival)
         self.journal.intent(child.ref, order_id, time.time())
         self._passed("after_intent")
         try:
-            self.broker.place(live_order(child, order_id))
+            self.broker.place(live_order(child, order_id, transmit=not bracket))
         except NotConnected as exc:
             self.journal.not_sent(child.ref, order_id, reason=f"not sent: {exc}")
             return
         self.handed[child.ref] = self.epoch
         self._passed("after_place")
         self._count("sent")
+        await self._send_exits(bracket, parent_id=order_id)
 
     def _passed(self, step: str) -> None:
         if self.step is not None:
@@ -332,6 +335,6 @@ def exposure_check(wanted: dict[str, float], positions: dict[str, float], quotes
 
 
 
-def live_order(child, order_id: Optional[int] = None) -> LiveOrder:
+def live_order(child, order_id: Optional[int] = None, transmit: bool = True) -> LiveOrder:
     return LiveOrder(ref=child.ref, symbol=child.symbol, quantity=child.quantity,
-                     limit=child.limit_price, order_id=order_id)
+                     limit=child.limit_price, order_id=order_id, transmit=transmit)

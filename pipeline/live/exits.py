@@ -2,10 +2,16 @@
 ``ExitRule`` objects) become orders the broker holds natively, one one-cancels-other group per
 position, so a stop works while the runner is down.
 
-* **Levels**: after a decision's children are done, each position it opened (or flipped) gets
-  its rules' orders at the levels ``ExitRule.levels`` gives for the entry's fill (the average
-  price of the decision's fills in the position's direction) on the decision's bar: the same
-  call the backtest makes, so the orders are the backtest's ``ExitLevels`` (``exit_orders``).
+* **Levels**: each position a decision opens (or flips) gets its rules' orders at the levels
+  ``ExitRule.levels`` gives for the entry's fill (the average price of the decision's fills in
+  the position's direction) on the decision's bar: the same call the backtest makes, so the
+  orders are the backtest's ``ExitLevels`` (``exit_orders``).
+* **Bracket**: an entry that opens a position from flat in one market order carries its exits
+  as a bracket (``parentId``; the entry and all but the last exit with ``transmit`` false, so
+  the gateway takes the whole bracket or nothing), priced on the quote it is sent at; once the
+  entry has filled they are re-priced to the fill. Other entries (sliced, limit, added to a
+  position) get their exits as an OCA group on the position once the decision's children are
+  done.
   Prices are rounded to the contract's tick on the cautious side (a sell stop up, a buy stop
   down). A time stop is a market-on-close, good after the session it is due in.
 * **Journal first**: exits are rows of the journal's ``orders`` (``kind = 'exit'``, their terms
@@ -140,7 +146,7 @@ class ExitDesk:
                 if action == "cancel":
                     cancel.append(child)
                 elif action == "resize":
-                    await self._resize_exit(child, qty)
+                    await self._modify_exit(child, qty)
         await self._cancel_exits(cancel, "the decision closes or flips the position")
 
     async def _exits_after(self, key: str, parents: dict, positions: dict[str, float]) -> None:
@@ -153,18 +159,19 @@ class ExitDesk:
         for sym in sorted(parents):
             pos = float(positions.get(sym, 0.0))
             working = self._working_exits(sym)
-            if working and pos and all((c.quantity < 0) == (pos > 0) for c in working):
-                for child in working:
+            same = working and pos and all((c.quantity < 0) == (pos > 0) for c in working)
+            if not same:
+                cancel += working
+            if not pos or not rules or (same and not any(c.decision == key for c in working)):
+                for child in working if same else []:  # kept from an earlier entry: resized only
                     if abs(child.quantity + pos) > 1e-9:
-                        await self._resize_exit(child, -pos)
+                        await self._modify_exit(child, -pos)
                 continue
-            cancel += working
-            if not pos or not rules:
-                continue
-            fills = [f for f in self.journal.fills(key, entries=True) if f["symbol"] == sym and (f["quantity"] > 0) == (pos > 0)]
+            fills = [f for f in self.journal.fills(key, entries=True)
+                     if f["symbol"] == sym and (f["quantity"] > 0) == (pos > 0)]
             shares = sum(f["quantity"] for f in fills)
             if not fills or not shares:
-                self.journal.event("exits", f"{sym}: no entry fill in decision {key}: no exit orders", ref=None)
+                self.journal.event("exits", f"{sym}: no entry fill in decision {key}: no exit orders")
                 say(f"warning: {sym} holds {pos:+g} without an entry fill of this decision: no exit orders")
                 continue
             entry = sum(f["quantity"] * f["price"] for f in fills) / shares
@@ -173,11 +180,22 @@ class ExitDesk:
                 for rule in rules.values():
                     rule.prepare(data)
                 prepared = True
-            new += self._plan_exits(key, data, sym, pos, entry)
+            kids = self._plan_exits(key, data, sym, pos, entry)
+            if not same:
+                new += kids
+                continue
+            fresh = {c.ref: terms_of(c.terms)[0] for c in kids}  # a bracket's, priced on a quote
+            for child in working:
+                now, _ = terms_of(child.terms)
+                terms = fresh.get(child.ref)
+                repriced = terms is not None and prices(terms) != prices(now)
+                if abs(child.quantity + pos) > 1e-9 or repriced:
+                    text = terms_json(dataclasses.replace(terms, parent=now.parent), time.time()) if repriced else None
+                    await self._modify_exit(child, -pos, text)
         await self._cancel_exits(cancel, "replaced: the position was closed or flipped")
         if new:
             self.journal.add_children(new)
-        await self._send_exits()
+        await self._send_exits(held=positions)
 
     def _plan_exits(self, key: str, data, sym: str, pos: float, entry: float) -> list[Child]:
         row = self.journal.decision(key)
@@ -197,6 +215,27 @@ class ExitDesk:
             + ", ".join(f"{c.ref.rsplit(':', 1)[-1]} {describe(c.terms)}" for c in kids))
         return kids
 
+    def _bracket_for(self, child: Child, price: Optional[float]) -> list[Child]:
+        """The exits to send as a bracket on ``child`` (journaled, planned), priced at ``price``:
+        only for an entry that opens a position from flat in one market order, in a decision
+        this process planned (a resumed one gets its exits after its fills)."""
+        data = self._exit_data.get(child.decision)
+        if not self.exit_rules or data is None or child.limit_price is not None or not price \
+                or not math.isfinite(price) or self._working_exits(child.symbol):
+            return []
+        parent = next((p for p in self.journal.parents(child.decision) if p.symbol == child.symbol), None)
+        siblings = [c for c in self.children.values() if c.symbol == child.symbol]
+        if parent is None or parent.position != 0 or len(siblings) != 1 or self.broker.held().get(child.symbol):
+            return []
+        for rule in self.exit_rules.values():
+            rule.prepare(data)
+        kids = self._plan_exits(child.decision, data, child.symbol, child.quantity, float(price))
+        for kid in kids:  # the entry they hang on, by its ref (its order id may change on a re-send)
+            terms, _ = terms_of(kid.terms)
+            kid.terms = terms_json(dataclasses.replace(terms, parent=child.ref), time.time())
+        self.journal.add_children(kids)
+        return kids
+
     def _rounded(self, sym: str, terms: OrderTerms, qty: float) -> OrderTerms:
         """Prices on the contract's tick, the cautious way: a sell's stop and limit up, a buy's
         down (``round_price``), a trailing amount down (tighter)."""
@@ -207,9 +246,18 @@ class ExitDesk:
             fields["trail_amount"] = r(sym, terms.trail_amount, 1.0)
         return _replace(terms, **fields)
 
-    async def _send_exits(self) -> None:
-        """Hand over every planned exit (journaled ``intent`` first), unless the switch is on."""
-        for child in [c for c in self.journal.exits() if c.status == "planned"]:
+    async def _send_exits(self, bracket: Optional[list[Child]] = None, parent_id: Optional[int] = None,
+                          held: Optional[dict[str, float]] = None) -> None:
+        """Hand over exits (journaled ``intent`` first), unless the switch is on: a bracket's on
+        its entry ``parent_id`` (the last one transmits the bracket), or every planned exit
+        whose position the broker holds (``held``, default its last report): none could open one."""
+        if bracket is None:
+            held = self.broker.held() if held is None else held
+            todo = [c for c in self.journal.exits() if c.status == "planned"
+                    and held.get(c.symbol, 0.0) * c.quantity < 0 and abs(c.quantity) <= abs(held[c.symbol]) + 1e-9]
+        else:
+            todo = [self.journal.child(c.ref) for c in bracket]
+        for n, child in enumerate(todo):
             if self.killed or self.killswitch.reason():
                 return
             terms, after_at = terms_of(child.terms)
@@ -230,24 +278,27 @@ class ExitDesk:
             try:
                 self.broker.place(LiveOrder(ref=child.ref, symbol=child.symbol, quantity=child.quantity,
                                             limit=terms.limit, tif="GTC", order_id=order_id, terms=terms,
-                                            good_after=after_at))
+                                            good_after=after_at, parent_id=parent_id,
+                                            transmit=bracket is None or n == len(todo) - 1))
             except NotConnected as exc:
                 self.journal.not_sent(child.ref, order_id, reason=f"not sent: {exc}")
                 return
             self.handed[child.ref] = self.epoch
             self._count("exits_sent")
 
-    async def _resize_exit(self, child: Child, quantity: float) -> None:
-        """Modify a working exit to ``quantity`` (journaled first); one not sent yet is only
-        re-journaled."""
-        self.journal.resize(child.ref, quantity)
+    async def _modify_exit(self, child: Child, quantity: float, terms_text: Optional[str] = None) -> None:
+        """Modify a working exit to ``quantity`` (and new terms: a bracket's exit re-priced to
+        its entry's fill), journaled first; one not sent yet is only re-journaled."""
+        self.journal.resize(child.ref, quantity, terms_text)
         if child.status == "planned" or child.order_id is None:
             return
-        terms, after_at = terms_of(child.terms)
+        terms, after_at = terms_of(terms_text or child.terms)
         await self._wait_ready()
+        entry = self.journal.child(terms.parent) if terms.parent else None
         try:
             self.broker.place(LiveOrder(ref=child.ref, symbol=child.symbol, quantity=quantity, limit=terms.limit,
-                                        tif="GTC", order_id=child.order_id, terms=terms, good_after=after_at))
+                                        tif="GTC", order_id=child.order_id, terms=terms, good_after=after_at,
+                                        parent_id=entry.order_id if entry is not None else None))
         except BrokerError as exc:  # it filled or went meanwhile: the reconcile says which
             self.journal.event("resize", f"not modified: {exc}", ref=child.ref)
 
@@ -286,10 +337,14 @@ class ExitDesk:
                 self.broker.cancel(child.ref)
 
 
+def prices(terms: OrderTerms) -> tuple:
+    return terms.type, terms.stop, terms.limit, terms.trail_amount, terms.trail_percent
+
+
 def terms_json(terms: OrderTerms, now: float) -> str:
     """The journal's record of an exit's terms (and, for a time stop, when it becomes active)."""
     record = {k: getattr(terms, k) for k in ("limit", "stop", "trail_amount", "trail_percent",
-                                              "oca", "after", "reason")}
+                                              "oca", "parent", "after", "reason")}
     record.update(type=terms.type.value, tif=terms.tif.value)
     if terms.type is OrderType.MARKET_ON_CLOSE:
         record["good_after"] = good_after(terms.after, now)

@@ -268,12 +268,13 @@ class Journal:
                                "ORDER BY created, ref", (symbol, symbol)).fetchall()
         return [_child(r) for r in rows]
 
-    def resize(self, ref: str, quantity: float) -> None:
-        """An exit's new size (a rebalance changed its position), before the broker is told."""
+    def resize(self, ref: str, quantity: float, terms: Optional[str] = None) -> None:
+        """An exit's new size (a rebalance changed its position) and terms (re-priced to its
+        entry's fill), before the broker is told."""
         with self._tx():
-            self.db.execute("UPDATE orders SET quantity = ?, updated = ? WHERE ref = ?",
-                            (quantity, time.time(), ref))
-            self.event("resize", {"quantity": quantity}, ref=ref)
+            self.db.execute("UPDATE orders SET quantity = ?, terms = COALESCE(?, terms), updated = ? "
+                            "WHERE ref = ?", (quantity, terms, time.time(), ref))
+            self.event("resize", {"quantity": quantity, "terms": terms}, ref=ref)
 
     def child(self, ref: str) -> Optional[Child]:
         row = self.db.execute("SELECT * FROM orders WHERE ref = ?", (ref,)).fetchone()

@@ -22,12 +22,16 @@ from pipeline.core.orders import OrderTerms, OrderType, TimeInForce
 from plugins.broker.ib import IBBroker
 from plugins.broker.ib.fake_gateway import FakeGateway
 from tests.live.conftest import journal, ok, paper_args, run_py, start_py
+from tests.live.test_reconnect import after_orders
 
 pytestmark = pytest.mark.slow
 
 EXITS = ("+exits.stop_loss._target_=plugins.exits.stop_loss.StopLoss", "+exits.stop_loss.pct=0.05",
          "+exits.take_profit._target_=plugins.exits.take_profit.TakeProfit", "+exits.take_profit.pct=0.05",
-         "mode.bins=1", "mode.pretrade.max_order_notional=400000", "dashboard.enabled=false")
+         "mode.pretrade.max_order_notional=400000", "dashboard.enabled=false")
+# one market child per entry: its exits ride on it as a bracket (a bin long enough for a
+# loaded machine to fill it: the run ends when its orders are done, not at the horizon)
+ONE_BIN = (*EXITS, "mode.bins=1", "mode.bin_seconds=2")
 STATUS = {"Filled": "filled", "Cancelled": "cancelled", "Submitted": "submitted", "PreSubmitted": "submitted"}
 
 
@@ -72,10 +76,16 @@ def exits_of(rows: list[dict], symbol: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def held(market, tmp_path_factory):
-    """A paper run on four symbols with a 5 % stop-loss and take-profit on each position."""
+    """A paper run on four symbols with a 5 % stop-loss and take-profit on each position. AAPL
+    moves 1 % up between its bracket's send and its fill: its exits, priced on the quote, are
+    re-priced to the fill."""
     tmp = tmp_path_factory.mktemp("exits")
-    gw = FakeGateway(market=market, fill_delay=0.03, partial=2).start_in_thread()
-    out = ok(run_py(*paper_args(gw, tmp, *EXITS)))
+    gw = FakeGateway(market=market, fill_delay=0.03, partial=2, ack_delay=0.3).start_in_thread()
+    quoted = gw.prices["AAPL"]
+    watcher = after_orders(gw, 3, lambda: gw.call(gw.set_price, "AAPL", round(quoted * 1.01, 2)))
+    out = ok(run_py(*paper_args(gw, tmp, *ONE_BIN)))
+    watcher.join()
+    gw.ack_delay = 0.0
     start = {s: gw.prices[s] for s in ("AAPL", "JPM", "KO", "MSFT")}
     yield gw, tmp, out, capture(gw, tmp), start
     gw.stop_thread()
@@ -95,7 +105,7 @@ def fired(held):
     wait_for(lambda: sum(o["status"] == "Filled" for o in gw.snapshot()["orders"]
                          if o["type"] != "MKT") == 3)
     before = capture(gw, tmp)
-    out = ok(run_py(*paper_args(gw, tmp, *EXITS)))
+    out = ok(run_py(*paper_args(gw, tmp, *ONE_BIN)))
     return gw, tmp, out, before, capture(gw, tmp), path, start, stops
 
 
@@ -109,6 +119,11 @@ def test_16_4_exits_go_as_native_stop_and_limit_orders_in_one_oca_group_per_posi
         assert mine["stop_loss"]["oca"] == mine["take_profit"]["oca"] != ""
         held_qty = sum(f["quantity"] for f in fills if f["symbol"] == sym)
         assert mine["stop_loss"]["quantity"] == mine["take_profit"]["quantity"] == -held_qty
+        # a bracket: both exits hang on the entry, which went with transmit off; the last exit transmits
+        entry = next(o for o in snap["orders"] if o["symbol"] == sym and o["type"] == "MKT")
+        assert mine["stop_loss"]["parent_id"] == mine["take_profit"]["parent_id"] == entry["order_id"]
+        sent = [r for r in snap["received"] if r["symbol"] == sym]
+        assert [r["transmit"] for r in sent[:3]] == [False, False, True], sent
     # journaled before they were sent: every exit's intent precedes its arrival at the gateway
     db = journal(tmp)
     intents = {r["ref"]: r["ts"] for r in db.execute("SELECT ref, ts FROM events WHERE kind = 'intent'")}
@@ -135,6 +150,10 @@ def test_16_4_exit_orders_equal_the_backtest_levels_for_the_same_entry_fill(held
         assert 0 <= got["stop_loss"]["aux"] - stop < 0.01 + 1e-9, (sym, got["stop_loss"]["aux"], stop)
         assert 0 <= got["take_profit"]["limit"] - take < 0.01 + 1e-9, (sym, got["take_profit"]["limit"], take)
         assert f"{sym}: 2 exit order(s) for +{sum(f['quantity'] for f in mine):g} entered at {entry:.4f}" in out
+    aapl = stop_entry(fills, "AAPL")  # bought at the moved price, not the quote it was sized on
+    assert aapl == pytest.approx(round(start["AAPL"], 2)) and f"AAPL: 2 exit order(s) for +1989 entered at" in out
+    resized = [r for r in snap["received"] if r["symbol"] == "AAPL" and r["type"] != "MKT"]
+    assert len(resized) == 4 and len({r["order_id"] for r in resized}) == 2  # sent, then modified
 
 
 def test_16_4_a_stop_triggers_from_the_gateway_price_path(fired):
@@ -204,13 +223,13 @@ def test_16_4_a_rebalance_resizes_the_working_exits_of_the_positions_it_changes(
     exits closed are bought again with exits of their own."""
     gw, tmp, *_ = fired
     before = {o["ref"]: o for o in gw.snapshot()["orders"]}
-    out = ok(run_py(*paper_args(gw, tmp, *EXITS, "risk.max_gross_leverage=0.5")))
+    out = ok(run_py(*paper_args(gw, tmp, *ONE_BIN, "risk.max_gross_leverage=0.5")))
     snap, rows, fills = capture(gw, tmp)
     msft = {o["ref"].rsplit(":", 1)[-1]: o for o in snap["orders"] if o["symbol"] == "MSFT" and o["type"] != "MKT"}
     assert set(msft) == {"stop_loss", "take_profit"}  # the same two orders, not new ones
     assert all(o["status"] == "Submitted" and o["quantity"] == -snap["positions"]["MSFT"] for o in msft.values())
     assert msft["stop_loss"]["aux"] == before[msft["stop_loss"]["ref"]]["aux"]
-    assert abs(snap["positions"]["MSFT"]) < abs(before[msft["stop_loss"]["ref"]]["quantity"])
+    assert abs(snap["positions"]["MSFT"]) < abs(before[msft["stop_loss"]["ref"]]["quantity"]), out
     for sym in ("AAPL", "JPM", "KO"):
         new = [o for o in snap["orders"] if o["symbol"] == sym and o["type"] != "MKT" and o["status"] == "Submitted"]
         assert len(new) == 2 and all(o["quantity"] == -snap["positions"][sym] for o in new), out
@@ -219,8 +238,9 @@ def test_16_4_a_rebalance_resizes_the_working_exits_of_the_positions_it_changes(
 
 def test_16_4_the_kill_switch_cancels_working_exits(market, tmp_path):
     gw = FakeGateway(market=market, fill_delay=0.03, partial=1).start_in_thread()
-    proc = start_py(*paper_args(gw, tmp_path, *EXITS, "mode.run_once=false", "mode.max_ticks=2",
-                                "mode.every_seconds=120"))
+    # entries in three slices: their exits go as an OCA group on each position once it is held
+    proc = start_py(*paper_args(gw, tmp_path, *EXITS, "mode.bins=3", "mode.run_once=false",
+                                "mode.max_ticks=2", "mode.every_seconds=120"))
     try:
         wait_for(lambda: sum(o["status"] == "Submitted" and o["type"] != "MKT"
                              for o in gw.snapshot()["orders"]) == 8, timeout=90)
@@ -230,6 +250,7 @@ def test_16_4_the_kill_switch_cancels_working_exits(market, tmp_path):
         assert "8 open order(s) cancelled" in err, err
         snap, rows, fills = capture(gw, tmp_path)
         assert {o["status"] for o in snap["orders"] if o["type"] != "MKT"} == {"Cancelled"}
+        assert {o["parent_id"] for o in snap["orders"] if o["type"] != "MKT"} == {0}  # not brackets
         assert {r["status"] for r in rows if r["kind"] == "exit"} == {"cancelled"}
         same_as_gateway(snap, rows, fills)
     finally:

@@ -46,6 +46,8 @@ class OrderDesk:
             else:  # a modification: new size, limit or trigger
                 existing.quantity, existing.limit = qty, limit
                 existing.aux, existing.trail_percent = terms["aux"], terms["trail_percent"]
+                if terms["trail_stop"] is not None:
+                    existing.trail_stop = terms["trail_stop"]
                 self._send_open(existing)
                 self._send_status(existing)
             return
@@ -177,7 +179,7 @@ class OrderDesk:
                     self._cancel(order)  # its entry never filled: the bracket's exits go with it
                     return
                 await asyncio.sleep(self.fill_delay)
-            while order.remaining > 1e-9 and not order.cancel:
+            while order.remaining > 1e-9 and not order.cancel and not self.closing:
                 await asyncio.sleep(self.fill_delay)
                 await self.ib_up.wait()
                 if order.cancel:

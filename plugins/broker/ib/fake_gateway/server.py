@@ -109,6 +109,7 @@ class FakeGateway(OrderDesk):
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[LoopThread] = None
         self._price_changed: Optional[asyncio.Condition] = None
+        self.closing = False
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> "FakeGateway":
@@ -121,6 +122,7 @@ class FakeGateway(OrderDesk):
         return self
 
     async def stop(self) -> None:
+        self.closing = True  # an order's loop ends even where a cancel is swallowed (wait_for)
         for conn in list(self.connections):
             conn.abort()
         for order in self.orders:
