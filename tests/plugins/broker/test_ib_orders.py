@@ -86,7 +86,7 @@ def test_16_4_an_unsendable_exit_in_the_journal_is_blocked_before_its_intent(tmp
     desk = ExitDesk()
     desk.journal, desk.killed, desk.rate = journal, None, None
     desk.killswitch = SimpleNamespace(reason=lambda: None)
-    desk.broker = SimpleNamespace(place=placed.append, next_order_id=lambda: 1)
+    desk.broker = SimpleNamespace(place=placed.append, next_order_id=lambda: 1, held=lambda: {"AAPL": 10.0})
 
     asyncio.run(desk._send_exits())
     row = journal.child("rt:x:e:AAPL:stop_loss")
