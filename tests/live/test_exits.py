@@ -169,6 +169,7 @@ def test_16_4_a_stop_triggers_from_the_gateway_price_path(fired):
               .levels(np.array([1.0]), np.array([stop_entry(fills, "AAPL")]), np.array([0]), np.array([0]))]
     hit = first_exit(closes, closes, closes, closes, np.array([1.0]), levels)
     assert (hit.bar[0], hit.price[0]) == (3, crossed)
+    same_as_gateway(*after)  # once the runner is back
 
 
 def stop_entry(fills: list[dict], sym: str) -> float:
@@ -181,6 +182,7 @@ def test_16_4_a_gap_through_the_stop_fills_at_the_gap_price(fired):
     ref = next(o["ref"] for o in snap["orders"] if o["ref"].endswith("JPM:stop_loss"))
     prices = {e["price"] for e in snap["executions"] if e["ref"] == ref}
     assert prices == {round(start["JPM"] * 0.85, 2)} and max(prices) < stops["JPM"] * 0.9
+    same_as_gateway(*after)
 
 
 def test_16_4_partial_fills_of_a_stop_are_journaled_once_each(fired):
@@ -191,6 +193,7 @@ def test_16_4_partial_fills_of_a_stop_are_journaled_once_each(fired):
     assert len(parts) == 2 and len({f["exec_id"] for f in parts}) == 2  # two executions, each once
     assert sum(f["quantity"] for f in parts) == row["quantity"] == row["filled"]
     assert row["status"] == "filled"
+    same_as_gateway(snap, rows, fills)
 
 
 def test_16_4_a_fill_of_one_side_of_the_oco_cancels_the_other(fired):
