@@ -180,7 +180,7 @@ class ExitDesk:
                 for rule in rules.values():
                     rule.prepare(data)
                 prepared = True
-            kids = self._plan_exits(key, data, sym, pos, entry)
+            kids = self._plan_exits(key, data, sym, pos, entry, new=not same)
             if not same:
                 new += kids
                 continue
@@ -197,7 +197,10 @@ class ExitDesk:
             self.journal.add_children(new)
         await self._send_exits(held=positions)
 
-    def _plan_exits(self, key: str, data, sym: str, pos: float, entry: float) -> list[Child]:
+    def _plan_exits(self, key: str, data, sym: str, pos: float, entry: float, new: bool = True) -> list[Child]:
+        """The exits of a position of ``pos`` entered at ``entry`` (not journaled). ``new``: refs
+        no order has had yet (a bracket cancelled with its entry leaves its own behind); else
+        the position's first refs, to re-price those."""
         row = self.journal.decision(key)
         bar = _bar_of(data, row["bar"] if row is not None else None)
         column = list(data.symbols).index(sym)
@@ -205,10 +208,13 @@ class ExitDesk:
         side = 1.0 if pos > 0 else -1.0
         kids = []
         now = time.time()
-        for name, terms in exit_orders(self.exit_rules, side, entry, bar, column, f"{base}:oca"):
+        n = 0
+        while new and any(self.journal.child(f"{base}:{name}{_nth(n)}") for name in self.exit_rules):
+            n += 1
+        for name, terms in exit_orders(self.exit_rules, side, entry, bar, column, f"{base}:oca{_nth(n)}"):
             terms = self._rounded(sym, terms, -pos)
             terms.check(sym, -pos)  # before the journal: nothing unsendable is ever planned
-            kids.append(Child(ref=f"{base}:{name}", decision=key, symbol=sym, child=-1, quantity=-pos,
+            kids.append(Child(ref=f"{base}:{name}{_nth(n)}", decision=key, symbol=sym, child=-1, quantity=-pos,
                               limit_price=terms.limit, release_at=now, expire_at=math.inf,
                               kind=EXIT, terms=terms_json(terms, now)))
         say(f"{sym}: {len(kids)} exit order(s) for {pos:+g} entered at {entry:.4f}: "
@@ -367,6 +373,10 @@ def describe(text: Optional[str]) -> str:
     if when is not None:
         parts.append(f"good after {dt.datetime.fromtimestamp(when, dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return f"{terms.type.value} ({', '.join(parts)})" if parts else terms.type.value
+
+
+def _nth(n: int) -> str:
+    return f".{n}" if n else ""
 
 
 def _bar_of(data, bar: Optional[str]) -> int:

@@ -140,3 +140,24 @@ def test_16_4_a_time_stop_is_a_market_on_close_good_after_its_session():
     terms = dict(exit_orders({"time_stop": TimeStop(bars=3)}, 1.0, 100.0, 0, 0, "g"))["time_stop"]
     ib = ib_order(order(terms, good_after=good_after(terms.after, monday)), "DU1")
     assert (ib.orderType, ib.tif, ib.goodAfterTime) == ("MOC", "GTC", "20260304 14:30:00 UTC")
+
+
+def test_16_4_exits_planned_again_for_a_position_get_refs_and_an_oca_group_of_their_own(tmp_path):
+    """A bracket cancelled with its entry leaves its exits in the journal: the position's next
+    exits are new orders (a journaled ref is never reused), re-pricing keeps the first ones."""
+    desk = ExitDesk()
+    desk.journal, desk.run_id = Journal(tmp_path / "journal.sqlite"), "run"
+    desk.exit_rules = {"stop_loss": StopLoss(pct=0.05), "take_profit": TakeProfit(pct=0.05)}
+    desk.broker = SimpleNamespace(round_price=lambda sym, price, side: round(price, 2))
+    data = SimpleNamespace(symbols=["AAPL"], n_bars=3)
+    first = desk._plan_exits("bar#cfg", data, "AAPL", 100.0, 50.0)
+    desk.journal.add_children(first)
+    for kid in first:
+        desk.journal.mark(kid.ref, "cancelled")
+    again = desk._plan_exits("bar#cfg", data, "AAPL", 100.0, 50.0)
+    assert [k.ref for k in first] == ["rt:run:cfgx2:AAPL:stop_loss", "rt:run:cfgx2:AAPL:take_profit"]
+    assert [k.ref for k in again] == [k.ref + ".1" for k in first]
+    assert {terms_of(k.terms)[0].oca for k in again} == {"rt:run:cfgx2:AAPL:oca.1"}
+    assert [k.ref for k in desk._plan_exits("bar#cfg", data, "AAPL", 100.0, 50.0, new=False)] == \
+        [k.ref for k in first]
+    assert terms_of(again[0].terms)[0].stop == 47.5 and again[0].quantity == -100.0
