@@ -173,7 +173,7 @@ class OrderDesk:
                 order.status = "Submitted"
                 self._send_status(order)
             parts = fills_of(order.quantity, self.partial)
-            while order.parent_id and not order.cancel and not self._active(order):
+            while order.parent_id and not order.cancel and not self.closing and not self._active(order):
                 parent = self._parent(order)
                 if parent is None or (parent.done and parent.status != "Filled"):
                     self._cancel(order)  # its entry never filled: the bracket's exits go with it

@@ -122,7 +122,15 @@ class FakeGateway(OrderDesk):
         return self
 
     async def stop(self) -> None:
-        self.closing = True  # an order's loop ends even where a cancel is swallowed (wait_for)
+        # resting orders' loops wake and end on their own: cancelled while they wait on the
+        # price condition, they tie the loop's shutdown up for LoopThread's whole timeout
+        self.closing = True
+        if self._price_changed is not None:
+            async with self._price_changed:
+                self._price_changed.notify_all()
+        working = [o.task for o in self.orders if o.task is not None and not o.task.done()]
+        if working:
+            await asyncio.wait(working, timeout=1.0)
         for conn in list(self.connections):
             conn.abort()
         for order in self.orders:
