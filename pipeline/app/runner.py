@@ -84,7 +84,8 @@ def build_exits(node: Any, sleeves: list[str], seed: int) -> dict[str, ExitRule]
     if not isinstance(node, DictConfig):
         raise ConfigError(f"exits={node!r}: expected exit rules keyed by name "
                           f"(exits=stop_loss or exits=[stop_loss,take_profit])")
-    rules = {name: build(rule, f"exits.{name}", ExitRule, seed=seed) for name, rule in node.items()}
+    rules = {name: build(rule, f"exits.{name}", ExitRule, seed=seed) for name, rule in node.items()
+             if rule is not None}
     check_sleeves(rules, sleeves)
     return rules
 

@@ -11,6 +11,7 @@ import dataclasses
 from typing import ClassVar, Optional
 
 from pipeline.core.errors import UserError
+from pipeline.core.orders import OrderTerms, OrderType
 
 # an order's state as a LiveBroker reports it in ``OrderUpdate.status``
 PENDING = "pending"      # handed over, not acknowledged yet (or a state the broker does not map)
@@ -34,12 +35,28 @@ class NotConnected(Exception):
 
 @dataclasses.dataclass
 class LiveOrder:
+    """An order as the runner hands it over. ``terms`` (``pipeline.core.orders``) carries a
+    stop, trailing or auction order; without it ``limit`` makes a limit order and None a market
+    order. A bracket's exits name their entry's ``parent_id`` (active once it fills); an order
+    with ``transmit`` false is held at the gateway until a later one of its group transmits
+    (the last of a bracket), so a bracket goes out whole or not at all. ``good_after`` (epoch
+    seconds) keeps an order inactive until then (a time stop's closing auction)."""
+
     ref: str
     symbol: str
     quantity: float                 # signed: + buy, - sell
     limit: Optional[float] = None   # None: a market order
     tif: str = "DAY"
     order_id: Optional[int] = None  # from ``LiveBroker.next_order_id``, journaled before the send
+    terms: Optional[OrderTerms] = None
+    parent_id: Optional[int] = None
+    transmit: bool = True
+    good_after: Optional[float] = None
+
+    def order_terms(self) -> OrderTerms:
+        if self.terms is not None:
+            return self.terms
+        return OrderTerms(type=OrderType.MARKET if self.limit is None else OrderType.LIMIT, limit=self.limit)
 
 
 @dataclasses.dataclass
@@ -176,7 +193,9 @@ class LiveBroker:
         raise NotImplementedError
 
     def place(self, order: LiveOrder) -> None:
-        """Hand the order over (non-blocking); raise ``NotConnected`` if nothing was sent."""
+        """Hand the order over (non-blocking); raise ``NotConnected`` if nothing was sent, and
+        ``pipeline.core.orders.OrderError`` for terms that must never be sent. An ``order_id``
+        the broker already works is a modification (an exit resized to a new position)."""
         raise NotImplementedError
 
     def cancel(self, ref: str) -> bool:

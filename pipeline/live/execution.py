@@ -33,6 +33,7 @@ class Executor:
         await self._qualify(sorted(parents))
         await self.reconcile()
         self._reschedule()
+        await self._exits_before(parents)
         swept: set[str] = set()
         deadline_extra = float(self.mode.settle_seconds)
         while True:
@@ -209,16 +210,19 @@ class Executor:
             order_id = self.broker.next_order_id()
         except NotConnected:
             return
+        # exits ride on an entry that opens a position in one market order, as a bracket
+        bracket = self._bracket_for(child, quote if quote is not None else arrival)
         self.journal.intent(child.ref, order_id, time.time())
         self._passed("after_intent")
         try:
-            self.broker.place(live_order(child, order_id))
+            self.broker.place(live_order(child, order_id, transmit=not bracket))
         except NotConnected as exc:
             self.journal.not_sent(child.ref, order_id, reason=f"not sent: {exc}")
             return
         self.handed[child.ref] = self.epoch
         self._passed("after_place")
         self._count("sent")
+        await self._send_exits(bracket, parent_id=order_id)
 
     def _passed(self, step: str) -> None:
         if self.step is not None:
@@ -282,6 +286,7 @@ class Executor:
         self._record_executions(await self._ask(self.broker.executions))
         positions = await self._ask(self.broker.positions)
         self.journal.snapshot_positions(positions)
+        await self._exits_after(key, parents, positions)
         kids = self.journal.children(key)
         off = {s: (p.target, positions.get(s, 0.0)) for s, p in parents.items()
                if abs(positions.get(s, 0.0) - p.target) > 1e-6}
@@ -330,6 +335,6 @@ def exposure_check(wanted: dict[str, float], positions: dict[str, float], quotes
 
 
 
-def live_order(child, order_id: Optional[int] = None) -> LiveOrder:
+def live_order(child, order_id: Optional[int] = None, transmit: bool = True) -> LiveOrder:
     return LiveOrder(ref=child.ref, symbol=child.symbol, quantity=child.quantity,
-                     limit=child.limit_price, order_id=order_id)
+                     limit=child.limit_price, order_id=order_id, transmit=transmit)

@@ -23,7 +23,10 @@ Tables:
   parent quantity and its arrival price.
 - ``orders``: one row per child order, keyed by its orderRef, with its release and expiry
   times, status, broker ids, filled quantity and average price, and a reason when blocked,
-  rejected or cancelled.
+  rejected or cancelled. Exit orders (``pipeline.live.exits``) are rows of their own kind
+  (``kind = 'exit'``, NULL for a decision's children) with their terms as JSON (type, trigger,
+  limit, trail, tif, OCA group); they work until filled or cancelled, past any horizon, so a
+  decision's ``children`` leave them out. Journals from before exits get both columns on opening.
 - ``fills``: executions keyed by execution id, with commission.
 - ``sends``: every time a child was handed to the broker (its intent): the order id it carried.
   A child is matched to the broker's orders by orderRef, perm id or these order ids (a gateway
@@ -64,7 +67,7 @@ CREATE TABLE IF NOT EXISTS orders (
     ref TEXT PRIMARY KEY, decision TEXT, symbol TEXT, child INTEGER, quantity REAL,
     limit_price REAL, release_at REAL, expire_at REAL, status TEXT, order_id INTEGER,
     perm_id INTEGER, filled REAL DEFAULT 0, avg_price REAL, reason TEXT, created REAL,
-    updated REAL, sent REAL);
+    updated REAL, sent REAL, kind TEXT, terms TEXT);
 CREATE INDEX IF NOT EXISTS orders_by_decision ON orders (decision, status);
 CREATE TABLE IF NOT EXISTS fills (
     exec_id TEXT PRIMARY KEY, ref TEXT, symbol TEXT, quantity REAL, price REAL, time REAL,
@@ -98,6 +101,8 @@ class Child:
     filled: float = 0.0             # signed, like quantity
     avg_price: Optional[float] = None
     reason: Optional[str] = None
+    kind: Optional[str] = None      # 'exit' for an exit order (pipeline.live.exits)
+    terms: Optional[str] = None     # an exit's order terms, JSON
 
     @property
     def final(self) -> bool:
@@ -127,14 +132,18 @@ class Journal:
         self._migrate()
 
     def _migrate(self) -> None:
-        """A journal from before decisions were keyed by their config: its keys are its bars."""
+        """A journal from before decisions were keyed by their config (its keys are its bars),
+        or from before exit orders (no kind, no terms)."""
         with self._tx():  # looked at inside the write lock: two processes opening it migrate once
-            if "bar" in {r["name"] for r in self.db.execute("PRAGMA table_info(decisions)")}:
-                return
-            for column in ("bar", "config", "config_parts", "targets"):
-                self.db.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")
-            self.db.execute("UPDATE decisions SET bar = decision")
-            self.event("migrate", "decisions keyed by bar and config; earlier ones have no config")
+            if "bar" not in {r["name"] for r in self.db.execute("PRAGMA table_info(decisions)")}:
+                for column in ("bar", "config", "config_parts", "targets"):
+                    self.db.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")
+                self.db.execute("UPDATE decisions SET bar = decision")
+                self.event("migrate", "decisions keyed by bar and config; earlier ones have no config")
+            if "kind" not in {r["name"] for r in self.db.execute("PRAGMA table_info(orders)")}:
+                for column in ("kind", "terms"):
+                    self.db.execute(f"ALTER TABLE orders ADD COLUMN {column} TEXT")
+                self.event("migrate", "orders have a kind (exit) and terms")
 
     def close(self) -> None:
         self.db.close()
@@ -224,10 +233,10 @@ class Journal:
     def _insert_children(self, children: list[Child], now: float) -> None:
         self.db.executemany(
             "INSERT INTO orders (ref, decision, symbol, child, quantity, limit_price, release_at, "
-            "expire_at, status, filled, reason, created, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            "expire_at, status, filled, reason, created, updated, kind, terms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
             [(c.ref, c.decision, c.symbol, c.child, c.quantity, c.limit_price, c.release_at,
-              c.expire_at, c.status, c.reason, now, now) for c in children])
+              c.expire_at, c.status, c.reason, now, now, c.kind, c.terms) for c in children])
 
     def finish_decision(self, decision: str, status: str = "done", note: str = "") -> None:
         self.db.execute("UPDATE decisions SET status = ?, updated = ?, note = ? WHERE decision = ?",
@@ -245,12 +254,27 @@ class Journal:
         return [Parent(**{k: r[k] for k in r.keys()}) for r in rows]
 
     def children(self, decision: Optional[str] = None) -> list[Child]:
+        """Every order (exits too), or a decision's children (exits, which outlive it, not)."""
         if decision is None:
             rows = self.db.execute("SELECT * FROM orders ORDER BY release_at, ref").fetchall()
         else:
-            rows = self.db.execute("SELECT * FROM orders WHERE decision = ? ORDER BY release_at, ref",
-                                   (decision,)).fetchall()
+            rows = self.db.execute("SELECT * FROM orders WHERE decision = ? AND kind IS NULL "
+                                   "ORDER BY release_at, ref", (decision,)).fetchall()
         return [_child(r) for r in rows]
+
+    def exits(self, symbol: Optional[str] = None) -> list[Child]:
+        """Exit orders, oldest first (of ``symbol``, or all)."""
+        rows = self.db.execute("SELECT * FROM orders WHERE kind = 'exit' AND (? IS NULL OR symbol = ?) "
+                               "ORDER BY created, ref", (symbol, symbol)).fetchall()
+        return [_child(r) for r in rows]
+
+    def resize(self, ref: str, quantity: float, terms: Optional[str] = None) -> None:
+        """An exit's new size (a rebalance changed its position) and terms (re-priced to its
+        entry's fill), before the broker is told."""
+        with self._tx():
+            self.db.execute("UPDATE orders SET quantity = ?, terms = COALESCE(?, terms), updated = ? "
+                            "WHERE ref = ?", (quantity, terms, time.time(), ref))
+            self.event("resize", {"quantity": quantity, "terms": terms}, ref=ref)
 
     def child(self, ref: str) -> Optional[Child]:
         row = self.db.execute("SELECT * FROM orders WHERE ref = ?", (ref,)).fetchone()
@@ -333,11 +357,13 @@ class Journal:
         self.db.execute("UPDATE fills SET commission = ?, currency = ? WHERE exec_id = ?",
                         (commission, currency, exec_id))
 
-    def fills(self, decision: Optional[str] = None) -> list[sqlite3.Row]:
+    def fills(self, decision: Optional[str] = None, entries: bool = False) -> list[sqlite3.Row]:
+        """Every fill, or a decision's (with ``entries``, of its children only: no exit's)."""
         if decision is None:
             return self.db.execute("SELECT * FROM fills ORDER BY time, exec_id").fetchall()
+        only = " AND o.kind IS NULL" if entries else ""
         return self.db.execute("SELECT f.* FROM fills f JOIN orders o ON o.ref = f.ref WHERE "
-                               "o.decision = ? ORDER BY f.time, f.exec_id", (decision,)).fetchall()
+                               f"o.decision = ?{only} ORDER BY f.time, f.exec_id", (decision,)).fetchall()
 
     def exec_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT exec_id FROM fills")}
@@ -356,7 +382,7 @@ def _child(row: sqlite3.Row) -> Child:
                  quantity=row["quantity"], limit_price=row["limit_price"], release_at=row["release_at"],
                  expire_at=row["expire_at"], status=row["status"], order_id=row["order_id"],
                  perm_id=row["perm_id"], filled=row["filled"] or 0.0, avg_price=row["avg_price"],
-                 reason=row["reason"])
+                 reason=row["reason"], kind=row["kind"], terms=row["terms"])
 
 
 class _Transaction:

@@ -29,6 +29,7 @@ class Planner:
 
     async def plan(self, data, key: str, config: str, parts: dict) -> None:
         symbols = list(data.symbols)
+        self._exit_data[key] = data
         await self._qualify(symbols)
         # sized on the gateway's quotes: the data's last close may be days (or years) old
         quoted = await self._ask(lambda: self.broker.quotes(symbols))

@@ -12,6 +12,7 @@ from typing import Optional
 
 from pipeline.core.live_broker import (CANCELLED, DONE, FILLED, REJECTED, WORKING, BrokerError,
                                        Execution, OrderUpdate)
+from pipeline.live.exits import EXIT
 from pipeline.live.messages import say
 
 
@@ -96,6 +97,7 @@ class Reconciler:
         if new or adopted or resend:
             say(f"reconciled with the broker: {new} new fill(s), {adopted} order(s) adopted, "
                 f"{resend} to send again")
+        self._one_cancels_other()
         if self.decision is not None:
             self._load_children(self.decision)
 
@@ -148,6 +150,9 @@ class Reconciler:
 
     def on_execution(self, ex: Execution) -> None:
         self._record_executions([ex])
+        child = self.journal.child(self._ref_of(ex.ref, ex.order_id, ex.perm_id))
+        if child is not None and child.kind == EXIT:
+            self._one_cancels_other()
         self._show("fill", {"order_id": ex.ref, "exec_id": ex.exec_id, "symbol": ex.symbol,
                             "side": "buy" if ex.quantity > 0 else "sell", "quantity": abs(ex.quantity),
                             "price": ex.price, "time": dt.datetime.fromtimestamp(ex.time, dt.timezone.utc)

@@ -27,6 +27,9 @@ At each scheduled tick (``mode.at`` daily in ``mode.tz`` on weekdays, or every
 4. The whole plan (parents and children, each with a stable orderRef
    ``rt:<run>:<decision>:<symbol>:<n>`` and its release and expiry time) is committed to the
    journal (``pipeline.live.journal``) before anything is sent.
+4b. Exits (``cfg.exits``): working exits of the symbols the decision trades are resized or
+   cancelled before it trades, and resized or placed for the new positions after it, as
+   native orders the broker holds (``pipeline.live.exits``).
 5. Each child is released at its bin's time: pre-trade checks (``pipeline.live.pretrade``), the
    order-rate limit, ``intent`` committed, then the broker's ``place``. Market children are
    market orders, limit children limit orders. Fills, acks, rejects and commissions update the
@@ -89,6 +92,7 @@ from pipeline.core.live_broker import Listener, LiveBroker
 from pipeline.core.rate import Window
 from pipeline.dashboard.server import Dashboard
 from pipeline.live.execution import Executor
+from pipeline.live.exits import ExitDesk
 from pipeline.live.journal import Journal
 from pipeline.live.killswitch import FILE, KillSwitch
 from pipeline.live.messages import log, say
@@ -125,10 +129,11 @@ def run_live(cfg: Any, out: Path, build: Callable[[Any], Any]) -> dict[str, Any]
     return summary
 
 
-class LiveRunner(Safety, Schedule, Planner, Executor, Reconciler, Listener):
+class LiveRunner(Safety, Schedule, Planner, Executor, Reconciler, ExitDesk, Listener):
     """One paper or live run: the state the parts share, the main loop and the output. The parts
     are mixed in, one module each: ``Safety`` (account checks, kill switch), ``Schedule`` (clock,
-    tick), ``Planner``, ``Executor``, ``Reconciler`` (with the ``Listener`` callbacks)."""
+    tick), ``Planner``, ``Executor``, ``Reconciler`` (with the ``Listener`` callbacks),
+    ``ExitDesk`` (exit orders the broker holds)."""
 
     def __init__(self, cfg: Any, stages: Any, out: Path) -> None:
         self.cfg = cfg
@@ -168,6 +173,8 @@ class LiveRunner(Safety, Schedule, Planner, Executor, Reconciler, Listener):
         self.qualified: set[str] = set()
         self.handled: list[str] = []
         self.counts: dict[str, int] = {}
+        self.exit_rules = self._exit_rules()
+        self._exit_data: dict[str, Any] = {}  # decision -> the data it was planned on (exit levels)
         # built before connecting, so that a dashboard setting it refuses stops the run first
         self._dashboard = Dashboard.from_config(cfg.get("dashboard"), on_kill=self._dashboard_kill,
                                                 mode=str(self.mode.name))
@@ -219,6 +226,7 @@ class LiveRunner(Safety, Schedule, Planner, Executor, Reconciler, Listener):
         mode = self.mode
         await self._check_killswitch()
         await self.reconcile(startup=True)
+        await self._send_exits()  # exits a crash left planned go before anything else
         for row in self.journal.open_decisions():
             late = time.time() - float(row["horizon"] or 0.0)
             if late > float(mode.grace_seconds):

@@ -39,7 +39,8 @@ after a restart the runner finds its orders again through it.
 Stocks only (``sec_type`` STK) on ``exchange`` in ``currency``; limit prices are rounded to the
 contract's minimum tick away from the market (a buy limit down, a sell limit up). Market
 children become MKT DAY orders and limit children LMT DAY orders, each carrying its
-``orderRef``. ``lot_size`` 1 (whole shares): IB's API does not take fractional orders for
+``orderRef``; exits go as IB's own STP, STP LMT, TRAIL, MOC/LOC/MOO orders in an ``ocaGroup``
+(``translate.ib_order``), held by the gateway while the runner is down. ``lot_size`` 1 (whole shares): IB's API does not take fractional orders for
 most accounts.
 """
 
@@ -58,7 +59,7 @@ from pipeline.core.live_broker import (BrokerError, Execution, Listener, LiveBro
                                        OrderUpdate)
 from plugins.broker.ib import codes
 from plugins.broker.ib.codes import FARMS, READ_ONLY
-from plugins.broker.ib.translate import execution, farm_name, order_update, reason
+from plugins.broker.ib.translate import execution, farm_name, ib_order, order_update, reason
 
 log = logging.getLogger("robo_trader.ib")
 
@@ -501,20 +502,14 @@ class IBBroker(Broker, LiveBroker):
             raise NotConnected(f"not connected to {self.where()}") from None
 
     def place(self, order: LiveOrder) -> None:
-        from ib_async import Order
-
+        built = ib_order(order, self._account or "")  # an order that must never go fails first
         if not self.ib_.isConnected():
             raise NotConnected(f"not connected to {self.where()}")
+        if order.order_id and any(t.order.orderId == order.order_id and t.isDone() for t in self.ib_.trades()):
+            raise BrokerError(f"{order.ref} is over at the gateway: it cannot be modified")
         contract = self._contracts[order.symbol]
-        ib_order = Order(orderId=order.order_id or 0, action="BUY" if order.quantity > 0 else "SELL",
-                         totalQuantity=abs(order.quantity),
-                         orderType="MKT" if order.limit is None else "LMT",
-                         tif=order.tif, orderRef=order.ref, account=self._account or "",
-                         transmit=True, outsideRth=False)
-        if order.limit is not None:
-            ib_order.lmtPrice = order.limit
         try:
-            self.ib_.placeOrder(contract, ib_order)
+            self.ib_.placeOrder(contract, built)
         except ConnectionError as exc:
             raise NotConnected(str(exc)) from None
 

@@ -1,12 +1,15 @@
 """IB's messages in the broker-neutral vocabulary: a Trade as an ``OrderUpdate``, a Fill as an
-``Execution``, an order error's text without the prefixes ib_async and IB put before it, and
-the farm a status message names."""
+``Execution``, a ``LiveOrder`` as IB's ``Order`` (``ib_order``), an order error's text without
+the prefixes ib_async and IB put before it, and the farm a status message names."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 
-from pipeline.core.live_broker import Execution, OrderUpdate
+from pipeline.core.live_broker import Execution, LiveOrder, OrderUpdate
+from pipeline.core.orders import OrderError, OrderType, TimeInForce
 from plugins.broker.ib import codes
 from plugins.broker.ib.codes import CANCEL_REQUEST_ERRORS, READ_ONLY
 
@@ -65,3 +68,54 @@ def farm_name(message: str) -> str:
         if found and tail.strip():
             return tail.strip()
     return ""
+
+
+# the neutral order types as IB's orderType (a market-on-open is a market order with tif OPG)
+IB_TYPES = {OrderType.MARKET: "MKT", OrderType.LIMIT: "LMT", OrderType.STOP: "STP",
+            OrderType.STOP_LIMIT: "STP LMT", OrderType.TRAILING_STOP: "TRAIL",
+            OrderType.MARKET_ON_OPEN: "MKT", OrderType.MARKET_ON_CLOSE: "MOC",
+            OrderType.LIMIT_ON_CLOSE: "LOC"}
+# ocaType 1: a fill of one member cancels the others (the first exit of a position wins)
+OCA_CANCEL = 1
+
+
+def ib_order(order: LiveOrder, account: str):
+    """IB's ``Order`` for ``order``: STP/STP LMT with ``auxPrice`` (the trigger), TRAIL with
+    ``auxPrice`` (an amount) or ``trailingPercent`` (IB's unit is percent) and
+    ``trailStopPrice`` (where it starts: the terms' ``stop``), MOC/LOC, MOO as MKT with tif OPG;
+    ``ocaGroup``, ``parentId``, ``transmit`` and ``goodAfterTime`` as given. The terms are
+    checked again here, and every price IB gets: nothing NaN, infinite, zero or negative leaves."""
+    from ib_async import Order
+
+    terms = order.order_terms()
+    terms.check(order.symbol, order.quantity)
+    tif = "OPG" if terms.type is OrderType.MARKET_ON_OPEN else \
+        ("GTC" if terms.tif is TimeInForce.GTC else order.tif or "DAY")
+    ib = Order(orderId=order.order_id or 0, action="BUY" if order.quantity > 0 else "SELL",
+               totalQuantity=abs(order.quantity), orderType=IB_TYPES[terms.type], tif=tif,
+               orderRef=order.ref, account=account, transmit=bool(order.transmit), outsideRth=False)
+    prices = {}
+    if terms.limit is not None:
+        prices["lmtPrice"] = terms.limit
+    if terms.type in (OrderType.STOP, OrderType.STOP_LIMIT):
+        prices["auxPrice"] = terms.stop
+    if terms.type is OrderType.TRAILING_STOP:
+        if terms.trail_amount is not None:
+            prices["auxPrice"] = terms.trail_amount
+        else:
+            prices["trailingPercent"] = 100.0 * terms.trail_percent
+        if terms.stop is not None:
+            prices["trailStopPrice"] = terms.stop
+    for name, value in prices.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise OrderError(f"{terms.type.value} order for {order.symbol}: IB {name} {value!r} "
+                             f"must be a finite positive number")
+        setattr(ib, name, float(value))
+    if terms.oca:
+        ib.ocaGroup, ib.ocaType = terms.oca, OCA_CANCEL
+    if order.parent_id:
+        ib.parentId = int(order.parent_id)
+    if order.good_after is not None:
+        when = dt.datetime.fromtimestamp(float(order.good_after), dt.timezone.utc)
+        ib.goodAfterTime = when.strftime("%Y%m%d %H:%M:%S UTC")
+    return ib

@@ -99,14 +99,16 @@ def commission_fields(ex: GwExecution) -> list:
 def open_order_fields(o: GwOrder, ref: str) -> list:
     """openOrder at version 176, in the order ``ib_async.decoder.Decoder.openOrder`` reads."""
     lmt = o.limit if o.limit is not None else 0.0
+    good_after = ib_time(o.good_after) if o.good_after is not None else ""
     return [
         5, o.order_id, *o.inst.fields11("SMART"),
-        o.action, o.quantity, o.order_type, lmt, 0.0, o.tif, "", o.account, "O", 0, ref,
-        o.client_id, o.perm_id, 0, 0, 0.0, "", "", "", "", "",
+        o.action, o.quantity, o.order_type, lmt, o.aux or 0.0, o.tif, o.oca, o.account, "O", 0, ref,
+        o.client_id, o.perm_id, 0, 0, 0.0, good_after, "", "", "", "",
         "",                                    # faProfile (version < 177)
-        "", "", "", "", "", 0, "", "", 0, "", "", "", "", "", 0, 0, 0, 0, "", 0, 0, 0, "",
-        0, 0, "", 0, "", "",                   # ... parentId, triggerMethod, volatility, deltaNeutral*
-        0, 0, "", "", "", "", "",              # continuousUpdate .. comboLegsDescrip
+        "", "", "", "", "", 0, "", "", 0, "", "", "", "", "", 0, 0, 0, 0, "", o.oca_type, 0, 0, "",
+        o.parent_id, 0, "", 0, "", "",         # parentId, triggerMethod, volatility, deltaNeutral*
+        0, 0, o.trail_stop, o.trail_percent,   # continuousUpdate, referencePriceType, trail*
+        "", "", "",                            # basisPoints, basisPointsType, comboLegsDescrip
         0, 0, 0,                               # combo legs, order combo legs, smart combo params
         "", "", "",                            # scaleInitLevelSize, scaleSubsLevelSize, increment
         "",                                    # hedgeType

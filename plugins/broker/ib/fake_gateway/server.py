@@ -109,6 +109,7 @@ class FakeGateway(OrderDesk):
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[LoopThread] = None
         self._price_changed: Optional[asyncio.Condition] = None
+        self.closing = False
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> "FakeGateway":
@@ -121,6 +122,15 @@ class FakeGateway(OrderDesk):
         return self
 
     async def stop(self) -> None:
+        # resting orders' loops wake and end on their own: cancelled while they wait on the
+        # price condition, they tie the loop's shutdown up for LoopThread's whole timeout
+        self.closing = True
+        if self._price_changed is not None:
+            async with self._price_changed:
+                self._price_changed.notify_all()
+        working = [o.task for o in self.orders if o.task is not None and not o.task.done()]
+        if working:
+            await asyncio.wait(working, timeout=1.0)
         for conn in list(self.connections):
             conn.abort()
         for order in self.orders:
@@ -170,7 +180,10 @@ class FakeGateway(OrderDesk):
                                for e in self.executions],
                 "orders": [{"ref": o.ref, "order_id": o.order_id, "client_id": o.client_id,
                             "status": o.status, "filled": o.filled * o.sign,
-                            "quantity": o.quantity * o.sign, "done": o.done, "reason": o.reason}
+                            "quantity": o.quantity * o.sign, "done": o.done, "reason": o.reason,
+                            "type": o.order_type, "tif": o.tif, "limit": o.limit, "aux": o.aux,
+                            "trail_percent": o.trail_percent, "trail_stop": o.trail_stop,
+                            "oca": o.oca, "parent_id": o.parent_id, "symbol": o.inst.symbol}
                            for o in self.orders],
                 "violations": list(self.violations),
                 "hist_requests": list(self.hist_requests),
@@ -245,6 +258,7 @@ class FakeGateway(OrderDesk):
 
     async def set_price(self, symbol: str, price: float) -> None:
         self.prices[symbol] = float(price)
+        self.observe(symbol)
         self._push_account()
         async with self._price_changed:
             self._price_changed.notify_all()

@@ -58,6 +58,15 @@ class GwOrder:
     reason: str = ""
     task: Optional[asyncio.Task] = None
     connection: int = 0          # serial of the connection that placed it
+    aux: Optional[float] = None  # STP / STP LMT: the trigger; TRAIL: the trailing amount
+    trail_percent: Optional[float] = None  # TRAIL: in percent, as IB takes it
+    trail_stop: Optional[float] = None     # TRAIL: where its stop is now (ratchets)
+    oca: str = ""
+    oca_type: int = 0
+    parent_id: int = 0           # a bracket's exit: active once the parent has filled
+    transmit: bool = True        # false: held until a later order of its bracket transmits
+    good_after: Optional[float] = None  # inactive until then (epoch seconds)
+    triggered: bool = False      # a stop whose trigger the price path has crossed
 
     @property
     def remaining(self) -> float:
@@ -70,6 +79,30 @@ class GwOrder:
     @property
     def sign(self) -> int:
         return 1 if self.action == "BUY" else -1
+
+    @property
+    def auction(self) -> str:
+        """The auction the order fills in ('open', 'close'), or ''."""
+        if self.order_type in ("MOC", "LOC"):
+            return "close"
+        return "open" if self.tif == "OPG" else ""
+
+    def observe(self, price: float) -> None:
+        """The price path moved to ``price``: a trailing stop ratchets on it (never back), and
+        a stop whose trigger it reached or passed is triggered (a gap fills at the price seen)."""
+        if self.order_type == "TRAIL":
+            if self.trail_percent is not None:
+                level = price * (1.0 + self.sign * self.trail_percent / 100.0)
+            else:
+                level = price + self.sign * (self.aux or 0.0)
+            if self.trail_stop is None:
+                self.trail_stop = level
+            else:  # a sell stop only rises, a buy stop only falls
+                self.trail_stop = max(self.trail_stop, level) if self.sign < 0 else min(self.trail_stop, level)
+        trigger = self.trail_stop if self.order_type == "TRAIL" else self.aux
+        if self.order_type in ("STP", "STP LMT", "TRAIL") and trigger is not None:
+            if (price <= trigger + 1e-9) if self.sign < 0 else (price >= trigger - 1e-9):
+                self.triggered = True
 
 
 @dataclasses.dataclass
