@@ -217,7 +217,7 @@ def rank(x):
     # undefined values sort last: NaN does so itself, an infinity is made one (a copy only then)
     v = np.where(ok, x, np.inf) if np.isinf(x).any() else x
     order = np.argsort(v, axis=1)
-    order += np.arange(0, t * n, n)[:, None]  # flat positions: one gather and one scatter
+    order += np.arange(t)[:, None] * n  # flat positions: one gather and one scatter
     s = v.ravel()[order]
     tied = ((s[:, 1:] == s[:, :-1]) & np.isfinite(s[:, 1:])).any(axis=1)
     del s  # its pages serve the ranks
