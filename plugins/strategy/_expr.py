@@ -180,9 +180,12 @@ class Program:
         if self.groups and groups is None:
             raise DataError(f"{self.where}: {self.text!r} uses a group_ operator but no groups "
                             f"mapping was given")
+        # without a shared cache only repeated subexpressions are kept, so the others' panels
+        # are freed (and their pages reused) as soon as their parent has read them
+        keep = None if cache is not None else _repeated(self.tree)
         memo = {} if cache is None else cache
         with np.errstate(all="ignore"):
-            out = _evaluate(self.tree, data, groups, memo)
+            out = _evaluate(self.tree, data, groups, memo, keep)
         if np.ndim(out) == 0:
             out = np.full(data.close.shape, float(out))
         return np.where(np.isfinite(out), out, np.nan)
@@ -291,7 +294,25 @@ def _literal(node: Node) -> Optional[float]:
 
 # ---------------------------------------------------------------- evaluation
 
-def _evaluate(node: Node, data: MarketData, groups, memo: dict):
+def _repeated(tree: Node) -> frozenset:
+    """The subexpressions that occur more than once in ``tree``."""
+    seen, twice = set(), set()
+
+    def walk(node: Node) -> None:
+        if node in seen:
+            twice.add(node)
+            return
+        seen.add(node)
+        for arg in node.args:
+            walk(arg)
+
+    walk(tree)
+    return frozenset(twice)
+
+
+def _evaluate(node: Node, data: MarketData, groups, memo: dict, keep: Optional[frozenset]):
+    """``node`` over the panel; ``memo`` keeps the values of the nodes in ``keep`` (of all
+    nodes when ``keep`` is None)."""
     if node.kind == "num":
         return float(node.value)
     key = node
@@ -301,18 +322,19 @@ def _evaluate(node: Node, data: MarketData, groups, memo: dict):
         out = _ops.field(data, str(node.value))
     elif node.kind == "call":
         op = _ops.OPERATORS[str(node.value)]
-        args = [a.value if kind.rstrip("?") != "x" else _evaluate(a, data, groups, memo)
+        args = [a.value if kind.rstrip("?") != "x" else _evaluate(a, data, groups, memo, keep)
                 for a, kind in zip(node.args, op.args)]
         args = [_ops.panel(a, data) if kind.rstrip("?") == "x" else a
                 for a, kind in zip(args, op.args)]
         out = op.fn(*args, groups=groups) if op.groups else op.fn(*args)
     elif node.kind == "unary":
-        out = -_evaluate(node.args[0], data, groups, memo)
+        out = -_evaluate(node.args[0], data, groups, memo, keep)
     elif node.kind == "ternary":
-        c, a, b = (_evaluate(a, data, groups, memo) for a in node.args)
+        c, a, b = (_evaluate(a, data, groups, memo, keep) for a in node.args)
         out = _ops.where(_ops.panel(c, data), _ops.panel(a, data), _ops.panel(b, data))
     else:
-        a, b = (_evaluate(a, data, groups, memo) for a in node.args)
+        a, b = (_evaluate(a, data, groups, memo, keep) for a in node.args)
         out = _ops.binary(str(node.value), a, b)
-    memo[key] = out
+    if keep is None or key in keep:
+        memo[key] = out
     return out

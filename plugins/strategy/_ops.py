@@ -43,8 +43,10 @@ def panel(value, data: MarketData) -> np.ndarray:
 def field(data: MarketData, name: str) -> np.ndarray:
     if name == "returns":
         close = data.close
-        out = np.full(close.shape, np.nan)
-        out[1:] = close[1:] / close[:-1] - 1.0
+        out = np.empty(close.shape)
+        out[0] = np.nan
+        np.divide(close[1:], close[:-1], out=out[1:])
+        out[1:] -= 1.0
         return out
     if name == "vwap":
         return (data.high + data.low + data.close) / 3.0
@@ -54,7 +56,12 @@ def field(data: MarketData, name: str) -> np.ndarray:
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(x), x, np.nan)
+    """``x`` with NaN for its infinities, in place: every caller passes an array it has just
+    made, and a new panel costs fresh pages (page faults are most of an operator's time)."""
+    if np.ndim(x) == 0:
+        return np.where(np.isfinite(x), x, np.nan)
+    x[~np.isfinite(x)] = np.nan
+    return x
 
 
 def _compare(fn: Callable) -> Callable:
@@ -205,17 +212,22 @@ def decay_linear(x, n):
 # ---------------------------------------------------------------- cross-section
 
 def rank(x):
+    t, n = x.shape
     ok = np.isfinite(x)
-    v = np.where(ok, x, np.inf)
+    # undefined values sort last: NaN does so itself, an infinity is made one (a copy only then)
+    v = np.where(ok, x, np.inf) if np.isinf(x).any() else x
     order = np.argsort(v, axis=1)
-    ranks = np.empty(x.shape)
-    ranks[np.arange(x.shape[0])[:, None], order] = np.arange(1.0, x.shape[1] + 1)
-    s = np.take_along_axis(v, order, axis=1)
+    order += np.arange(t)[:, None] * n  # flat positions: one gather and one scatter
+    s = v.ravel()[order]
     tied = ((s[:, 1:] == s[:, :-1]) & np.isfinite(s[:, 1:])).any(axis=1)
+    del s  # its pages serve the ranks
+    ranks = np.empty(x.shape)
+    ranks.ravel()[order] = np.arange(1.0, n + 1)
     if tied.any():  # average the ranks of equal values only where there are some (rarely)
-        ranks[tied] = rankdata(v[tied], axis=1, method="average")
-    count = ok.sum(axis=1, keepdims=True)
-    return np.where(ok, ranks / np.maximum(count, 1), np.nan)
+        ranks[tied] = rankdata(np.where(ok[tied], x[tied], np.inf), axis=1, method="average")
+    ranks /= np.maximum(ok.sum(axis=1, keepdims=True), 1)
+    ranks[~ok] = np.nan
+    return ranks
 
 
 def _row_stats(x):

@@ -1,11 +1,13 @@
-"""Issue 20.1, 20.2 and its bad input: the factor-expression language and strategy."""
+"""Issue 20.1, 20.2, 20.6 (its memory) and its bad input: the factor-expression language and strategy."""
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from scipy.stats import rankdata
 
 from pipeline.app import config
 from pipeline.core.contracts import Strategy
@@ -207,3 +209,39 @@ def test_20_1_chunked_windows_equal_one_block(monkeypatch):
     monkeypatch.setattr(_ops, "CHUNK", 97)
     np.testing.assert_array_equal(compile_formula("ts_corr(close, volume, 30) + ts_rank(close, 40)")
                                   .evaluate(data), whole)
+
+
+def test_20_6_rank_equals_rankdata_with_ties_gaps_and_infinities():
+    rng = np.random.default_rng(11)
+    x = np.round(rng.normal(size=(300, 17)), 1)          # many ties
+    u = rng.random(x.shape)
+    x[u < 0.1], x[(u >= 0.1) & (u < 0.13)], x[(u >= 0.13) & (u < 0.15)] = np.nan, np.inf, -np.inf
+    x[7], x[8, 1:] = np.nan, np.nan                       # an empty row, a row of one value
+    got = _ops.rank(x)
+    want = np.full(x.shape, np.nan)
+    for t, row in enumerate(x):
+        ok = np.isfinite(row)
+        want[t, ok] = rankdata(row[ok], method="average") / max(ok.sum(), 1)
+    np.testing.assert_array_equal(got, want)
+
+
+def _peak_panels(fn, like: np.ndarray) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / like.nbytes
+    finally:
+        tracemalloc.stop()
+
+
+def test_20_6_five_operators_hold_few_panels_at_once():
+    """A fresh panel costs page faults, most of the time of a cheap operator: the evaluator
+    drops a subexpression once read (unless repeated or shared), rank copies nothing it need
+    not (before: a peak of 10.2 panels, rank alone 6.2)."""
+    data = market(t=2000, n=20)
+    five = compile_formula("rank(ts_mean(returns, 21) / ts_std(returns, 63))")
+    assert _peak_panels(lambda: five.evaluate(data), data.close) < 5.0
+    assert _peak_panels(lambda: _ops.rank(data.close), data.close) < 3.0
+    cache = {}
+    np.testing.assert_array_equal(five.evaluate(data, cache=cache), five.evaluate(data))
+    assert {n.value for n in cache} >= {"returns", "ts_mean", "ts_std", "/", "rank"}
