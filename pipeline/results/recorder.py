@@ -67,6 +67,9 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "status": status,
     })
     fills = fills_table(ledger)
+    if "order_type" in o:  # children with order types: the columns a run with exits has
+        orders = exit_results.typed(orders, o)
+        fills = exit_results.typed(fills, ledger.fills)
     positions, shares = holdings(ledger, times)
     frames = {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
               "execution": tca.table(ledger), "attribution": attribution(ledger),
