@@ -28,8 +28,11 @@ class Market(ExecutionAlgo):
                              f"order_type=limit_on_close only (got order_type={order_type})")
         self.order_type = order_type
         self.limit_offset_bps = limit_offset_bps
-        # an auction order other than the open's goes through the broker's execute
-        self.whole_in_auction = order_type == "market"
+
+    @property
+    def whole_in_auction(self) -> bool:
+        # an order type other than a plain market order goes through the broker's execute
+        return self.order_type == "market"
 
     def slice(self, orders: Orders, session: Session) -> ChildOrders:
         whole = ChildOrders.whole_orders(orders, AUCTION)
