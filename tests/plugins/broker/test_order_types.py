@@ -15,6 +15,7 @@ from pipeline.core.contracts import (AUCTION, AuctionCosts, Bins, ChildOrders, C
 from pipeline.core.orders import CODE, TIFS, OrderError, OrderType, TimeInForce
 from pipeline.decision.step import check_children
 from plugins.broker.sim import SimBroker
+from plugins.data.stocks import Stocks
 
 # one symbol, arrival 100; bin 1 touches 97 from 98, bin 2 gaps down to 93, bin 3 recovers
 PRICE = np.array([100.0, 98.0, 93.0, 97.0])
@@ -140,11 +141,19 @@ def _run(out: Path, *overrides) -> None:
 
 def test_16_3_execution_market_order_type_on_close(tmp_path):
     _run(tmp_path / "moc", "+execution.order_type=market_on_close")
-    orders, fills = (pd.read_csv(tmp_path / "moc" / f"{n}.csv") for n in ("orders", "fills"))
-    assert (orders["order_type"] == "market_on_close").all() and (fills["order_type"] == "market_on_close").all()
-    assert (orders["reason"] == "rebalance").all() and orders["trigger"].isna().all()
-    close = pd.read_csv(tmp_path / "moc" / "fills.csv")  # a buy pays the close plus costs
-    assert len(close) > 0
+    tables = [pd.read_csv(tmp_path / "moc" / f"{n}.csv") for n in ("orders", "fills", "execution")]
+    for frame in tables:
+        assert (frame["order_type"] == "market_on_close").all() and frame["trigger"].isna().all()
+        assert (frame["reason"] == "rebalance").all()
+    orders, fills, _ = tables
+    assert (orders["status"] == "filled").all() and len(fills) == len(orders)
+    # each fill is its session's close plus the half spread and impact, against the order
+    data = Stocks().load()
+    close = pd.DataFrame(data.close, index=pd.Index(data.labels).astype(str), columns=data.symbols)
+    sign = fills["side"].map({"buy": 1.0, "sell": -1.0})
+    base = fills["price"] - sign * (fills["spread_cost"] + fills["impact_cost"]) / fills["quantity"]
+    met = [close.at[t, s] for t, s in zip(fills["time"].astype(str), fills["symbol"])]
+    np.testing.assert_allclose(base, met, rtol=1e-12)
     _run(tmp_path / "loc", "+execution.order_type=limit_on_close", "+execution.limit_offset_bps=-500")
     loc = pd.read_csv(tmp_path / "loc" / "orders.csv")
     assert (loc["order_type"] == "limit_on_close").all() and (loc["status"] != "filled").any()
