@@ -157,3 +157,9 @@ def test_16_3_execution_market_order_type_on_close(tmp_path):
     _run(tmp_path / "loc", "+execution.order_type=limit_on_close", "+execution.limit_offset_bps=-500")
     loc = pd.read_csv(tmp_path / "loc" / "orders.csv")
     assert (loc["order_type"] == "limit_on_close").all() and (loc["status"] != "filled").any()
+
+
+@pytest.mark.parametrize("amount, percent", [(np.nan, np.nan), (2.0, 0.03), (np.nan, 1.5), (-2.0, np.nan)])
+def test_16_3_check_children_rejects_a_bad_trail(amount, percent):
+    with pytest.raises(OrderError, match="trail_amount or trail_percent"):
+        _fill(-100.0, [OrderType.TRAILING_STOP], trail_amount=[amount], trail_percent=[percent])
