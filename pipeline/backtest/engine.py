@@ -36,6 +36,7 @@ from pipeline.core.contracts import (AUCTION, Allocator, AuctionCosts, Broker, C
                                 ExecutionAlgo, ExitRule, Fills, Financing, Orders, RiskContext,
                                 Session, Strategy)
 from pipeline.core.errors import DataError
+from pipeline.core.orders import CODE, OrderType
 from pipeline.core.market import MarketData, forward_filled, session_ends
 from pipeline.decision.step import MIN_ORDER_FRACTION, Step, check_children, risk
 from pipeline.decision.targets import Targets, first_decision, targets
@@ -553,15 +554,28 @@ def _concat_fills(parts: list[tuple[int | np.ndarray, int, Fills]]) -> dict[str,
            + np.repeat(np.array([p[1] for p in parts], dtype=np.int64), sizes)}
     for key in FILL_FIELDS:
         out[key] = np.concatenate([getattr(p[2], key) for p in parts])
+    if any(p[2].order_type is not None for p in parts):  # children with order types
+        out.update(_typed([(p[2], p[2].symbol.size) for p in parts]))
     return out
+
+
+def _typed(parts: list[tuple[object, int]]) -> dict[str, np.ndarray]:
+    """The ``order_type`` codes and ``trigger`` of fills or reports (market, NaN where not set)."""
+    return {"order_type": np.concatenate([np.full(n, CODE[OrderType.MARKET]) if x.order_type is None
+                                          else x.order_type for x, n in parts]),
+            "trigger": np.concatenate([np.full(n, np.nan) if x.trigger is None else x.trigger
+                                       for x, n in parts])}
 
 
 def _concat_reports(parts: list[tuple[int, int, Fills]]) -> dict[str, np.ndarray]:
     """The broker's report on every parent order of the run (see ``ParentReport``)."""
     if not parts:
         return {name: np.array([]) for name in REPORT_FIELDS.values()}
-    return {name: np.concatenate([getattr(p[2].report, key) for p in parts])
-            for key, name in REPORT_FIELDS.items()}
+    out = {name: np.concatenate([getattr(p[2].report, key) for p in parts])
+           for key, name in REPORT_FIELDS.items()}
+    if any(p[2].report.order_type is not None for p in parts):
+        out.update(_typed([(p[2].report, p[2].report.cancelled.size) for p in parts]))
+    return out
 
 
 def _concat_orders(parts: list[tuple[int, Orders]], fills: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -12,8 +12,11 @@ rules:
   entry (for trailing stops) and the bars held carry across decisions.
 * **When**: every bar from the entry's session on, after the session's rebalance: with open
   prices the auction fills at the open and the exits work in the rest of the bar; on close-only
-  data the auction fills at the close and the exits check that same close (a new position
-  cannot trigger there; one the rebalance kept can).
+  data the auction fills at the close, so a position the rebalance opened or added to starts
+  on the next bar (as vectorbt's stops do): its levels are not checked against the close it
+  was just bought at; its bars held count from there for a new position, and an added one's
+  time stop still fills at that close when due. A position the rebalance kept or reduced is
+  checked on that close.
 * **How much**: a rule on every sleeve closes the whole position; a rule on named
   ``sleeves`` closes those sleeves' share of the symbol's target weight at the last traded
   decision, times the position then (the rest stays, and that rule rests until the next
@@ -139,6 +142,9 @@ class ExitBook:
         self.last = int(at[0])
         self.back = np.full(n, -1, dtype=np.int64)   # bar of a pending re-entry
         self.back_qty = np.zeros(n)
+        # close-only data: the positions the session at bar ``late_bar`` opened (fresh) or
+        # added to at its close, which no price level checks on that bar
+        self.late, self.late_fresh, self.late_bar = np.zeros(n, bool), np.zeros(n, bool), -1
         self.rows: list[tuple] = []     # (bar, col, qty, level, trigger, gap, rule, entry, side, decision)
         self.priced: list[tuple] = []   # per row: fill price, commission, spread cost, impact cost
 
@@ -168,6 +174,8 @@ class ExitBook:
         fresh = (side != 0) & (side != np.sign(before))        # from flat, or a flip
         added = (after * before > 0) & (np.abs(after) > np.abs(before))
         new = fresh | added
+        if self.close_only:
+            self.late, self.late_fresh, self.late_bar = new, fresh, t + 1
         if not new.any():
             self.side[:] = side
             return
@@ -228,6 +236,15 @@ class ExitBook:
         self.qty[:] = pos
         start = len(self.rows)
         cols = np.flatnonzero(self.side != 0)
+        if self.late_bar == lo and self.late[cols].any():
+            late = self.late[cols]
+            added = cols[late & ~self.late_fresh[cols]]
+            if added.size:  # the entry's close: only a time stop due there
+                self._walk(lo, lo, added, timed=True)
+            after = cols[late]
+            if lo < t and (self.side[after] != 0).any():
+                self._walk(lo + 1, t, after[self.side[after] != 0])
+            cols = cols[~late]
         if cols.size:
             self._walk(lo, t, cols)
         for col in np.flatnonzero((self.back >= lo) & (self.back <= t)):
@@ -247,16 +264,17 @@ class ExitBook:
                     pos[row[1]] += row[2]
         return cash
 
-    def _walk(self, lo: int, hi: int, cols: np.ndarray) -> None:
+    def _walk(self, lo: int, hi: int, cols: np.ndarray, timed: bool = False) -> None:
+        """Bars ``lo..hi`` for positions ``cols`` (``timed``: their time stops only)."""
         path = slice(lo, hi + 1)
-        may, best = self._may_fire(path, cols)
+        may, best = self._may_fire(path, cols, timed)
         calm = cols[~may]  # no level within the block's range: only the best price and age move
         self.extreme[calm] = best[~may]
         self.held[calm] += hi + 1 - lo
         cols = cols[may]
         if cols.size == 0:
             return
-        levels, index = self._levels_for(cols)
+        levels, index = self._levels_for(cols, timed)
         side = self.side[cols]
         hits = first_exit(self.o[path, cols], self.h[path, cols], self.lo[path, cols],
                           self.c[path, cols], side, levels, self.extreme[cols], self.held[cols])
@@ -290,7 +308,8 @@ class ExitBook:
                 if bar < hi:
                     self._walk(bar + 1, hi, np.array([col]))
 
-    def _may_fire(self, path: slice, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _may_fire(self, path: slice, cols: np.ndarray,
+                  timed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Which positions some rule could fill in the bars of ``path`` (a necessary condition
         from the block's extremes: most intervals touch no level, and skip ``first_exit``), and
         each position's best price since entry at the block's end."""
@@ -307,6 +326,8 @@ class ExitBook:
         bars = path.stop - path.start
         for r, kind in enumerate(self.types):
             lv = self.levels[r]
+            if timed and kind is not OrderType.MARKET_ON_CLOSE:
+                continue
             if kind is OrderType.STOP or kind is OrderType.TRAILING_STOP:
                 level = (lv["stop"][cols] if kind is OrderType.STOP else
                          ExitLevels(rule="", type=kind, trail_amount=lv["trail_amount"][cols],
@@ -320,10 +341,10 @@ class ExitBook:
                 may |= (after >= 1) & (self.held[cols] + bars >= after)
         return may, best
 
-    def _levels_for(self, cols: np.ndarray) -> tuple[list[ExitLevels], list[int]]:
+    def _levels_for(self, cols: np.ndarray, timed: bool = False) -> tuple[list[ExitLevels], list[int]]:
         levels, index = [], []
         for r, kind in enumerate(self.types):
-            if kind is None:
+            if kind is None or (timed and kind is not OrderType.MARKET_ON_CLOSE):
                 continue
             lv = self.levels[r]
             live = ~self.resting[r, cols]

@@ -187,6 +187,17 @@ class ChildOrders:
     children; what is still unfilled there is cancelled or swept (the broker's ``unfilled``).
     ``limit`` is a price (NaN: a market order); ``participation`` the most the parent may
     take of a bin's volume while this child is its newest (NaN: the broker's cap only).
+
+    Order types (all optional; None is today's market-or-limit child): ``type`` holds codes
+    of ``pipeline.core.orders.TYPES`` (``CODE[OrderType.STOP]``...), with the terms ``stop``
+    (the trigger of a stop or stop-limit), ``trail_amount``/``trail_percent`` (a trailing
+    stop's distance, NaN where the other is used) and ``limit`` (limit, stop-limit,
+    limit-on-close). The auction types (market-on-open/-close, limit-on-close) ignore ``bin``.
+    ``oca`` is a one-cancels-all group id per child (-1: none): the group's first member to
+    fill cancels the rest; a group's members belong to one parent and its quantity counts
+    once (the largest member's). ``tif`` holds ``TimeInForce`` codes, and must be DAY: an
+    execution child lives for its session only (its parent's horizon); GTC orders are the
+    exits' (``exits=...``), which the backtest keeps working until the position closes.
     """
 
     parent: np.ndarray
@@ -196,6 +207,12 @@ class ChildOrders:
     participation: Optional[np.ndarray] = None
     expire: Optional[np.ndarray] = None
     whole: bool = False  # set only by ``whole_orders``: child i is all of parent i, in one bin
+    type: Optional[np.ndarray] = None
+    stop: Optional[np.ndarray] = None
+    trail_amount: Optional[np.ndarray] = None
+    trail_percent: Optional[np.ndarray] = None
+    tif: Optional[np.ndarray] = None
+    oca: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.parent)
@@ -228,6 +245,10 @@ class ParentReport:
     volume: np.ndarray
     cancelled: np.ndarray
     swept: np.ndarray
+    # children with order types (``ChildOrders.type``): each parent's type (its first child's)
+    # and the level its first triggered child met (NaN: none); None for market/limit children
+    order_type: Optional[np.ndarray] = None
+    trigger: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -244,6 +265,8 @@ class Fills:
     impact_cost: np.ndarray
     bin: np.ndarray
     report: ParentReport
+    order_type: Optional[np.ndarray] = None  # per fill, as ``report.order_type`` (None: none)
+    trigger: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.symbol)

@@ -43,6 +43,10 @@ TRIGGERED = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_
 NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE})
 AUCTIONS = frozenset({OrderType.MARKET_ON_OPEN, OrderType.MARKET_ON_CLOSE,
                       OrderType.LIMIT_ON_CLOSE})
+# arrays of orders (``ChildOrders.type``, ``ChildOrders.tif``) carry these positions as codes
+TYPES = tuple(OrderType)
+CODE = {t: i for i, t in enumerate(TYPES)}
+TIFS = tuple(TimeInForce)
 
 
 @dataclasses.dataclass(frozen=True)

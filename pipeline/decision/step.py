@@ -20,6 +20,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from pipeline.core.contracts import AUCTION, Book, ChildOrders, Constraint, Orders, RiskContext
+from pipeline.core.orders import NEEDS_LIMIT, TIFS, TYPES, OrderError, OrderType, TimeInForce
 
 # orders smaller than this fraction of equity are not worth a commission: they are skipped
 MIN_ORDER_FRACTION = 1e-7
@@ -110,7 +111,10 @@ class Step:
 
 
 def check_children(children: ChildOrders, orders: Orders) -> None:
-    """No child order may carry a NaN, infinite, zero, flipped or oversized quantity."""
+    """No child order may carry a NaN, infinite, zero, flipped or oversized quantity, nor a
+    term ``OrderTerms.check`` would refuse (a NaN, infinite, zero or negative trigger)."""
+    if children.type is not None and children.quantity.size:
+        check_terms(children)
     if children.quantity.size == 0 or children.whole:  # whole parents, which the engine checked
         return
     # the ratio to the parent is NaN, infinite, <= 0 or > 1 for every kind of bad quantity,
@@ -121,6 +125,56 @@ def check_children(children: ChildOrders, orders: Orders) -> None:
                            "quantity: a plugin bug")
     if children.bin.min() < AUCTION:
         raise RuntimeError("execution produced a child order in a negative bin: a plugin bug")
+    if children.oca is not None and (children.oca >= 0).any():
+        ratio = _oca_once(children, ratio)
     if not np.bincount(children.parent, weights=ratio).max() <= 1 + 1e-9:
         raise RuntimeError("execution produced an infinite child order or scheduled more than a "
                            "parent order's quantity: a plugin bug")
+
+
+def check_terms(children: ChildOrders) -> None:
+    """``OrderTerms.check`` over arrays: raise ``OrderError`` naming the first bad term."""
+    kind = children.type
+    if not (np.issubdtype(kind.dtype, np.integer) and kind.min() >= 0 and kind.max() < len(TYPES)):
+        raise OrderError(f"execution produced child order types {np.unique(kind).tolist()}: codes "
+                         f"of pipeline.core.orders.TYPES are 0..{len(TYPES) - 1}")
+    if children.tif is not None and (children.tif != TIFS.index(TimeInForce.DAY)).any():
+        raise OrderError("execution child orders are DAY orders (they expire at the session's end); "
+                         "GTC is for exits, which the backtest keeps working: use exits=...")
+    trail = (children.trail_amount, children.trail_percent)
+    needs = {"limit": lambda t: t in NEEDS_LIMIT,
+             "stop": lambda t: t in (OrderType.STOP, OrderType.STOP_LIMIT)}
+    for t in np.unique(kind).tolist():
+        mine = kind == t
+        what = f"execution produced a {TYPES[t].value} child order"
+        for name, need in needs.items():
+            value = getattr(children, name)
+            if need(TYPES[t]) and (value is None or not (value[mine] > 0).all()
+                                   or not np.isfinite(value[mine]).all()):
+                raise OrderError(f"{what} with a NaN, infinite, zero or negative {name}")
+        if TYPES[t] is OrderType.TRAILING_STOP:
+            amount, percent = (np.full(mine.sum(), np.nan) if a is None else a[mine] for a in trail)
+            given = np.isfinite(amount) & (amount > 0), np.isfinite(percent) & (percent > 0) & (percent < 1)
+            if not (given[0] ^ given[1]).all():
+                raise OrderError(f"{what} without exactly one finite positive trail_amount or "
+                                 f"trail_percent (a fraction below 1)")
+
+
+def _oca_once(children: ChildOrders, ratio: np.ndarray) -> np.ndarray:
+    """The ratios with each one-cancels-all group counted once, at its largest member."""
+    group = children.oca
+    member = group >= 0
+    ids, inverse = np.unique(group[member], return_inverse=True)
+    owner = np.full(ids.size, -1)
+    np.maximum.at(owner, inverse, children.parent[member])
+    lowest = np.full(ids.size, children.parent.max() + 1)
+    np.minimum.at(lowest, inverse, children.parent[member])
+    if (owner != lowest).any():
+        raise OrderError(f"execution produced one-cancels-all group {int(ids[owner != lowest][0])} "
+                         f"across parents: a group's members belong to one parent order")
+    largest = np.zeros(ids.size)
+    np.maximum.at(largest, inverse, ratio[member])
+    out = np.where(member, 0.0, ratio)
+    first = np.unique(inverse, return_index=True)[1]
+    out[np.flatnonzero(member)[first]] = largest
+    return out

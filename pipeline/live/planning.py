@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.core import calendars
 from pipeline.core.contracts import Bins, ChildOrders, Orders, RiskContext, Session
-from pipeline.core.errors import DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.intraday import trailing_volatility, trailing_volume, volume_profile
 from pipeline.core.market import forward_filled
 from pipeline.decision.step import Step, check_children, risk
@@ -157,6 +157,9 @@ class Planner:
                           lot=step.lot, source=lambda bar, s: self._bins(data, s, value[s]))
         children = stages.algo.slice(orders, session)
         check_children(children, orders)
+        if children.type is not None:  # the journal and the gateway carry market and limit only
+            raise ConfigError("execution.order_type: child orders with order types are simulated "
+                              "only; live trading sends market and limit children: drop the option")
         return target_w, target, qty, price, orders, children
 
     def _bins(self, data, symbols: np.ndarray, arrival: np.ndarray):

@@ -24,6 +24,7 @@ import pandas as pd
 
 from pipeline.backtest.engine import Ledger
 from pipeline.core.contracts import AUCTION
+from pipeline.core.orders import TYPES
 from pipeline.results.tca import BPS
 
 REBALANCE = "rebalance"
@@ -45,6 +46,8 @@ def extend(frames: dict[str, pd.DataFrame], ledger: Ledger) -> dict[str, pd.Data
     out = dict(frames)
 
     def tagged(frame: pd.DataFrame) -> pd.DataFrame:
+        if "order_type" in frame:  # the execution's children had order types
+            return frame
         frame = frame.copy()
         frame["order_type"] = "market"
         frame["trigger"] = np.nan
@@ -67,6 +70,16 @@ def extend(frames: dict[str, pd.DataFrame], ledger: Ledger) -> dict[str, pd.Data
     out["execution"] = pd.concat([tagged(frames["execution"]),
                                   execution_rows(ledger, ids)], ignore_index=True)
     return out
+
+
+def typed(frame: pd.DataFrame, rows: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``frame`` (orders or fills of the rebalances) with the order type and trigger of the
+    execution's children (``ChildOrders.type``) in the exits' columns."""
+    frame = frame.copy()
+    frame["order_type"] = np.array([t.value for t in TYPES], dtype=object)[rows["order_type"]]
+    frame["trigger"] = rows["trigger"]
+    frame["reason"] = REBALANCE
+    return frame
 
 
 def execution_rows(ledger: Ledger, ids: np.ndarray) -> pd.DataFrame:

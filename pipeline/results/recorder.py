@@ -67,9 +67,13 @@ def tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
         "status": status,
     })
     fills = fills_table(ledger)
+    execution = tca.table(ledger)
+    if "order_type" in o:  # children with order types: the columns a run with exits has
+        orders, execution = (exit_results.typed(frame, o) for frame in (orders, execution))
+        fills = exit_results.typed(fills, ledger.fills)
     positions, shares = holdings(ledger, times)
     frames = {"equity": equity, "returns": returns, "weights": weights, "orders": orders, "fills": fills,
-              "execution": tca.table(ledger), "attribution": attribution(ledger),
+              "execution": execution, "attribution": attribution(ledger),
               "sleeves": sleeves(ledger), "financing": financing_table(ledger),
               "positions": positions, "shares": shares}
     return frames if ledger.exits is None else exit_results.extend(frames, ledger)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal, Optional
 
 import numpy as np
@@ -9,8 +10,14 @@ import numpy as np
 from pipeline.core.contracts import (AUCTION, AuctionCosts, Bins, Broker, ChildOrders, Commission, Fills,
                                 Financing, Orders, ParentReport, Session)
 from pipeline.core.errors import ConfigError
+from pipeline.core.exits import ExitLevels, first_exit
+from pipeline.core.orders import CODE, OrderType
 from pipeline.core.intraday import IntradayMarket, load_bars, trailing_volatility, trailing_volume
 from pipeline.core.market import MarketData
+
+
+# an auction at the close comes after every bin, for one-cancels-all
+_CLOSE = 1e18
 
 
 class SimBroker(Broker):
@@ -59,6 +66,22 @@ class SimBroker(Broker):
       unadjusted prices; adjusted histories (like the bundled data) should use bps.
 
     ``price`` in the fills includes spread and impact; commission is reported apart.
+
+    Order types (``ChildOrders.type``), every child a DAY order, filled by the rule of
+    ``pipeline.core.exits`` with each bin's average price standing for its open:
+
+    - market-on-open: in the reference auction, as an ``AUCTION`` market child;
+    - market-on-close: whole at the session's close, with the auction's costs;
+      limit-on-close: likewise if the close is at or better than its limit, else cancelled;
+    - stop and trailing stop: from the child's bin to its parent's horizon, triggered in the
+      first bin whose low (a sell) or high (a buy) reaches the level, then filled whole there
+      as a market order at the level, or at the bin's price if that price is already through
+      it (a gap), plus spread and impact on the bin's volume (no participation cap). A
+      trailing stop ratchets on the previous bins' best price, from the arrival price;
+    - stop-limit: once triggered, a limit child released in the trigger bin (it fills only
+      where its limit is reachable: not in a bin that gapped through it);
+    - one-cancels-all (``oca``): the member that can fill first (the auction, then by bin,
+      the close last; ties to the first listed) is kept, the others are cancelled.
 
     Financing (``pipeline.core.contracts.Financing``), accrued every bar on the calendar days since
     the previous bar, actual/360 (the US money-market count brokers use; a weekend is three
@@ -205,6 +228,9 @@ class SimBroker(Broker):
                               vwap=np.full(m, np.nan), twap=np.full(m, np.nan),
                               volume=np.full(m, np.nan), cancelled=orders.quantity.copy(),
                               swept=np.zeros(m))
+        typed = []
+        if children.type is not None:
+            children, typed = self._typed(orders, children, session, report)
         in_auction = children.bin == AUCTION
         if in_auction.all():  # execution=market: the session's bins are never built
             parts = [self._auction(orders, children, session, report)]
@@ -213,6 +239,7 @@ class SimBroker(Broker):
         else:
             parts = [self._auction(orders, _subset(children, in_auction), session, report),
                      *self._binned(orders, _subset(children, ~in_auction), session, report)]
+        parts = typed + parts
         parent, bin_, qty, price, base, spread, impact = (
             parts[0] if len(parts) == 1 else [np.concatenate(col) for col in zip(*parts)])
         fee = self._commission().fee(qty, np.abs(qty) * base)
@@ -225,13 +252,117 @@ class SimBroker(Broker):
             fee[first[done]] += short[done]
         return Fills(parent=parent, symbol=orders.symbol[parent], quantity=qty, price=price,
                      commission=fee, spread_cost=spread, impact_cost=impact, bin=bin_,
-                     report=report)
+                     report=report,
+                     order_type=None if report.order_type is None else report.order_type[parent],
+                     trigger=None if report.trigger is None else report.trigger[parent])
+
+    def _typed(self, orders: Orders, children: ChildOrders, session: Session,
+               report: ParentReport) -> tuple[ChildOrders, list[tuple]]:
+        """Children with order types: the auctions at the close and the triggered stops filled
+        here, one-cancels-all groups resolved; what is left goes on as market or limit children."""
+        m, kind = len(orders), children.type
+        first = np.full(m, kind.size)
+        np.minimum.at(first, children.parent, np.arange(kind.size))
+        report.order_type = np.where(first < kind.size, kind[np.minimum(first, kind.size - 1)],
+                                     CODE[OrderType.MARKET])
+        report.trigger = np.full(m, np.nan)
+        is_ = (lambda *types: np.isin(kind, [CODE[t] for t in types]))
+        close_auction = is_(OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE)
+        side = np.sign(children.quantity)
+        close = session.close[orders.symbol[children.parent]]
+        with np.errstate(invalid="ignore"):
+            crosses = ~is_(OrderType.LIMIT_ON_CLOSE) | (side * (children.limit - close) >= 0)
+        # when each child could first fill: -1 the open auction, bins, then the close
+        when = np.where(children.bin == AUCTION, -1.0, children.bin.astype(float))
+        when[close_auction] = np.where(crosses[close_auction], _CLOSE, np.nan)
+        binned = is_(OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+        oca = children.oca if children.oca is not None else np.full(kind.size, -1)
+        triggers = binned & ~is_(OrderType.LIMIT) | (binned & (oca >= 0))
+        hit = None
+        if triggers.any():
+            hit, resting = self._triggers(orders, children, session)
+            when[binned] = np.where(hit.bar >= 0, hit.bar, np.nan)[binned]
+            when[is_(OrderType.STOP_LIMIT)] = resting[is_(OrderType.STOP_LIMIT)]
+        keep = np.ones(kind.size, dtype=bool)
+        for group in np.unique(oca[oca >= 0]):
+            members = np.flatnonzero(oca == group)
+            soonest = np.where(np.isnan(when[members]), np.inf, when[members])
+            keep[members] = False
+            keep[members[np.argmin(soonest)]] = True
+        parts = []
+        done = keep & close_auction & crosses
+        if done.any():
+            parts.append(self._auction(orders, _subset(children, done), session, report,
+                                       reference=session.close))
+        if hit is not None:
+            stops = keep & is_(OrderType.STOP, OrderType.TRAILING_STOP) & (hit.bar >= 0)
+            parts.append(self._stopped(orders, children, session, report, hit, stops))
+            limits = keep & is_(OrderType.STOP_LIMIT) & (hit.bar >= 0)
+            report.trigger[children.parent[limits]] = hit.trigger[limits]
+            bin_ = np.where(limits, hit.bar, children.bin)
+            expire = children.expire if children.expire is not None else children.bin
+            children = dataclasses.replace(children, bin=bin_, expire=np.maximum(expire, bin_))
+            keep &= ~is_(OrderType.STOP, OrderType.TRAILING_STOP) & (~is_(OrderType.STOP_LIMIT) | limits)
+        keep &= ~close_auction
+        rest = _subset(children, keep)
+        market = rest.type == CODE[OrderType.MARKET_ON_OPEN]
+        limit = np.where(rest.type == CODE[OrderType.MARKET], np.nan, rest.limit)
+        return dataclasses.replace(rest, bin=np.where(market, AUCTION, rest.bin), limit=limit,
+                                   type=None), parts
+
+    def _triggers(self, orders: Orders, children: ChildOrders, session: Session) -> tuple:
+        """``first_exit`` of each child over its parent's bins, from its bin to the parent's
+        horizon (the order of an exit, for a position on the other side), and the bin from
+        which each triggered stop-limit's limit is reachable (NaN: never)."""
+        bins = session.bins
+        parent = children.parent
+        horizon = np.full(len(orders), -1)
+        np.maximum.at(horizon, parent, children.bin if children.expire is None
+                      else np.maximum(children.expire, children.bin))
+        rows = np.arange(bins.volume.shape[0])[:, None]
+        active = (rows >= children.bin) & (rows <= horizon[parent]) & (bins.volume[:, parent] > 0)
+        price, high, low = (np.where(active, a[:, parent], np.nan)
+                            for a in (bins.price, bins.high, bins.low))
+        side = -np.sign(children.quantity)  # a buy stop is a short position's stop
+        kind = children.type
+        pick = (lambda values, *types: None if values is None else
+                np.where(np.isin(kind, [CODE[t] for t in types]), values, np.nan))
+        levels = [ExitLevels("stop", OrderType.STOP, stop=pick(children.stop, OrderType.STOP,
+                                                                OrderType.STOP_LIMIT)),
+                  ExitLevels("trail", OrderType.TRAILING_STOP,
+                             trail_amount=pick(children.trail_amount, OrderType.TRAILING_STOP),
+                             trail_percent=pick(children.trail_percent, OrderType.TRAILING_STOP)),
+                  ExitLevels("limit", OrderType.LIMIT, limit=pick(children.limit, OrderType.LIMIT))]
+        hit = first_exit(price, high, low, price, side, levels, extreme=orders.arrival[parent])
+        limit = np.where(kind == CODE[OrderType.STOP_LIMIT], children.limit, np.nan)
+        after = rows >= np.where(hit.bar >= 0, hit.bar, rows.size)
+        rest = first_exit(*(np.where(after, a, np.nan) for a in (price, high, low, price)), side,
+                          [ExitLevels("limit", OrderType.LIMIT, limit=limit)])
+        return hit, np.where(rest.bar >= 0, rest.bar, np.nan)
+
+    def _stopped(self, orders: Orders, children: ChildOrders, session: Session,
+                 report: ParentReport, hit, stops: np.ndarray) -> tuple:
+        """Triggered stops filled whole in their trigger bin at the level (the bin's price when
+        it gapped through), plus spread and impact on the bin's volume."""
+        bins = session.bins
+        p, b, q = children.parent[stops], hit.bar[stops], children.quantity[stops]
+        at_price = hit.price[stops]
+        side = np.sign(q)
+        half_spread = bins.half_spread[p]
+        impact = self.impact_coef * bins.sigma[p] * np.sqrt(np.abs(q) / bins.volume[b, p])
+        report.trigger[p] = hit.trigger[stops]
+        report.first_bin[p] = report.last_bin[p] = b
+        report.vwap[p] = report.twap[p] = bins.price[b, p]
+        report.volume[p] = bins.volume[b, p]
+        report.cancelled[p] -= q
+        return (p, b, q, at_price * (1.0 + side * (half_spread + impact)), at_price,
+                np.abs(q) * at_price * half_spread, np.abs(q) * at_price * impact)
 
     def _auction(self, orders: Orders, children: ChildOrders, session: Session,
-                 report: ParentReport) -> tuple:
-        """Children filled whole at the session's reference price."""
+                 report: ParentReport, reference: Optional[np.ndarray] = None) -> tuple:
+        """Children filled whole at the session's reference price (or ``reference``: the close)."""
         sym = orders.symbol[children.parent]
-        ref = session.reference[sym]
+        ref = (session.reference if reference is None else reference)[sym]
         impact = self.auction_.impact_scale[session.bar - 1][sym]
         ok = np.isfinite(ref * impact)  # no bar, or no volume in the window: cannot fill
         parent, ref, impact, qty = children.parent[ok], ref[ok], impact[ok], children.quantity[ok]
@@ -338,7 +469,6 @@ class SimBroker(Broker):
 
 
 def _subset(children: ChildOrders, keep: np.ndarray) -> ChildOrders:
-    pick = (lambda a: None if a is None else a[keep])
-    return ChildOrders(parent=children.parent[keep], bin=children.bin[keep],
-                       quantity=children.quantity[keep], limit=children.limit[keep],
-                       participation=pick(children.participation), expire=pick(children.expire))
+    arrays = {f.name: getattr(children, f.name) for f in dataclasses.fields(ChildOrders)
+              if f.name != "whole"}
+    return ChildOrders(**{k: None if a is None else a[keep] for k, a in arrays.items()})

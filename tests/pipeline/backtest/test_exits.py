@@ -228,3 +228,30 @@ def test_16_3_no_exit_order_with_a_nan_or_zero_quantity_or_trigger():
     x = ledger.exits
     assert x.bar.tolist() == [3]
     assert np.isfinite(x.trigger).all() and (x.trigger > 0).all() and (x.quantity != 0).all()
+
+
+def test_16_close_only_an_added_position_is_not_exited_at_the_close_it_was_bought_at():
+    # close-only: 5000 shares of each at 100 (bar 1); the decision at bar 2 rebalances at bar
+    # 3's close, where A (115) lags B (150): it buys 760.87 more A at 115, and the average
+    # cost (500000 + 87500) / 5760.87 = 101.97 puts A's take-profit at 112.17, under that
+    # close. A is sold at the next close (bar 4), not right after buying at the same price;
+    # B, which the rebalance only reduced, is checked on bar 3's close as before.
+    close = np.array([[100, 100], [100, 100], [80, 100], [115, 150], [115, 150]], dtype=float)
+    index = pd.date_range("2024-01-01", periods=5, freq="B", tz="UTC")
+    data = MarketData(index=index, symbols=("A", "B"), close=close, volume=np.full(close.shape, 1e9))
+    ledger = backtest(data, BuyAndHold(), EqualWeight(), [], Market(), SimBroker(**FREE),
+                      np.array([0, 2]), CAPITAL, exits={"take_profit": TakeProfit(pct=0.1)})
+    x = ledger.exits
+    assert dict(zip(x.symbol.tolist(), x.bar.tolist())) == {0: 4, 1: 3}
+    a = x.symbol == 0
+    np.testing.assert_allclose(x.entry[a], (5000 * 100 + 87500) / (662500 / 115))
+    np.testing.assert_allclose(x.quantity[a], -662500 / 115)
+
+
+def test_16_close_only_a_new_positions_time_stop_counts_from_the_bar_after_its_entry():
+    # entry at bar 1's close: a one-bar time stop sells at bar 2's close, not at bar 1's
+    close = np.array([[100.0], [100.0], [103.0], [104.0]])
+    index = pd.date_range("2024-01-01", periods=4, freq="B", tz="UTC")
+    data = MarketData(index=index, symbols=("A",), close=close, volume=np.full(close.shape, 1e9))
+    ledger = once(data, {"time_stop": TimeStop(bars=1)})
+    assert ledger.exits.bar.tolist() == [2] and ledger.exits.level.tolist() == [103.0]
