@@ -46,6 +46,8 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
     ("pipeline.app.cli", "pipeline.app.runner"): "robo-trader is run.py: its --help answers as fast (issue 18.1)",
     ("pipeline.app.runner", "pipeline.live.runner"): "a backtest, the default task, never loads live "
                                                      "trading (its import takes about 0.16 s of every run.py)",
+    ("pipeline.app.events", "pipeline.lob.engine"): "a bar backtest never loads the order-book engine and "
+                                                    "numba (about 0.17 s of every run.py)",
 }
 RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",

@@ -19,7 +19,6 @@ from pipeline.app import registry
 from pipeline.core.errors import ConfigError
 from pipeline.core.lob import EventSource, EventStrategy, ExchangeModel
 from pipeline.core.params import build
-from pipeline.lob.engine import replay
 from pipeline.report import lob as lob_report
 from pipeline.results import lob as lob_results
 
@@ -57,6 +56,8 @@ def exchange_of(stages: Any, seed: int) -> ExchangeModel:
 def run_events(cfg: Any, stages: Any, out: Path) -> dict[str, Any]:
     exchange = exchange_of(stages, int(cfg.seed))
     [strategy] = stages.strategies.values()
+    from pipeline.lob.engine import replay
+
     started = time.perf_counter()
     result = replay(stages.data.chunks(), strategy, exchange, float(cfg.capital), int(cfg.seed))
     elapsed = time.perf_counter() - started

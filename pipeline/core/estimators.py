@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import numpy as np
-from scipy.signal import lfilter
 
 CovarianceMethod = Literal["sample", "ledoit_wolf", "ewma"]
 MeanMethod = Literal["historical", "ewma", "james_stein"]
@@ -261,6 +260,8 @@ def average_true_range(high: Optional[np.ndarray], low: Optional[np.ndarray], cl
     exponential average with ``alpha = 1 / window`` seeded by the first ``window`` ranges' mean;
     a bar with no range (missing data) carries the average over.
     """
+    from scipy.signal import lfilter  # scipy.signal: 0.9 s of every run.py start otherwise
+
     c = np.asarray(close, dtype=float)
     prev = np.vstack([np.full((1, c.shape[1]), np.nan), c[:-1]])
     if high is None or low is None:
