@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,17 @@ class MarketData:
         return data._rows(slice(lo, hi))
 
     # -- derived ---------------------------------------------------------------------------
+    def derived(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()`` once per data object and ``key``, read-only: what every run on these
+        data derives alike (the broker's trailing volume and volatility). A process keeps its
+        loaded data (``runner.load_data``), so a batched sweep's jobs compute it once."""
+        memo = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            value = compute()
+            value.flags.writeable = False
+            memo[key] = value
+        return memo[key]
+
     @property
     def returns(self) -> np.ndarray:
         """Simple close-to-close returns; row 0 and bars without both prices are NaN."""

@@ -87,10 +87,14 @@ def periods(r: pd.Series) -> dict[str, Any]:
     if r.empty:
         return {}
     local = r.index
-    groups = {"day": local.normalize(), "month": local.year * 100 + local.month, "year": local.year}
+    # integer keys: a tz-aware day as an array is one Timestamp object per bar, which pandas
+    # groups 100x slower (a sweep computes this for every job)
+    wall = local.tz_localize(None) if local.tz is not None else local
+    day = wall.as_unit("ns").asi8 // 86_400_000_000_000
+    groups = {"day": day, "month": np.asarray(local.year * 100 + local.month), "year": np.asarray(local.year)}
     out: dict[str, Any] = {}
     for name, key in groups.items():
-        g = (1.0 + r).groupby(np.asarray(key)).prod() - 1.0
+        g = (1.0 + r).groupby(key).prod() - 1.0
         moved = g[g != 0]
         out[f"win_rate_{name}"] = float((moved > 0).sum() / moved.size) if moved.size else math.nan
         out[f"best_{name}"], out[f"worst_{name}"] = float(g.max()), float(g.min())

@@ -163,7 +163,8 @@ class SimBroker(Broker):
     def prepare(self, data: MarketData) -> None:
         # intraday data: windows of ``window`` sessions, daily volume and volatility
         self.sessions_ = data.sessions if data.intraday else None
-        adv = None if data.volume is None else trailing_volume(data.volume, self.window, self.sessions_)
+        adv = None if data.volume is None else data.derived(
+            ("trailing_volume", self.window), lambda: trailing_volume(data.volume, self.window, self.sessions_))
         self.data_, self.adv_ = data, adv
         self.bars_ = None if self.intraday is None else load_bars(str(self.intraday), data)
         # volatility and the intraday market are built when first needed: execution=market
@@ -198,7 +199,9 @@ class SimBroker(Broker):
         """Daily volatility of log returns over ``window`` bars, or sessions of intraday data
         (row ``t``: up to its close)."""
         if self.sigma_ is None:
-            self.sigma_ = trailing_volatility(self.data_.close, self.window, self.sessions_)
+            data = self.data_
+            self.sigma_ = data.derived(("trailing_volatility", self.window),
+                                       lambda: trailing_volatility(data.close, self.window, self.sessions_))
         return self.sigma_
 
     def _commission(self) -> Commission:
