@@ -110,7 +110,7 @@ def synthetic_summary(n: int) -> None:
                        "max_drawdown": m.max_drawdown(equity), "annual_vol": m.annual_vol(r, ppy)}
             rows.append({"job": job, "overrides": [f"strategy.momentum.lookback={job}"], "status": "completed",
                          "objective": metrics["sharpe"], "metrics": to_json(metrics), "calendar": cal,
-                         "first": first, "n": r.size, "returns": r.tolist()})
+                         "first": first, **store.returns_fields(r)})
         store.write_batch(out, f"batch-{b:07d}", rows)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()

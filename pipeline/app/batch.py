@@ -140,10 +140,9 @@ def evaluate(cfg: DictConfig, sweep_dir: Path) -> dict[str, Any]:
     if id(data) not in _CALENDARS:  # the data are cached per process; so is their calendar
         _CALENDARS.clear()
         _CALENDARS[id(data)] = store.write_calendar(sweep_dir, data.index.tz_convert("UTC"))
-    returns = bar_returns(ledger.equity)
     return {"status": "completed", "objective": runner.objective(cfg, metrics),
             "metrics": recorder.to_json(metrics), "calendar": _CALENDARS[id(data)],
-            "first": int(ledger.start) + 1, "n": int(returns.size), "returns": returns.tolist()}
+            "first": int(ledger.start) + 1, **store.returns_fields(bar_returns(ledger.equity))}
 
 
 def error_line(exc: BaseException) -> str:
@@ -304,7 +303,9 @@ class BatchLauncher(Launcher):
     def run(self, sweep_dir: Path, jobs: list[tuple[int, list[str]]]) -> dict[int, dict[str, Any]]:
         """Run the jobs in batches on the engine, a lost batch retried once on its own."""
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        size = self.batch_size or max(1, min(100, math.ceil(len(jobs) / (4 * self.workers))))
+        # about 16 batches a worker: jobs of one group choice cost alike but groups do not (an
+        # hrp job costs ten equal_weight ones), so small batches keep both workers busy to the end
+        size = self.batch_size or max(1, min(50, math.ceil(len(jobs) / (16 * self.workers))))
         ordered = sorted(jobs, key=lambda j: self._group_key(j[1]))  # a batch shares its compositions
         master = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
         batches = [Batch(f"batch-{chunk[0][0]:07d}-{len(chunk):04d}", chunk, self.hydra_context.config_loader.config_search_path,

@@ -181,8 +181,24 @@ def deflated_sharpe_ratio(returns_of_best: Any, trial_sharpes: Any, *,
     Undefined inputs give ``dsr = NaN`` and a ``reason`` (see :class:`DeflatedSharpe`), never
     an exception; an empty ``trial_sharpes`` (a caller's error) raises ValueError.
     """
-    r = np.asarray(returns_of_best, dtype=float).ravel()
+    return deflated_from_moments(own_moments(returns_of_best), trial_sharpes, n_trials=n_trials)
+
+
+def own_moments(returns: Any) -> tuple[float, float, float, int]:
+    """``(SR, skew, kurtosis, T)`` of one trial's per-period returns (NaN entries dropped):
+    what the DSR needs of the chosen trial, as :func:`deflated_sharpe_ratio` computes it. A
+    sweep store keeps them per job, computed from the exact returns."""
+    r = np.asarray(returns, dtype=float).ravel()
     r = r[np.isfinite(r)]
+    if r.size < 2:
+        return math.nan, math.nan, math.nan, int(r.size)
+    return sharpe_ratio(r), *_moments(r), int(r.size)
+
+
+def deflated_from_moments(best: tuple[float, float, float, int], trial_sharpes: Any, *,
+                          n_trials: float | None = None) -> DeflatedSharpe:
+    """:func:`deflated_sharpe_ratio` from the chosen trial's :func:`own_moments`."""
+    sr, skew, kurt, size = best
     trials = np.asarray(trial_sharpes, dtype=float).ravel()
     if trials.size == 0 and n_trials is None:
         raise ValueError("trial_sharpes is empty: pass the Sharpe ratio of every trial (the best included)")
@@ -192,18 +208,16 @@ def deflated_sharpe_ratio(returns_of_best: Any, trial_sharpes: Any, *,
     finite = trials[np.isfinite(trials)]
     var = float(np.var(finite, ddof=1)) if finite.size > 1 else (0.0 if n == 1 else math.nan)
 
-    sr = sharpe_ratio(r) if r.size >= 2 else math.nan
-    skew, kurt = _moments(r) if r.size >= 2 else (math.nan, math.nan)
     sr0 = expected_max_sharpe(n, var) if math.isfinite(var) else math.nan
     result = dict(sr_best=sr, sr0=sr0, n_trials=n if n_trials is not None else int(n), var_sharpe=var,
-                  skew=skew, kurtosis=kurt, n_obs=int(r.size))
-    if r.size < 2:
+                  skew=skew, kurtosis=kurt, n_obs=size)
+    if size < 2:
         return DeflatedSharpe(dsr=math.nan, reason="fewer than 2 finite returns", **result)
     if not math.isfinite(sr):
         return DeflatedSharpe(dsr=math.nan, reason="constant returns: Sharpe ratio undefined", **result)
     if not math.isfinite(sr0):
         return DeflatedSharpe(dsr=math.nan, reason="fewer than 2 finite trial Sharpe ratios", **result)
-    dsr = probabilistic_sharpe_ratio(sr, sr0, r.size, skew, kurt)
+    dsr = probabilistic_sharpe_ratio(sr, sr0, size, skew, kurt)
     if math.isnan(dsr):
         return DeflatedSharpe(dsr=math.nan, reason="1 - skew SR + (kurtosis - 1)/4 SR^2 <= 0", **result)
     return DeflatedSharpe(dsr=dsr, **result)
@@ -339,18 +353,19 @@ def pbo_from_sums(sum1: np.ndarray, sum2: np.ndarray, block: int, metric: str = 
     s, n = sum1.shape
     if n < 2:
         raise ValueError(f"PBO needs at least 2 trials (columns), got {n}")
+    from pipeline.research import cscv_kernel  # numba, loaded when a sweep is summarised
+
     mask = _masks(s)
     tot1, tot2 = sum1.sum(axis=0), sum2.sum(axis=0)
     rows = block * s // 2  # rows in each half
-    step = max(1, (1 << 20) // max(n, 1))  # about 8 MB per temporary array
+    step = max(1, (1 << 20) // max(n, 1))  # about 8 MB per array of block sums
     m = mask.astype(float)
-    parts = []
-    for start in range(0, mask.shape[0], step):
+    c = mask.shape[0]
+    joined = (np.empty(c, np.int64), np.empty(c), np.empty(c), np.empty(c))
+    for start in range(0, c, step):
         mc = m[start:start + step]
-        s1 = mc @ sum1
-        s2 = mc @ sum2
-        parts.append(_choose(_from_sums(s1, s2, rows, metric), _from_sums(tot1 - s1, tot2 - s2, rows, metric)))
-    joined = tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+        cscv_kernel.choose(mc @ sum1, mc @ sum2, tot1, tot2, rows, metric == "sharpe", _ZERO_VAR_RTOL,
+                           *(part[start:start + step] for part in joined))
     return _result(joined, s, n, block * s, n_dropped)
 
 
@@ -380,18 +395,6 @@ def _result(parts: tuple[np.ndarray, ...], s: int, n: int, used: int, n_dropped:
         degradation_slope=slope, degradation_intercept=intercept,
         prob_oos_loss=float(np.mean(oos_chosen < 0)), n_splits=s, n_trials=n,
         n_obs_used=used, n_dropped=n_dropped)
-
-
-def _from_sums(s1: np.ndarray, s2: np.ndarray, rows: int, metric: str) -> np.ndarray:
-    mean = s1 / rows
-    if metric == "mean":
-        return mean
-    mean_sq = s2 / rows
-    var = np.maximum(s2 - rows * mean**2, 0.0) / (rows - 1)
-    flat = var <= _ZERO_VAR_RTOL * mean_sq  # zero variance, up to rounding (all-zero rows: 0 <= 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sr = mean / np.sqrt(var)
-    return np.where(flat, np.where(mean == 0, 0.0, np.copysign(np.inf, mean)), sr)
 
 
 def _callable_metric(x: np.ndarray, mask: np.ndarray, block: int,
@@ -451,7 +454,7 @@ def summary(returns_matrix: Any, names: Sequence[str] | None = None, *, n_splits
     sharpes = np.array([sharpe_ratio(r) if r.size >= 2 else math.nan for r in own])
     chosen = _chosen(names, sharpes, best)
     splits = cscv_splits(x.shape[0], n_splits)
-    return from_parts(names, sharpes, chosen, None if chosen is None else own[chosen], x.shape[0], splits,
+    return from_parts(names, sharpes, chosen, None if chosen is None else own_moments(own[chosen]), x.shape[0], splits,
                       lambda: pbo(x, splits), periods_per_year)
 
 
@@ -467,11 +470,12 @@ def _chosen(names: list[str], sharpes: np.ndarray, best: int | str | None) -> in
     return int(np.nanargmax(sharpes)) if np.isfinite(sharpes).any() else None
 
 
-def from_parts(names: list[str], sharpes: np.ndarray, chosen: int | None, best_returns: np.ndarray | None,
-               t: int, splits: int, cscv: Callable[[], PBOResult], periods_per_year: float) -> dict[str, Any]:
+def from_parts(names: list[str], sharpes: np.ndarray, chosen: int | None,
+               best: tuple[float, float, float, int] | None, t: int, splits: int,
+               cscv: Callable[[], PBOResult], periods_per_year: float) -> dict[str, Any]:
     """:func:`summary` from its parts: every trial's Sharpe ratio on its own rows, the chosen
-    trial's returns, the number ``t`` of rows every trial has and CSCV on them (a callable, run
-    only when there are enough trials and rows); the sweep store streams these."""
+    trial's :func:`own_moments`, the number ``t`` of rows every trial has and CSCV on them (a
+    callable, run only when there are enough trials and rows); the sweep store streams these."""
     n = len(names)
     out: dict[str, Any] = {"n_trials": n, "n_obs": 0, "pbo_n_obs": t, "best": None, "sharpe": math.nan,
                            "sharpe_annual": math.nan, "dsr": math.nan, "sr0": math.nan,
@@ -485,8 +489,8 @@ def from_parts(names: list[str], sharpes: np.ndarray, chosen: int | None, best_r
     if chosen is None:
         out["dsr_reason"] = "no trial has a defined Sharpe ratio (fewer than 2 rows or constant returns)"
     else:
-        d = deflated_sharpe_ratio(best_returns, sharpes)
-        out.update(best=names[chosen], n_obs=int(best_returns.size), sharpe=d.sr_best,
+        d = deflated_from_moments(best, sharpes)
+        out.update(best=names[chosen], n_obs=d.n_obs, sharpe=d.sr_best,
                    sharpe_annual=d.sr_best * math.sqrt(periods_per_year),
                    dsr=d.dsr, sr0=d.sr0, var_sharpe=d.var_sharpe, skew=d.skew, kurtosis=d.kurtosis,
                    dsr_reason=d.reason)

@@ -359,3 +359,36 @@ def test_summary_degenerate():
     assert flat["best"] is None and math.isnan(flat["dsr"]) and "constant" in flat["dsr_reason"]
     with pytest.raises(ValueError, match="names"):
         of.summary(np.zeros((10, 2)), ["a"])
+
+
+def test_17_3_the_compiled_cscv_choice_equals_numpy_on_every_combination():
+    """pipeline/research/cscv_kernel.py against the same arithmetic written in numpy: the
+    metric of every trial in and out of sample, the in-sample best, its out-of-sample rank;
+    with flat trials (zero variance, zero mean and not) and exact ties among the trials."""
+    from pipeline.research.cscv_kernel import choose
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0004, 0.01, size=(96, 30))
+    x[:, 4] = 0.0           # flat at zero
+    x[:, 7] = 0.001         # flat, positive mean
+    x[:, 9] = x[:, 2]       # a tie with another trial
+    s, rows = 8, 48
+    sum1, sum2 = of.block_sums(x, s)
+    mask = of._masks(s).astype(float)
+    s1, s2 = mask @ sum1, mask @ sum2
+    tot1, tot2 = sum1.sum(axis=0), sum2.sum(axis=0)
+
+    def metric(a, b):
+        mean = a / rows
+        var = np.maximum(b - rows * mean**2, 0.0) / (rows - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sr = mean / np.sqrt(var)
+        return np.where(var <= of._ZERO_VAR_RTOL * b / rows, np.where(mean == 0, 0.0, np.copysign(np.inf, mean)), sr)
+
+    expected = of._choose(metric(s1, s2), metric(tot1 - s1, tot2 - s2))
+    c = mask.shape[0]
+    got = (np.empty(c, np.int64), np.empty(c), np.empty(c), np.empty(c))
+    choose(s1, s2, tot1, tot2, rows, True, of._ZERO_VAR_RTOL, *got)
+    for g, e in zip(got, expected):
+        assert np.array_equal(g, e)
+    assert np.isinf(got[2]).any()  # the flat positive trial wins some in-sample halves
