@@ -167,10 +167,13 @@ class LocalPool:
                 with cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     yield from self._collect(pool, [batch])
             return
+        yield from self._collect(self.pool_or_start(), batches)
+
+    def pool_or_start(self) -> cf.ProcessPoolExecutor:
         if self.pool is None:
             # spawn: the driver holds Hydra's state and maybe threads; a worker starts clean
             self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
-        yield from self._collect(self.pool, batches)
+        return self.pool
 
     def _collect(self, pool: cf.ProcessPoolExecutor, batches: list[Batch]) -> Iterator[tuple[Batch, Any]]:
         futures = {pool.submit(run_batch, b): b for b in batches}
@@ -354,16 +357,27 @@ class BatchLauncher(Launcher):
             yield from run_slurm(batches, sweep_dir, self.submitit)
 
     def keep(self, sweep_dir: Path) -> None:
-        """The end of a sweep: the workers stop; full run folders for the best ``sweep.keep`` jobs, and ``error.txt`` for failed ones."""
-        self.local.close()
+        """The end of a sweep: full run folders for the best ``sweep.keep`` jobs (on the local
+        engine by its workers, a job each, else here), ``error.txt`` for failed ones; the
+        workers stop."""
         table = store.read_table(sweep_dir)
         n = int((self.config.get("sweep") or {}).get("keep", 10))
         objective = str(self.config.get("objective", "sharpe"))
         done = table[(table["status"] == "completed") & table["objective"].notna()]
         best = done.sort_values("objective", ascending=objective in LOWER_IS_BETTER, kind="stable").head(n)
-        for job, overrides in zip(best["job"], best["overrides"]):
-            if not (sweep_dir / str(job) / "metrics.json").is_file():
-                write_job_folder(self.hydra_context, self.task_function, self.config, int(job), list(overrides))
+        todo = [(int(job), list(overrides)) for job, overrides in zip(best["job"], best["overrides"])
+                if not (sweep_dir / str(job) / "metrics.json").is_file()]
+        if self.engine == "local" and len(todo) > 1:
+            master = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
+            kept = [Batch(f"keep-{job}", [(job, overrides)], self.hydra_context.config_loader.config_search_path,
+                          master, str(sweep_dir)) for job, overrides in todo]
+            futures = [self.local.pool_or_start().submit(keep_batch, b) for b in kept]
+            for future in futures:
+                future.result()
+        else:
+            for job, overrides in todo:
+                write_job_folder(self.hydra_context, self.task_function, self.config, job, overrides)
+        self.local.close()
         for job, error in zip(table["job"], table["error"]):
             if isinstance(error, str):
                 folder = sweep_dir / str(job)
@@ -382,6 +396,20 @@ class BatchLauncher(Launcher):
 def _what(overrides: list[str]) -> list[str]:
     """A job's overrides but how its sweep stores it (sweep.resume=true is added to resume)."""
     return [o for o in overrides if not o.lstrip("+~").startswith("sweep.")]
+
+
+def keep_batch(batch: Batch) -> None:
+    """In a worker: the batch's jobs' full folders, as the driver writes them (the same
+    loader, callbacks and task as ``python run.py -m``)."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.types import HydraContext
+
+    config.register()
+    Plugins.instance()
+    loader = ConfigLoaderImpl(config_search_path=batch.search_path)
+    context = HydraContext(config_loader=loader, callbacks=Callbacks(batch.master))
+    for job, overrides in batch.jobs:
+        write_job_folder(context, cli.report_user_errors(cli.task), batch.master, job, overrides)
 
 
 def write_job_folder(hydra_context: Any, task_function: Any, master: DictConfig, job: int,

@@ -47,7 +47,7 @@ def main() -> None:
     import hydra
 
     guarded(hydra.main(config_path=search_path(), config_name="config", version_base="1.3")(
-        report_user_errors(_task)))
+        report_user_errors(task)))
 
 
 def one_blas_thread() -> None:
@@ -58,7 +58,7 @@ def one_blas_thread() -> None:
         os.environ.setdefault(var, "1")
 
 
-def _task(cfg: Any) -> Any:
+def task(cfg: Any) -> Any:
     from pipeline.app.runner import main as task
 
     return task(cfg)
