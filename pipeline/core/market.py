@@ -123,11 +123,14 @@ class MarketData:
 
     @property
     def returns(self) -> np.ndarray:
-        """Simple close-to-close returns; row 0 and bars without both prices are NaN."""
-        out = np.full_like(self.close, np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[1:] = self.close[1:] / self.close[:-1] - 1.0
-        return out
+        """Simple close-to-close returns; row 0 and bars without both prices are NaN (read-only,
+        computed once)."""
+        def compute() -> np.ndarray:
+            out = np.full_like(self.close, np.nan)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[1:] = self.close[1:] / self.close[:-1] - 1.0
+            return out
+        return self.derived(("returns",), compute)
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
