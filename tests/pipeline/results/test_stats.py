@@ -112,3 +112,63 @@ def test_18_6_round_trips_fifo_by_hand_with_a_reversal_and_partial_closes():
     assert t["avg_win"] == pytest.approx(325 / 3) and t["avg_loss"] == -30.0
     assert t["profit_factor"] == pytest.approx(325 / 30) and t["median_holding_days"] == 7.0  # of 14, 11, 3 and 2 days
     assert stats.trades(fills.iloc[:0]) == {}
+
+
+def _fifo_by_loop(codes, signed):
+    """The oracle: a lot queue per symbol, as one would write FIFO by hand."""
+    import collections
+
+    lots, rows = collections.defaultdict(collections.deque), []
+    for i, (sym, q) in enumerate(zip(codes.tolist(), signed.tolist())):
+        book = lots[sym]
+        while q and book and (book[0][0] > 0) != (q > 0):
+            lq, li = book[0]
+            n = min(abs(q), abs(lq))
+            side = 1.0 if lq > 0 else -1.0
+            rows.append((li, i, n, side))
+            lq -= side * n
+            q += side * n
+            if abs(lq) <= 1e-12 * n:
+                book.popleft()
+            else:
+                book[0] = (lq, li)
+            if abs(q) <= 1e-12 * n:
+                q = 0.0
+        if q:
+            book.append((q, i))
+    return [np.array(c) for c in zip(*rows)] if rows else [np.zeros(0)] * 4
+
+
+def test_17_vectorised_fifo_equals_a_lot_queue_on_random_books_with_reversals():
+    rng = np.random.default_rng(0)
+    for trial in range(1500):
+        n = int(rng.integers(1, 80))
+        codes = rng.integers(0, 3, n)
+        if trial % 4 == 0:  # fractional shares of any size
+            signed = rng.normal(size=n) * 100
+        else:               # whole lots, some of them fractional multiples
+            signed = rng.choice([-1, 1], n) * rng.integers(1, 5, n) * (1.37 if trial % 2 else 1.0)
+        want = _fifo_by_loop(codes, signed)
+        got = stats.fifo_pieces(codes, signed)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), trial
+        assert np.allclose(got[2], want[2], rtol=1e-9, atol=0) and np.array_equal(got[3], want[3]), trial
+
+
+def test_17_vectorised_fifo_equals_a_lot_queue_on_a_backtest_of_15_names(sp500):
+    from pipeline.backtest.engine import backtest
+    from pipeline.core.schedule import decision_bars
+    from pipeline.results.recorder import fills_table
+    from plugins.allocation.equal_weight import EqualWeight
+    from plugins.broker.sim import SimBroker
+    from plugins.execution.market import Market
+    from plugins.strategy.momentum import Momentum
+
+    ledger = backtest(sp500, {"momentum": Momentum(lookback=60, top_k=15)}, EqualWeight(), [], Market(),
+                      SimBroker(), decision_bars(sp500.index, "monthly"), 1e6)
+    fills = fills_table(ledger)
+    codes, _ = pd.factorize(fills["symbol"])
+    signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["quantity"].to_numpy()
+    want, got = _fifo_by_loop(codes, signed), stats.fifo_pieces(codes, signed)
+    assert len(fills) > 5000 and got[0].size > 1000
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert np.allclose(got[2], want[2], rtol=1e-9, atol=0)
