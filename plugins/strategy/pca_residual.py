@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
-from plugins.strategy._common import check_rule, latest, refit_bars
+from plugins.strategy._common import causal_view, check_rule, latest, refit_bars
 
 BARS_PER_YEAR = 252
 BLOCK = 256  # bars per batch of regressions: bounds the memory of the windows
@@ -154,8 +154,7 @@ class PCAResidual(Strategy):
         at = np.asarray(at, dtype=np.int64)
         if at.size == 0:
             return np.zeros((0, data.n_symbols))
-        end = int(at.max()) + 1  # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         sc = self.scores(view)
         pos = self.positions(sc["s"])[at]
         if not self.hedge or sc["refits"].size == 0:
