@@ -108,7 +108,10 @@ class PCAResidual(Strategy):
             bars = np.flatnonzero(which == f)
             first = int(bars[0]) - L + 1
             factors = np.zeros((t, k))                             # this fit's factor returns
-            factors[first: bars[-1] + 1] = np.nan_to_num(ret[first: bars[-1] + 1]) @ weights[f]
+            # einsum, not @: BLAS picks its kernel by the row count, so a bar's factor return
+            # would change in the last bit with how many bars follow it (truncation invariance)
+            factors[first: bars[-1] + 1] = np.einsum("tn,nk->tk", np.nan_to_num(ret[first: bars[-1] + 1]),
+                                                     weights[f])
             for lo in range(0, bars.size, BLOCK):
                 rows = bars[lo: lo + BLOCK]
                 idx = rows[:, None] + np.arange(-L + 1, 1)[None, :]        # B x L
