@@ -336,6 +336,7 @@ COMMANDS: dict[str, Run | Mapped] = {
     "python benchmarks/bench_strategies.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_sweep.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_report.py": Run(report_speed, gate=BENCH),
+    "python benchmarks/bench_live.py": Run(benchmark_table, gate=BENCH),
     "python benchmarks/bench_exits.py": Run(benchmark_table, ("python benchmarks/bench_exits.py --repeat 1",),
                                             gate=BENCH),
     "python run.py 'exits=[stop_loss,take_profit]' exits.stop_loss.pct=0.08": Mapped(

@@ -40,6 +40,17 @@ def test_default_run_writes_a_complete_run_folder(tmp_path):
     assert "Sharpe" in proc.stdout and "max drawdown" in proc.stdout
 
 
+def test_out_dir_holds_everything_the_run_writes(tmp_path):
+    """With out_dir set, Hydra's run folder is out_dir: its .hydra/ and run.log land in the run
+    folder and nothing appears under the working directory's outputs/."""
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    run("data.start=2018-01-01", "progress=false", f"out_dir={out}", cwd=cwd)
+    assert list(cwd.iterdir()) == []
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json"):
+        assert (out / name).is_file(), name
+
+
 def test_same_config_and_seed_give_byte_identical_files(tmp_path):
     args = ["strategy=momentum", "allocation=inverse_vol", "schedule.rebalance=weekly"]
     run(*args, f"out_dir={tmp_path / 'a'}")

@@ -439,7 +439,7 @@ def rerun(sweep_dir: Path, job: int) -> Path:
     master = OmegaConf.load(sweep_dir / "multirun.yaml")
     out = sweep_dir / str(job)
     config.register()
-    cli.register_help()
+    cli.register_resolvers()
     source = next(s for s in master.hydra.runtime.config_sources if s.provider == "main")
     with initialize_config_dir(config_dir=str(source.path).removeprefix("file://"), version_base="1.3"):
         cfg = compose(master.hydra.job.config_name, overrides=held[job], return_hydra_config=True)

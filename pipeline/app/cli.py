@@ -65,7 +65,7 @@ def task(cfg: Any) -> Any:
 
 
 def guarded(main: Callable[[], Any]) -> None:
-    register_help()
+    register_resolvers()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         config.register()
         main()
@@ -398,8 +398,10 @@ def _top_level_keys(path: Any) -> list[str]:
     return out
 
 
-def register_help() -> None:
-    """The ``robo_help`` resolver the help template calls (``conf/hydra/help/robo_trader.yaml``)."""
+def register_resolvers() -> None:
+    """The resolvers conf/ calls: ``robo_help`` (the help template,
+    ``conf/hydra/help/robo_trader.yaml``) and ``robo_run_dir`` (``hydra.run.dir``,
+    conf/config.yaml)."""
     from omegaconf import OmegaConf
 
     def robo_help(_root_: Any = None) -> str:
@@ -409,5 +411,11 @@ def register_help() -> None:
             choices = None
         return help_text(choices)
 
-    if not OmegaConf.has_resolver("robo_help"):
-        OmegaConf.register_new_resolver("robo_help", robo_help)
+    def robo_run_dir(out_dir: Any, default: str) -> str:
+        # out_dir set: Hydra's run folder is the run's folder, so its .hydra/ and run.log go
+        # there too and nothing is written under outputs/ (oc.select would keep out_dir's null)
+        return default if out_dir in (None, "") else str(out_dir)
+
+    for name, resolver in (("robo_help", robo_help), ("robo_run_dir", robo_run_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

@@ -1,4 +1,5 @@
-"""What the strategies share: refit schedules, rolling moments, and the z-score band state machine.
+"""What the strategies share: the causal view, refit schedules, rolling moments, and the z-score
+band state machine.
 
 Every helper here is causal: its value at bar ``t`` depends on rows ``[0, t]`` only, and it is
 computed by a forward recursion or a trailing window, so the same prefix of the data always
@@ -12,9 +13,19 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
+from pipeline.core.market import MarketData
 from pipeline.core.schedule import period_key
 
 CALENDAR = ("weekly", "monthly", "quarterly", "yearly")
+
+
+def causal_view(data: MarketData, at: np.ndarray) -> MarketData:
+    """The bars up to the last decision in ``at`` (a non-empty array of bar positions): a
+    signal computed from it reads nothing after that decision, so it is truncation-invariant
+    by construction. Its ``n_bars`` is that end. The full data comes back as it is when the
+    last decision is the last bar, keeping what it has cached (sessions)."""
+    end = int(np.max(at)) + 1
+    return data.view(end) if end < data.n_bars else data
 
 
 def refit_bars(index: pd.DatetimeIndex, rule: Union[str, int], first: int) -> np.ndarray:

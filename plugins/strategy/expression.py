@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.core.contracts import Strategy
 from pipeline.core.errors import DataError
 from pipeline.core.market import MarketData
-from plugins.strategy._common import cross_sectional_top
+from plugins.strategy._common import causal_view, cross_sectional_top
 from plugins.strategy._expr import compile_formula
 
 
@@ -88,8 +88,7 @@ class Expression(Strategy):
         at = np.asarray(at, dtype=np.int64)
         if at.size == 0:
             return np.zeros((0, data.n_symbols))
-        end = int(at.max()) + 1  # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         score = self.scores(view)[at]
         score[~np.isfinite(view.close[at])] = np.nan
         return self.positions(score)

@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
-from plugins.strategy._common import band_positions, check_rule, latest, refit_bars
+from plugins.strategy._common import band_positions, causal_view, check_rule, latest, refit_bars
 
 LEVELS = {0.10: 0, 0.05: 1, 0.01: 2}  # columns of statsmodels' critical-value tables
 
@@ -115,15 +115,14 @@ class JohansenBasket(Strategy):
         out = np.zeros((at.size, data.n_symbols))
         if at.size == 0:
             return out
-        end = int(at.max()) + 1  # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         reforms = refit_bars(view.index, self.reform, self.warmup())
         which = latest(reforms, at)
         with np.errstate(invalid="ignore", divide="ignore"):
             logp = np.log(view.close)
         for f in np.unique(which[which >= 0]):
             r = int(reforms[f])
-            stop = int(reforms[f + 1]) if f + 1 < reforms.size else end
+            stop = int(reforms[f + 1]) if f + 1 < reforms.size else view.n_bars
             rows = np.flatnonzero(which == f)
             for basket, w, mean, sd, _ in self.form(view, r):
                 z = (logp[r:stop, list(basket)] @ w - mean) / sd

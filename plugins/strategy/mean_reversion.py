@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
-from plugins.strategy._common import band_positions
+from plugins.strategy._common import band_positions, causal_view
 
 
 class MeanReversion(Strategy):
@@ -81,8 +81,7 @@ class MeanReversion(Strategy):
         at = np.asarray(at, dtype=np.int64)
         if at.size == 0:
             return np.zeros((0, data.n_symbols))
-        end = int(at.max()) + 1  # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         z = self.zscore(view)
         pos = band_positions(z, self.entry, self.exit, self.stop)
         pos[~np.isfinite(view.close)] = 0.0

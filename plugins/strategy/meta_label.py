@@ -10,7 +10,7 @@ from pipeline.core.contracts import ExitRule, Strategy
 from pipeline.core.exits import first_exit
 from pipeline.core.market import MarketData
 from pipeline.core.orders import OrderType
-from plugins.strategy._common import check_rule, latest, refit_bars
+from plugins.strategy._common import causal_view, check_rule, latest, refit_bars
 from plugins.strategy._expr import compile_formula
 from plugins.strategy.mean_reversion import MeanReversion
 
@@ -193,8 +193,7 @@ class MetaLabel(Strategy):
         out = np.zeros((at.size, data.n_symbols))
         if at.size == 0:
             return out
-        end = int(at.max()) + 1  # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         ev = self.events(view)
         proba = self.probabilities(view, ev)
         # the entry each bar's position belongs to: the last entry bar at or before it

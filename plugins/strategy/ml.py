@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
-from plugins.strategy._common import check_rule, cross_sectional_top, latest, refit_bars
+from plugins.strategy._common import causal_view, check_rule, cross_sectional_top, latest, refit_bars
 from plugins.strategy._expr import compile_formula
 
 
@@ -136,10 +136,11 @@ class ML(Strategy):
                 feats.append(np.log(vol / vol.rolling(21, min_periods=21).mean()).to_numpy())
         return np.stack(feats + extra, axis=2)
 
-    def labels(self, data: MarketData, end: int) -> np.ndarray:
-        """T x N forward log returns over ``horizon`` bars, NaN where ``s + horizon >= end``."""
+    def labels(self, data: MarketData) -> np.ndarray:
+        """T x N forward log returns over ``horizon`` bars, NaN where ``s + horizon`` is past
+        the data (``signal`` passes its causal view: no label reaches beyond the last decision)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            logp = np.log(data.close[:end])
+            logp = np.log(data.close)
         h = self.horizon
         y = np.full(logp.shape, np.nan)
         if logp.shape[0] > h:
@@ -174,10 +175,9 @@ class ML(Strategy):
         out = np.zeros((at.size, data.n_symbols))
         if at.size == 0:
             return out
-        end = int(at.max()) + 1                # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         X = self.features(view)
-        y = self.labels(view, end)
+        y = self.labels(view)
         refits = refit_bars(view.index, self.refit, self.warmup())
         which = latest(refits, at)
         n_feat = X.shape[2]

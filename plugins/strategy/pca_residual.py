@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
-from plugins.strategy._common import check_rule, latest, refit_bars
+from plugins.strategy._common import causal_view, check_rule, latest, refit_bars
 
 BARS_PER_YEAR = 252
 BLOCK = 256  # bars per batch of regressions: bounds the memory of the windows
@@ -108,9 +108,10 @@ class PCAResidual(Strategy):
             bars = np.flatnonzero(which == f)
             first = int(bars[0]) - L + 1
             factors = np.zeros((t, k))                             # this fit's factor returns
-            # einsum, not BLAS: a BLAS product's bits may depend on how many rows it is given
-            # (OpenBLAS switches kernels by size), which a truncated history changes
-            factors[first: bars[-1] + 1] = np.einsum("tn,nk->tk", np.nan_to_num(ret[first: bars[-1] + 1]), weights[f])
+            # einsum, not @: BLAS picks its kernel by the row count, so a bar's factor return
+            # would change in the last bit with how many bars follow it (truncation invariance)
+            factors[first: bars[-1] + 1] = np.einsum("tn,nk->tk", np.nan_to_num(ret[first: bars[-1] + 1]),
+                                                     weights[f])
             for lo in range(0, bars.size, BLOCK):
                 rows = bars[lo: lo + BLOCK]
                 idx = rows[:, None] + np.arange(-L + 1, 1)[None, :]        # B x L
@@ -156,8 +157,7 @@ class PCAResidual(Strategy):
         at = np.asarray(at, dtype=np.int64)
         if at.size == 0:
             return np.zeros((0, data.n_symbols))
-        end = int(at.max()) + 1  # nothing after the last decision is read
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         sc = self.scores(view)
         pos = self.positions(sc["s"])[at]
         if not self.hedge or sc["refits"].size == 0:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
-from plugins.strategy._common import check_rule, latest, refit_bars
+from plugins.strategy._common import causal_view, check_rule, latest, refit_bars
 from plugins.strategy.momentum import Momentum
 
 
@@ -89,8 +89,7 @@ class Regime(Strategy):
         at = np.asarray(at, dtype=np.int64)
         if at.size == 0:
             return np.zeros(0, dtype=bool)
-        end = int(at.max()) + 1
-        view = data.view(end) if end < data.n_bars else data
+        view = causal_view(data, at)
         mret = self.market_returns(view)
         if self.method == "volatility":
             vol = pd.Series(mret).rolling(self.vol_window, min_periods=self.vol_window).std()

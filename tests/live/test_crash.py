@@ -70,7 +70,8 @@ def test_sigkill_at_random_points_then_restart_until_done(market, tmp_path):
                 break
         assert kills >= 8
         check_outcome(gw, tmp_path)
-        assert time.time() - started < 90
+        # its wall time is a figure, not a pass mark (benchmarks/bench_live.py times a tick)
+        print(f"\ncrash: {lives} lives, {kills} SIGKILLs, {time.time() - started:.0f}s")
     finally:
         gw.stop_thread()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 import pandas as pd
 import pytest
@@ -58,7 +57,6 @@ def test_data_ib_reads_paced_bars_and_caches_them(gateway, tmp_path):
                       "data.duration=1 Y", "data.max_requests=2", "data.per_seconds=1.1",
                       "data.identical_gap=0")
     args = [a for a in args if a not in SAMPLE]  # IB's bars are current: the default age limit holds
-    started = time.time()
     ok(run_py(*args))
     snap = gateway.snapshot()
     hist = snap["hist_requests"]
@@ -70,7 +68,6 @@ def test_data_ib_reads_paced_bars_and_caches_them(gateway, tmp_path):
     assert pd.Timestamp(decision).hour == 16
     assert snap["positions"] == targets(db)
     assert sorted(p.name.split("_")[0] for p in (tmp_path / "cache").glob("*.csv")) == sorted(SYMBOLS)
-    assert time.time() - started < 60
     # the next tick finds the cache up to date: no request at all
     ok(run_py(*args))
     assert len(gateway.snapshot()["hist_requests"]) == len(hist)

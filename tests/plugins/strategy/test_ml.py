@@ -88,7 +88,7 @@ def test_purged_training_rows():
 
 def test_labels_are_forward_excess_log_returns():
     data = market(0.0, n=4, T=300)
-    y = ML(horizon=10, **SMALL).labels(data, data.n_bars)
+    y = ML(horizon=10, **SMALL).labels(data)
     logp = np.log(data.close)
     fwd = logp[10:] - logp[:-10]
     np.testing.assert_allclose(y[:-10], fwd - fwd.mean(axis=1, keepdims=True), atol=1e-12)
