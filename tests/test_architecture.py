@@ -48,6 +48,8 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
                                                      "trading (its import takes about 0.16 s of every run.py)",
     ("pipeline.app.events", "pipeline.lob.engine"): "a bar backtest never loads the order-book engine and "
                                                     "numba (about 0.17 s of every run.py)",
+    ("pipeline.research.overfitting", "pipeline.research.cscv_kernel"): "numba loads when a sweep is "
+                                                                       "summarised, not in every run.py",
 }
 RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",
