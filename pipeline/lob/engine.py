@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError, UserError
 from pipeline.core.lob import EventStrategy, ExchangeModel, OrderBook
-from pipeline.lob import kernel
+from pipeline.lob import kernel, loop
 
 NS = 1_000_000_000
 MARKOUTS = (1.0, 10.0)          # seconds after a fill at which adverse selection is measured
@@ -107,9 +107,11 @@ class Replay:
 
     def __init__(self, chunks: Iterable[OrderBook], strategy: Optional[EventStrategy],
                  exchange: ExchangeModel, capital: float, seed: int, interval: Optional[float] = None,
-                 origin: Optional[float] = None) -> None:
+                 origin: Optional[float] = None, compiled: bool = True) -> None:
         self.chunks: Iterator[OrderBook] = iter(chunks)
         self.strategy = strategy
+        quote_kernel = getattr(strategy, "quote_kernel", None) if compiled else None
+        self.quoter = quote_kernel() if quote_kernel is not None else None
         self.ex = exchange
         self.tick = float(exchange.tick)
         self.model = {"risk_averse": kernel.RISK_AVERSE, "power_prob": kernel.POWER_PROB}.get(exchange.queue)
@@ -381,9 +383,15 @@ class Replay:
         return int(round(mean * NS))
 
     # -- the run ------------------------------------------------------------------------------------
-    def run(self) -> Result:
+    def _start(self) -> int:
         step = self.interval
-        now = -(-int(self.a[0][0]) // step) * step if self.origin is None else self.origin
+        return -(-int(self.a[0][0]) // step) * step if self.origin is None else self.origin
+
+    def run(self) -> Result:
+        if self.quoter is not None:
+            return self._run_compiled()
+        step = self.interval
+        now = self._start()
         while True:
             self.advance(now)
             t = self.a[0]
@@ -399,6 +407,44 @@ class Replay:
             now += step
         self._resolve_markouts()
         return self._result()
+
+    def _run_compiled(self) -> Result:
+        """``run`` with the strategy's compiled quote rule, in ``pipeline/lob/loop.py`` (the same
+        results); Python only between chunks and when a table needs room."""
+        rule, params, qty = self.quoter
+        name, ex, tab = type(self.strategy).__name__, self.ex, loop.Tables(4 * self.o_state.size + self.a[1].shape[1] + 8)
+        if not (np.isfinite(qty) and qty > 0):
+            raise UserError(f"strategy {name}: quotes of size {qty}; sizes must be positive numbers")
+        lognormal = ex.latency == "lognormal"
+        c = tab.c
+        c[loop.C_NOW] = self._start()
+        tab.x[:] = self.cash, self.position, self.known_cash, self.known_position
+        ci = np.array([self.model, bool(ex.partial_fills), self.interval, self.feed, round(ex.entry_latency * NS),
+                       round(ex.response_latency * NS), lognormal, tab.margin], np.int64)
+        cf = np.array([ex.queue_power, self.tick, ex.maker_fee_bps, ex.taker_fee_bps, ex.maker_fee_per_share,
+                       ex.taker_fee_per_share, ex.entry_latency, ex.response_latency, qty], float)
+        venue = (self.o_state, self.o_side, self.o_px, self.o_leaves, self.o_front, self.o_cum,
+                 np.full(self.o_state.size, -1, np.int64), *self.f)
+        run, status = loop.compiled(), loop.ROOM
+        while status != loop.DONE:
+            if status == loop.BAD:
+                raise UserError(f"strategy {name} at {c[loop.C_NOW] / NS:.6f}: an order with price "
+                                f"{round(int(c[loop.C_BAD]) * self.tick, 10)} and size {qty}; prices and sizes "
+                                f"must be positive numbers")
+            if status == loop.MORE:
+                if not self._more():
+                    c[loop.C_LAST] = 1
+            elif status == loop.ROOM:
+                tab.grow(self.rng if lognormal else None, float(ex.latency_sigma))
+            b = self.book
+            floats = (b.time, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.trade_price, b.trade_size, b.trade_sign)
+            c[loop.C_KP], c[loop.C_J] = self.kp, self.j
+            status = run(rule, params, *(np.ascontiguousarray(v) for v in self.a),
+                         *(np.ascontiguousarray(v, float) for v in floats), *venue, *tab.arrays(), ci, cf)
+            self.kp, self.j = int(c[loop.C_KP]), int(c[loop.C_J])
+        orders, fills, equity, actions = tab.result(self.tick)
+        return Result(orders=orders, fills=fills, equity=equity, actions=actions, capital=self.capital,
+                      events=self.events, tick=self.tick)
 
     def _mark(self, now: int) -> None:
         t = self.a[0]
@@ -430,11 +476,12 @@ class Replay:
 
 def replay(chunks: Iterable[OrderBook], strategy: Optional[EventStrategy], exchange: ExchangeModel,
            capital: float = 1_000_000.0, seed: int = 7, interval: Optional[float] = None,
-           origin: Optional[float] = None) -> Result:
+           origin: Optional[float] = None, compiled: bool = True) -> Result:
     """Replay ``chunks`` (one ``OrderBook`` or pieces of one, in time order) with ``strategy``
     deciding every ``interval`` seconds (its own by default) from ``origin`` (seconds after
     midnight; by default the first event's time rounded up to the interval); ``strategy=None``
-    replays the book alone (the engine's own speed)."""
+    replays the book alone (the engine's own speed). A strategy with a compiled quote rule
+    (``EventStrategy.quote_kernel``) runs in the compiled loop unless ``compiled=False``."""
     if isinstance(chunks, OrderBook):
         chunks = [chunks]
-    return Replay(chunks, strategy, exchange, capital, seed, interval, origin).run()
+    return Replay(chunks, strategy, exchange, capital, seed, interval, origin, compiled).run()
