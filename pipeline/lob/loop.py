@@ -46,12 +46,12 @@ G_POWER, G_TICK, G_MAKER_BPS, G_TAKER_BPS, G_MAKER_PS, G_TAKER_PS, G_ENTRY, G_RE
 MARKOUTS = ((C_M1, F_MID1, NS), (C_M10, F_MID10, 10 * NS))   # engine.MARKOUTS: 1 s and 10 s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _before(key, a, b):
     return key[a] < key[b] or (key[a] == key[b] and a < b)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _push(heap, n, key, rec):
     i = n
     while i > 0:
@@ -64,7 +64,7 @@ def _push(heap, n, key, rec):
     return n + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pop(heap, n, key):
     top, n = heap[0], n - 1
     last, i = heap[n], 0
@@ -82,13 +82,41 @@ def _pop(heap, n, key):
     return top, n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def _upto(t, v, hint):
+    """``np.searchsorted(t, v, side="right")`` (how many of the sorted ``t`` are <= ``v``),
+    searched outward from ``hint``: the loop's clocks move little between calls, and a binary
+    search over the whole buffer misses the cache at every step."""
+    n = t.shape[0]
+    hint = min(max(hint, 0), n)
+    if hint < n and t[hint] <= v:
+        lo, step = hint + 1, 1
+        while hint + step < n and t[hint + step] <= v:
+            lo = hint + step + 1
+            step *= 2
+        hi = min(hint + step, n)
+    else:
+        hi, step = hint, 1
+        while hint - step >= 0 and t[hint - step] > v:
+            hi = hint - step
+            step *= 2
+        lo = max(hint - step + 1, 0)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if t[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, inline="always")
 def _mid(bt, at, r, tick):
     b, a = bt[r, 0], at[r, 0]
     return (b + a) * tick / 2 if b != kernel.NO_BID and a != kernel.NO_ASK else np.nan
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _learn(when, kind, oid, qty, px, fee, kni, knf, kheap, c):
     n = c[C_KNOWN]
     kni[n, R_TIME], kni[n, R_KIND], kni[n, R_ORDER] = when, kind, oid
@@ -97,7 +125,7 @@ def _learn(when, kind, oid, qty, px, fee, kni, knf, kheap, c):
     c[C_KHEAP] = _push(kheap, c[C_KHEAP], kni[:, R_TIME], n)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _record_fill(slot, when, row, px_tick, qty, maker, slot_order, bt, at, oi, of, fi, ff, kni, knf, kheap,
                  c, x, cf):
     oid = slot_order[slot]
@@ -123,7 +151,7 @@ def _record_fill(slot, when, row, px_tick, qty, maker, slot_order, bt, at, oi, o
     _learn(when + oi[oid, O_RESP], FILL, oid, qty, px, fee, kni, knf, kheap, c)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _markouts(t, bt, at, fi, ff, c, tick, final):
     """The mid at each fill's horizons once the buffer holds a later row (or the data ended);
     fill times never decrease, so a pointer per horizon is the engine's heap."""
@@ -141,7 +169,7 @@ def _markouts(t, bt, at, fi, ff, c, tick, final):
         c[ptr] = i
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _latency(which, draws, c, ci, cf):
     mean = cf[G_ENTRY if which == 0 else G_RESP]
     if ci[I_LOGNORMAL] and mean > 0:
@@ -150,7 +178,7 @@ def _latency(which, draws, c, ci, cf):
     return ci[I_ENTRY if which == 0 else I_RESP]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _done(oid, now, oi, opn, c):
     if oi[oid, O_DONE] >= 0:
         return
@@ -164,7 +192,7 @@ def _done(oid, now, oi, opn, c):
     c[C_OPEN] = n - 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _catch_up(now, oi, of, opn, kni, knf, kheap, c, x):
     while c[C_KHEAP] > 0 and kni[kheap[0], R_TIME] <= now:
         rec, left = _pop(kheap, c[C_KHEAP], kni[:, R_TIME])
@@ -182,7 +210,7 @@ def _catch_up(now, oi, of, opn, kni, knf, kheap, c, x):
             _done(oid, now, oi, opn, c)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _pending(now, delay, kind, oid, pend, pheap, act, c):
     n = c[C_PEND]
     pend[n, R_TIME], pend[n, R_KIND], pend[n, R_ORDER] = now + delay, kind, oid
@@ -193,7 +221,7 @@ def _pending(now, delay, kind, oid, pend, pheap, act, c):
     c[C_ACTS] = a + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _quote(side, want, now, oi, of, opn, pend, pheap, act, draws, c, ci, cf):
     """``MarketMaker.decide`` for one side: keep the first open order at the wanted price (not
     being cancelled), cancel the others, send one when none is kept."""
@@ -221,7 +249,7 @@ def _quote(side, want, now, oi, of, opn, pend, pheap, act, draws, c, ci, cf):
     _pending(now, entry, NEW, oid, pend, pheap, act, c)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _room(c, oi, fi, pend, kni, eqi, act, opn, draws, ci):
     """Whether every table has room for one more step (a decision, an arrival or a call of
     ``kernel.run_rows``): ``ci[I_MARGIN]`` rows, and the open orders' cancels."""
@@ -239,19 +267,29 @@ def _run(rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, 
     """``Replay.run`` from decision time ``c[C_NOW]`` until the data ends or Python is needed."""
     tick, model, power, partial = cf[G_TICK], ci[I_MODEL], cf[G_POWER], ci[I_PARTIAL] != 0
     now = c[C_NOW]
+    live = np.empty(o_state.shape[0], np.int64)
+    seen = c[C_J]                   # trades up to the last row the strategy received (a search hint)
     while True:
         # -- Replay.advance(now): events and arrivals up to now, in time order
         while True:
             has = c[C_PHEAP] > 0
             nxt = pend[pheap[0], R_TIME] if has else 0
             arrival = has and nxt <= now
-            k1 = np.searchsorted(t, nxt if arrival else now, side="right")
+            k1 = _upto(t, nxt if arrival else now, c[C_KP])
             while c[C_KP] < k1:                                          # Replay._rows
                 if not _room(c, oi, fi, pend, kni, eqi, act, opn, draws, ci):
                     return ROOM
-                k, j, n = kernel.run_rows(c[C_KP], k1, c[C_J], bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
-                                          o_state, o_side, o_px, o_leaves, o_front, o_cum, model, power, 1.0,
-                                          partial, f_slot, f_row, f_px, f_qty, f_maker, 0)
+                n = 0
+                for s in range(o_state.shape[0]):
+                    if o_state[s] == kernel.RESTING:
+                        live[n] = s
+                        n += 1
+                if n == 0:             # nothing resting: run_live would return at once (it costs a call)
+                    c[C_KP] = k1
+                    break
+                k, j, n = kernel.run_live(live[:n], c[C_KP], k1, c[C_J], bt, bq, at, aq, tr_row, tr_tick, tr_qty,
+                                          tr_sign, o_state, o_side, o_px, o_leaves, o_front, o_cum, model, power,
+                                          1.0, partial, f_slot, f_row, f_px, f_qty, f_maker, 0)
                 c[C_J] = j
                 for i in range(n):
                     _record_fill(f_slot[i], t[f_row[i]], f_row[i], f_px[i], f_qty[i], True, slot_order, bt, at,
@@ -275,8 +313,8 @@ def _run(rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, 
             return ROOM
         # -- the decision at now: what the strategy knows, the equity mark, its quotes
         _catch_up(now, oi, of, opn, kni, knf, kheap, c, x)
-        row = np.searchsorted(t, now - ci[I_FEED], side="right") - 1
-        r = np.searchsorted(t, now, side="right") - 1
+        r = _upto(t, now, c[C_KP]) - 1
+        row = _upto(t, now - ci[I_FEED], r + 1) - 1
         mid = _mid(bt, at, r, tick) if r >= 0 else np.nan
         e = c[C_MARKS]
         eqi[e] = now
@@ -284,7 +322,8 @@ def _run(rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, 
         eqf[e, 3] = x[X_CASH] + x[X_POS] * mid if x[X_POS] != 0 else x[X_CASH]
         c[C_MARKS] = e + 1
         if row >= 0:
-            end, hi = row + 1, np.searchsorted(tr_row, row + 1, side="left")
+            end = row + 1
+            seen = hi = _upto(tr_row, row, seen)
             bid, ask = rule(ft[:end], fbp[:end], fbs[:end], fap[:end], fas[:end], tr_row[:hi], ftr_px[:hi],
                             ftr_qty[:hi], ftr_sign[:hi], x[X_KPOS], tick, params)
             for side, want in ((1, bid), (-1, ask)):
@@ -296,7 +335,7 @@ def _run(rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, 
         c[C_NOW] = now
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _arrival(rec, pend, t, bt, bq, at, aq, o_state, o_side, o_px, o_leaves, o_front, o_cum, slot_order,
              f_slot, f_row, f_px, f_qty, f_maker, oi, of, fi, ff, kni, knf, kheap, c, x, ci, cf):
     """``Replay._arrival``: a cancel or a new order reaches the exchange after row ``kp - 1``."""

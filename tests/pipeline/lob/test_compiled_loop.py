@@ -1,0 +1,106 @@
+"""The compiled replay loop (``pipeline/lob/loop.py``) against the Python one (``Replay.run``
+with ``decide``): every column of orders, fills and equity and every action, exactly, for the
+market maker over queue models, partial fills, latency models, inventory limits, a full venue
+and chunked books."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.core.errors import UserError
+from pipeline.core.lob import NO_QUOTE, EventStrategy, quote_signature
+from pipeline.lob.engine import Replay, replay
+from plugins.broker.lob import LOBExchange
+from plugins.data.lob_synthetic import synthetic_book
+from plugins.strategy.market_maker import MarketMaker
+
+
+@pytest.fixture(scope="module")
+def book():
+    return synthetic_book(n_events=6_000, seed=11)
+
+
+def pieces(book, rows):
+    return [book.window(lo, min(lo + rows, book.n_rows)) for lo in range(0, book.n_rows, rows)]
+
+
+def same(compiled, python):
+    assert compiled.actions == python.actions
+    for table in ("orders", "fills", "equity"):      # NaN-aware and exact, column by column
+        a, b = pd.DataFrame(getattr(compiled, table)), pd.DataFrame(getattr(python, table))
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), table
+        for column in a:
+            assert a[column].equals(b[column]), f"{table}.{column}"
+    assert (compiled.events, compiled.capital) == (python.events, python.capital)
+
+
+SETTINGS = {
+    "risk_averse": ({}, {}),
+    "power_prob": ({}, {"queue": "power_prob", "queue_power": 3.0}),
+    "whole_fills": ({}, {"partial_fills": False}),
+    "power_prob_whole": ({}, {"queue": "power_prob", "partial_fills": False}),
+    "lognormal": ({}, {"latency": "lognormal", "latency_sigma": 1.5, "entry_latency": 0.05,
+                       "response_latency": 0.02}),
+    "inventory_limit": ({"max_inventory": 200.0, "gamma": 0.5, "horizon": 5.0}, {}),
+    "fixed_quoter": ({"sigma": 1e-12, "kappa": 1e12, "horizon": 0.0, "order_qty": 150.0,
+                      "max_inventory": 600.0}, {"partial_fills": False}),
+    "venue_full": ({}, {"max_orders": 1, "entry_latency": 0.3}),
+    "fees_per_share": ({"interval": 0.05}, {"maker_fee_per_share": -0.002, "taker_fee_per_share": 0.003,
+                                            "feed_latency": 0.0, "response_latency": 0.2}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("chunk", [None, 700])
+def test_19_5_the_compiled_loop_replays_the_market_maker_like_python(book, name, chunk):
+    mm, ex = SETTINGS[name]
+    make = lambda: MarketMaker(**{"vol_window": 20.0, **mm})          # noqa: E731
+    exchange = LOBExchange(**ex)
+    source = (lambda: pieces(book, chunk)) if chunk else (lambda: book)
+    assert Replay([book], make(), exchange, 0.0, 5).quoter is not None       # the compiled path runs
+    compiled = replay(source(), make(), exchange, capital=1e5, seed=5)
+    python = replay(source(), make(), exchange, capital=1e5, seed=5, compiled=False)
+    assert len(python.fills["qty"]) > 10
+    same(compiled, python)
+    if name == "inventory_limit":
+        assert max(abs(p) for p in python.equity["position"]) >= 200.0
+    if name == "venue_full":
+        assert "expired" in python.orders["status"]
+    if name == "lognormal":
+        assert len(set(python.orders["entry_latency"])) > 100
+
+
+def test_19_5_chunks_replay_like_the_whole_book_on_the_compiled_path(book):
+    ex = LOBExchange(queue="power_prob")
+    whole = replay(book, MarketMaker(vol_window=20.0), ex)
+    for rows in (333, 2_000):
+        same(replay(pieces(book, rows), MarketMaker(vol_window=20.0), ex), whole)
+
+
+class _Subclass(MarketMaker):
+    def quotes(self, book, row, position, tick):
+        bid, ask = super().quotes(book, row, position, tick)
+        return bid - tick, ask
+
+
+def test_19_5_python_overrides_and_plain_strategies_keep_the_python_path(book):
+    assert _Subclass().quote_kernel() is None
+    assert Replay([book], EventStrategy(), LOBExchange(), 0.0, 5).quoter is None
+    assert Replay([book], MarketMaker(), LOBExchange(), 0.0, 5, compiled=False).quoter is None
+
+
+class _AtZero(EventStrategy):
+    """A compiled rule that bids at tick 0: refused like ``ctx.buy(0.0, ...)``."""
+
+    interval = 0.5
+
+    def quote_kernel(self):
+        from numba import njit
+
+        rule = njit(quote_signature())(lambda t, bp, bs, ap, az, tr, tp, ts, tg, pos, tick, p: (0, NO_QUOTE))
+        return rule, np.zeros(1), 100.0
+
+
+def test_19_5_a_compiled_rule_gets_the_order_checks_of_the_python_path(book):
+    with pytest.raises(UserError, match=r"strategy _AtZero at \d+\.\d{6}: an order with price 0.0 and size 100.0"):
+        replay(book, _AtZero(), LOBExchange())
