@@ -439,8 +439,8 @@ class Replay:
             b = self.book
             floats = (b.time, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.trade_price, b.trade_size, b.trade_sign)
             c[loop.C_KP], c[loop.C_J] = self.kp, self.j
-            status = run(rule, params, *(np.ascontiguousarray(v) for v in self.a),
-                         *(np.ascontiguousarray(v, float) for v in floats), *venue, *tab.arrays(), ci, cf)
+            status = run(rule, params, *map(_plain, self.a), *(_plain(v, float) for v in floats), *venue,
+                         *tab.arrays(), ci, cf)
             self.kp, self.j = int(c[loop.C_KP]), int(c[loop.C_J])
         orders, fills, equity, actions = tab.result(self.tick)
         return Result(orders=orders, fills=fills, equity=equity, actions=actions, capital=self.capital,
@@ -472,6 +472,13 @@ class Replay:
                 cols[key].append(value)
         return Result(orders=cols, fills=self.fill_cols, equity=self.equity, actions=self.actions,
                       capital=self.capital, events=self.events, tick=self.tick)
+
+
+def _plain(values: np.ndarray, dtype=None) -> np.ndarray:
+    """The array as the compiled loop's signature takes it: contiguous and writeable (a
+    read-only file buffer is copied)."""
+    values = np.ascontiguousarray(values, dtype)
+    return values if values.flags.writeable else values.copy()
 
 
 def replay(chunks: Iterable[OrderBook], strategy: Optional[EventStrategy], exchange: ExchangeModel,

@@ -12,12 +12,13 @@ from pipeline.core.lob import NO_QUOTE, EventStrategy, quote_signature
 from pipeline.lob.engine import Replay, replay
 from plugins.broker.lob import LOBExchange
 from plugins.data.lob_synthetic import synthetic_book
+from plugins.data.lobster import LOBSTER, write_lobster
 from plugins.strategy.market_maker import MarketMaker
 
 
 @pytest.fixture(scope="module")
 def book():
-    return synthetic_book(n_events=6_000, seed=11)
+    return synthetic_book(n_events=8_000, seed=11)
 
 
 def pieces(book, rows):
@@ -34,12 +35,13 @@ def same(compiled, python):
     assert (compiled.events, compiled.capital) == (python.events, python.capital)
 
 
+QUOTES = {"vol_window": 20.0, "kappa": 1e4, "gamma": 0.05}     # near the touch: fills on a small book
 SETTINGS = {
     "risk_averse": ({}, {}),
     "power_prob": ({}, {"queue": "power_prob", "queue_power": 3.0}),
     "whole_fills": ({}, {"partial_fills": False}),
     "power_prob_whole": ({}, {"queue": "power_prob", "partial_fills": False}),
-    "lognormal": ({}, {"latency": "lognormal", "latency_sigma": 1.5, "entry_latency": 0.05,
+    "lognormal": ({}, {"latency": "lognormal", "latency_sigma": 1.5, "entry_latency": 0.2,
                        "response_latency": 0.02}),
     "inventory_limit": ({"max_inventory": 200.0, "gamma": 0.5, "horizon": 5.0}, {}),
     "fixed_quoter": ({"sigma": 1e-12, "kappa": 1e12, "horizon": 0.0, "order_qty": 150.0,
@@ -54,27 +56,34 @@ SETTINGS = {
 @pytest.mark.parametrize("chunk", [None, 700])
 def test_19_5_the_compiled_loop_replays_the_market_maker_like_python(book, name, chunk):
     mm, ex = SETTINGS[name]
-    make = lambda: MarketMaker(**{"vol_window": 20.0, **mm})          # noqa: E731
+    make = lambda: MarketMaker(**{**QUOTES, **mm})          # noqa: E731
     exchange = LOBExchange(**ex)
     source = (lambda: pieces(book, chunk)) if chunk else (lambda: book)
     assert Replay([book], make(), exchange, 0.0, 5).quoter is not None       # the compiled path runs
     compiled = replay(source(), make(), exchange, capital=1e5, seed=5)
     python = replay(source(), make(), exchange, capital=1e5, seed=5, compiled=False)
-    assert len(python.fills["qty"]) > 10
+    assert len(python.fills["qty"]) > 100
     same(compiled, python)
     if name == "inventory_limit":
         assert max(abs(p) for p in python.equity["position"]) >= 200.0
     if name == "venue_full":
         assert "expired" in python.orders["status"]
-    if name == "lognormal":
-        assert len(set(python.orders["entry_latency"])) > 100
+    if name == "lognormal":                  # drawn per order; some cancels overtake their order
+        assert len(set(python.orders["entry_latency"])) > 100 and False in python.fills["maker"]
+        assert any(s == "cancelled" and q != q for s, q in zip(python.orders["status"], python.orders["queue_ahead"]))
 
 
-def test_19_5_chunks_replay_like_the_whole_book_on_the_compiled_path(book):
+def test_19_5_chunks_replay_like_the_whole_book_on_the_compiled_path(book, tmp_path):
     ex = LOBExchange(queue="power_prob")
-    whole = replay(book, MarketMaker(vol_window=20.0), ex)
+    whole = replay(book, MarketMaker(**QUOTES), ex)
+    assert len(whole.fills["qty"]) > 100
     for rows in (333, 2_000):
-        same(replay(pieces(book, rows), MarketMaker(vol_window=20.0), ex), whole)
+        same(replay(pieces(book, rows), MarketMaker(**QUOTES), ex), whole)
+    # LOBSTER files streamed in chunks (read-only buffers), against the Python loop
+    small, messages = synthetic_book(n_events=4_000, seed=5, messages=True)
+    message, _ = write_lobster(tmp_path, messages, small)
+    source = lambda: LOBSTER(path=str(message), chunk_rows=500).chunks()      # noqa: E731
+    same(replay(source(), MarketMaker(**QUOTES), ex), replay(source(), MarketMaker(**QUOTES), ex, compiled=False))
 
 
 class _Subclass(MarketMaker):
