@@ -12,6 +12,10 @@ Three clocks, in integer nanoseconds: the exchange's (event times), the strategy
 The book arrives in chunks (``EventSource.chunks``); the engine keeps the rows the strategy's
 ``history`` and the queue model still need, so memory is bounded by a chunk. Money: cash and
 position are the exchange's truth; equity is marked at the mid at every decision.
+
+A strategy with a compiled quote rule (``EventStrategy.quote_kernel``, the market maker) runs
+in ``pipeline/lob/loop.py``: this loop compiled, with the same results; the Python loop here
+is the reference and runs every other strategy.
 """
 
 from __future__ import annotations

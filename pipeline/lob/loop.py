@@ -436,13 +436,13 @@ class Tables:
         n, nf, ne = int(c[C_ORDERS]), int(c[C_FILLS]), int(c[C_MARKS])
         oi, of = self.oi[:n], self.of[:n]
         sent, entry, resp, cancel = oi[:, O_SENT], oi[:, O_ENTRY], oi[:, O_RESP], oi[:, O_CANCEL]
-        side, qty = oi[:, O_SIDE].tolist(), of[:, O_QTY].tolist()
-        price = [round(k * tick, 10) for k in oi[:, O_TICK].tolist()]
+        ticks, where = np.unique(oi[:, O_TICK], return_inverse=True)
+        price = np.array([round(k * tick, 10) for k in ticks.tolist()] or [0.0])[where]   # as Replay.send gets it
         orders = {"order_id": list(range(n)), "sent": (sent / NS).tolist(), "arrival": ((sent + entry) / NS).tolist(),
-                  "side": side, "kind": ["limit"] * n, "price": price, "qty": qty,
-                  "filled": of[:, O_FILLED].tolist(), "status": [STATUS[s] for s in oi[:, O_STATE].tolist()],
-                  "queue_ahead": of[:, O_AHEAD].tolist(), "entry_latency": (entry / NS).tolist(),
-                  "response_latency": (resp / NS).tolist(),
+                  "side": oi[:, O_SIDE].tolist(), "kind": ["limit"] * n, "price": price.tolist(),
+                  "qty": of[:, O_QTY].tolist(), "filled": of[:, O_FILLED].tolist(),
+                  "status": np.array(STATUS)[oi[:, O_STATE]].tolist(), "queue_ahead": of[:, O_AHEAD].tolist(),
+                  "entry_latency": (entry / NS).tolist(), "response_latency": (resp / NS).tolist(),
                   "cancel_sent": np.where(cancel >= 0, cancel / NS, np.nan).tolist()}
         fi, ff = self.fi[:nf], self.ff[:nf]
         oid, when = fi[:, F_ORDER], fi[:, F_TIME]
@@ -455,6 +455,10 @@ class Tables:
         eqf = self.eqf[:ne]
         equity = {"time": (self.eqi[:ne] / NS).tolist(), "mid": eqf[:, 0].tolist(), "position": eqf[:, 1].tolist(),
                   "cash": eqf[:, 2].tolist(), "equity": eqf[:, 3].tolist()}
-        actions = [(now, "limit", side[o], price[o], qty[o]) if kind == NEW else (now, "cancel", side[o], price[o], float(o))
-                   for now, kind, o in self.act[:int(c[C_ACTS])].tolist()]
+        act = self.act[:int(c[C_ACTS])]
+        kind, o = act[:, R_KIND], act[:, R_ORDER]
+        # (time ns, kind, side, price, size) for an order, (..., order id) for a cancel: Replay.actions
+        actions = list(zip(act[:, R_TIME].tolist(), np.where(kind == NEW, "limit", "cancel").tolist(),
+                           oi[o, O_SIDE].tolist(), price[o].tolist(),
+                           np.where(kind == NEW, of[o, O_QTY], o.astype(float)).tolist()))
         return orders, fills, equity, actions
