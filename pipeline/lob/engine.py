@@ -429,7 +429,7 @@ class Replay:
                        ex.taker_fee_per_share, ex.entry_latency, ex.response_latency, qty], float)
         venue = (self.o_state, self.o_side, self.o_px, self.o_leaves, self.o_front, self.o_cum,
                  np.full(self.o_state.size, -1, np.int64), *self.f)
-        run, status = loop.compiled(), loop.ROOM
+        run, status, shown, book = loop.compiled(), loop.ROOM, None, ()
         while status != loop.DONE:
             if status == loop.BAD:
                 raise UserError(f"strategy {name} at {c[loop.C_NOW] / NS:.6f}: an order with price "
@@ -440,11 +440,12 @@ class Replay:
                     c[loop.C_LAST] = 1
             elif status == loop.ROOM:
                 tab.grow(self.rng if lognormal else None, float(ex.latency_sigma))
-            b = self.book
-            floats = (b.time, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.trade_price, b.trade_size, b.trade_sign)
+            if shown is not self.book:          # a new buffer: the exchange's arrays and the strategy's
+                shown = b = self.book
+                book = (*map(_plain, self.a), *(_plain(v, float) for v in (
+                    b.time, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.trade_price, b.trade_size, b.trade_sign)))
             c[loop.C_KP], c[loop.C_J] = self.kp, self.j
-            status = run(rule, params, *map(_plain, self.a), *(_plain(v, float) for v in floats), *venue,
-                         *tab.arrays(), ci, cf)
+            status = run(rule, params, *book, *venue, *tab.arrays(), ci, cf)
             self.kp, self.j = int(c[loop.C_KP]), int(c[loop.C_J])
         orders, fills, equity, actions = tab.result(self.tick)
         return Result(orders=orders, fills=fills, equity=equity, actions=actions, capital=self.capital,
