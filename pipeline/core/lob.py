@@ -187,6 +187,13 @@ class EventStrategy(Strategy):
         """
         return None
 
+    def target_kernel(self) -> Optional[tuple]:
+        """A taker's decision compiled with numba, or None: ``(rule, params)`` with ``rule``
+        of ``target_signature()`` (the arguments of a quote rule) returning the position it
+        wants. The engine does what a taker's ``decide`` does: while it knows of no open order,
+        a wanted position other than the current one is reached with one market order."""
+        return None
+
     def signal(self, data, at: np.ndarray) -> np.ndarray:  # type: ignore[override]
         raise NotImplementedError(f"{type(self).__name__} trades order-book events: run it on event "
                                   f"data (data=lob_synthetic or data=lobster)")
@@ -197,8 +204,22 @@ def quote_signature():
     loads only when an event run asks for it."""
     from numba import types
 
+    return types.UniTuple(types.int64, 2)(*_rule_arguments())
+
+
+def target_signature():
+    """The numba signature of a compiled taker rule (``EventStrategy.target_kernel``)."""
+    from numba import types
+
+    return types.float64(*_rule_arguments())
+
+
+def _rule_arguments() -> tuple:
+    """time, bid/ask price and size, trades (row, price, size, sign), position, tick, params."""
+    from numba import types
+
     f1, f2, i1 = types.float64[::1], types.float64[:, ::1], types.int64[::1]
-    return types.UniTuple(types.int64, 2)(f1, f2, f2, f2, f2, i1, f1, f1, f1, types.float64, types.float64, f1)
+    return f1, f2, f2, f2, f2, i1, f1, f1, f1, types.float64, types.float64, f1
 
 
 class ExchangeModel(Broker):

@@ -13,9 +13,10 @@ The book arrives in chunks (``EventSource.chunks``); the engine keeps the rows t
 ``history`` and the queue model still need, so memory is bounded by a chunk. Money: cash and
 position are the exchange's truth; equity is marked at the mid at every decision.
 
-A strategy with a compiled quote rule (``EventStrategy.quote_kernel``, the market maker) runs
-in ``pipeline/lob/loop.py``: this loop compiled, with the same results; the Python loop here
-is the reference and runs every other strategy.
+A strategy with a compiled rule (``EventStrategy.quote_kernel``: the market maker;
+``target_kernel``: the microstructure taker) runs in ``pipeline/lob/loop.py``: this loop
+compiled, with the same results; the Python loop here is the reference and runs every other
+strategy.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from pipeline.core.errors import ConfigError, UserError
-from pipeline.core.lob import EventStrategy, ExchangeModel, OrderBook
+from pipeline.core.lob import NO_QUOTE, EventStrategy, ExchangeModel, OrderBook
 from pipeline.lob import kernel, loop
 
 NS = 1_000_000_000
@@ -114,8 +115,10 @@ class Replay:
                  origin: Optional[float] = None, compiled: bool = True) -> None:
         self.chunks: Iterator[OrderBook] = iter(chunks)
         self.strategy = strategy
-        quote_kernel = getattr(strategy, "quote_kernel", None) if compiled else None
+        quote_kernel, target_kernel = (getattr(strategy, f, None) if compiled else None
+                                       for f in ("quote_kernel", "target_kernel"))
         self.quoter = quote_kernel() if quote_kernel is not None else None
+        self.taker = target_kernel() if target_kernel is not None and self.quoter is None else None
         self.ex = exchange
         self.tick = float(exchange.tick)
         self.model = {"risk_averse": kernel.RISK_AVERSE, "power_prob": kernel.POWER_PROB}.get(exchange.queue)
@@ -392,7 +395,7 @@ class Replay:
         return -(-int(self.a[0][0]) // step) * step if self.origin is None else self.origin
 
     def run(self) -> Result:
-        if self.quoter is not None:
+        if self.quoter is not None or self.taker is not None:
             return self._run_compiled()
         step = self.interval
         now = self._start()
@@ -413,18 +416,24 @@ class Replay:
         return self._result()
 
     def _run_compiled(self) -> Result:
-        """``run`` with the strategy's compiled quote rule, in ``pipeline/lob/loop.py`` (the same
-        results); Python only between chunks and when a table needs room."""
-        rule, params, qty = self.quoter
+        """``run`` with the strategy's compiled quote or taker rule, in ``pipeline/lob/loop.py``
+        (the same results); Python only between chunks and when a table needs room."""
+        no_quotes, no_target = loop.unused()
+        if self.quoter is not None:
+            quote_rule, params, qty = self.quoter
+            rules = (quote_rule, no_target)
+        else:
+            (target_rule, params), qty = self.taker, 1.0
+            rules = (no_quotes, target_rule)
         name, ex, tab = type(self.strategy).__name__, self.ex, loop.Tables(4 * self.o_state.size + self.a[1].shape[1] + 8)
         if not (np.isfinite(qty) and qty > 0):
             raise UserError(f"strategy {name}: quotes of size {qty}; sizes must be positive numbers")
         lognormal = ex.latency == "lognormal"
         c = tab.c
         c[loop.C_NOW] = self._start()
-        tab.x[:] = self.cash, self.position, self.known_cash, self.known_position
+        tab.x[:4] = self.cash, self.position, self.known_cash, self.known_position
         ci = np.array([self.model, bool(ex.partial_fills), self.interval, self.feed, round(ex.entry_latency * NS),
-                       round(ex.response_latency * NS), lognormal, tab.margin], np.int64)
+                       round(ex.response_latency * NS), lognormal, tab.margin, self.taker is not None], np.int64)
         cf = np.array([ex.queue_power, self.tick, ex.maker_fee_bps, ex.taker_fee_bps, ex.maker_fee_per_share,
                        ex.taker_fee_per_share, ex.entry_latency, ex.response_latency, qty], float)
         venue = (self.o_state, self.o_side, self.o_px, self.o_leaves, self.o_front, self.o_cum,
@@ -432,9 +441,10 @@ class Replay:
         run, status, shown, book = loop.compiled(), loop.ROOM, None, ()
         while status != loop.DONE:
             if status == loop.BAD:
-                raise UserError(f"strategy {name} at {c[loop.C_NOW] / NS:.6f}: an order with price "
-                                f"{round(int(c[loop.C_BAD]) * self.tick, 10)} and size {qty}; prices and sizes "
-                                f"must be positive numbers")
+                bad = int(c[loop.C_BAD])
+                price = float("nan") if bad == NO_QUOTE else round(bad * self.tick, 10)
+                raise UserError(f"strategy {name} at {c[loop.C_NOW] / NS:.6f}: an order with price {price} and "
+                                f"size {tab.x[loop.X_BAD]}; prices and sizes must be positive numbers")
             if status == loop.MORE:
                 if not self._more():
                     c[loop.C_LAST] = 1
@@ -445,7 +455,7 @@ class Replay:
                 book = (*map(_plain, self.a), *(_plain(v, float) for v in (
                     b.time, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.trade_price, b.trade_size, b.trade_sign)))
             c[loop.C_KP], c[loop.C_J] = self.kp, self.j
-            status = run(rule, params, *book, *venue, *tab.arrays(), ci, cf)
+            status = run(*rules, params, *book, *venue, *tab.arrays(), ci, cf)
             self.kp, self.j = int(c[loop.C_KP]), int(c[loop.C_J])
         orders, fills, equity, actions = tab.result(self.tick)
         return Result(orders=orders, fills=fills, equity=equity, actions=actions, capital=self.capital,
@@ -492,8 +502,9 @@ def replay(chunks: Iterable[OrderBook], strategy: Optional[EventStrategy], excha
     """Replay ``chunks`` (one ``OrderBook`` or pieces of one, in time order) with ``strategy``
     deciding every ``interval`` seconds (its own by default) from ``origin`` (seconds after
     midnight; by default the first event's time rounded up to the interval); ``strategy=None``
-    replays the book alone (the engine's own speed). A strategy with a compiled quote rule
-    (``EventStrategy.quote_kernel``) runs in the compiled loop unless ``compiled=False``."""
+    replays the book alone (the engine's own speed). A strategy with a compiled rule
+    (``EventStrategy.quote_kernel``, ``target_kernel``) runs in the compiled loop unless
+    ``compiled=False``."""
     if isinstance(chunks, OrderBook):
         chunks = [chunks]
     return Replay(chunks, strategy, exchange, capital, seed, interval, origin, compiled).run()

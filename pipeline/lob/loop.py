@@ -21,7 +21,7 @@ import functools
 import numba
 import numpy as np
 
-from pipeline.core.lob import NO_QUOTE, quote_signature
+from pipeline.core.lob import NO_QUOTE, quote_signature, target_signature
 from pipeline.lob import kernel
 
 NS = 1_000_000_000
@@ -31,7 +31,7 @@ STATUS = ("resting", "resting", "filled", "cancelled", "expired")     # not arri
 NEW, CANCEL = 0, 1              # what reaches the exchange (and the actions' kinds: limit, cancel)
 FILL, GONE = 0, 1               # what the strategy learns
 # columns: orders (int, float), fills (int, float), records of pending and known events
-O_SIDE, O_TICK, O_SENT, O_ENTRY, O_RESP, O_SLOT, O_STATE, O_DONE, O_CANCEL = range(9)
+O_SIDE, O_TICK, O_SENT, O_ENTRY, O_RESP, O_SLOT, O_STATE, O_DONE, O_CANCEL, O_MARKET = range(10)
 O_QTY, O_AHEAD, O_FILLED, O_KNOWN = range(4)
 F_ORDER, F_TIME, F_MAKER = range(3)
 F_PX, F_QTY, F_FEE, F_MID, F_MID1, F_MID10 = range(6)
@@ -40,8 +40,8 @@ K_QTY, K_PX, K_FEE = range(3)
 # counters (c), money (x), settings (ci, cf)
 (C_NOW, C_KP, C_J, C_ORDERS, C_FILLS, C_PEND, C_PHEAP, C_KNOWN, C_KHEAP, C_MARKS, C_ACTS, C_OPEN,
  C_DRAW, C_M1, C_M10, C_LAST, C_BAD) = range(17)
-X_CASH, X_POS, X_KCASH, X_KPOS = range(4)
-I_MODEL, I_PARTIAL, I_STEP, I_FEED, I_ENTRY, I_RESP, I_LOGNORMAL, I_MARGIN = range(8)
+X_CASH, X_POS, X_KCASH, X_KPOS, X_BAD = range(5)
+I_MODEL, I_PARTIAL, I_STEP, I_FEED, I_ENTRY, I_RESP, I_LOGNORMAL, I_MARGIN, I_TAKER = range(9)
 G_POWER, G_TICK, G_MAKER_BPS, G_TAKER_BPS, G_MAKER_PS, G_TAKER_PS, G_ENTRY, G_RESP, G_QTY = range(9)
 MARKOUTS = ((C_M1, F_MID1, NS), (C_M10, F_MID10, 10 * NS))   # engine.MARKOUTS: 1 s and 10 s
 
@@ -235,14 +235,20 @@ def _quote(side, want, now, oi, of, opn, pend, pheap, act, draws, c, ci, cf):
         elif oi[oid, O_CANCEL] < 0:
             oi[oid, O_CANCEL] = now
             _pending(now, _latency(0, draws, c, ci, cf), CANCEL, oid, pend, pheap, act, c)
-    if kept >= 0 or want == NO_QUOTE:
-        return
+    if kept < 0 and want != NO_QUOTE:
+        _send(side, want, cf[G_QTY], False, now, oi, of, opn, pend, pheap, act, draws, c, ci, cf)
+
+
+@numba.njit(cache=True, inline="always")
+def _send(side, tick, qty, market, now, oi, of, opn, pend, pheap, act, draws, c, ci, cf):
+    """``Replay.send``: a limit order at ``tick`` or a market order (tick 0)."""
     oid = c[C_ORDERS]
     entry = _latency(0, draws, c, ci, cf)
     resp = _latency(1, draws, c, ci, cf)
-    oi[oid, O_SIDE], oi[oid, O_TICK], oi[oid, O_SENT], oi[oid, O_ENTRY], oi[oid, O_RESP] = side, want, now, entry, resp
+    oi[oid, O_SIDE], oi[oid, O_TICK], oi[oid, O_SENT], oi[oid, O_ENTRY], oi[oid, O_RESP] = side, tick, now, entry, resp
     oi[oid, O_SLOT], oi[oid, O_STATE], oi[oid, O_DONE], oi[oid, O_CANCEL] = -1, SENT, -1, -1
-    of[oid, O_QTY], of[oid, O_AHEAD], of[oid, O_FILLED], of[oid, O_KNOWN] = cf[G_QTY], np.nan, 0.0, 0.0
+    oi[oid, O_MARKET] = market
+    of[oid, O_QTY], of[oid, O_AHEAD], of[oid, O_FILLED], of[oid, O_KNOWN] = qty, np.nan, 0.0, 0.0
     c[C_ORDERS] = oid + 1
     opn[c[C_OPEN]] = oid
     c[C_OPEN] += 1
@@ -261,10 +267,11 @@ def _room(c, oi, fi, pend, kni, eqi, act, opn, draws, ci):
             and (not ci[I_LOGNORMAL] or draws.shape[0] - c[C_DRAW] >= c[C_OPEN] + 4))
 
 
-def _run(rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, fbp, fbs, fap, fas, ftr_px,
+def _run(quote_rule, target_rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, fbp, fbs, fap, fas, ftr_px,
          ftr_qty, ftr_sign, o_state, o_side, o_px, o_leaves, o_front, o_cum, slot_order, f_slot, f_row, f_px,
          f_qty, f_maker, oi, of, fi, ff, pend, pheap, kni, knf, kheap, eqi, eqf, act, opn, draws, c, x, ci, cf):
-    """``Replay.run`` from decision time ``c[C_NOW]`` until the data ends or Python is needed."""
+    """``Replay.run`` from decision time ``c[C_NOW]`` until the data ends or Python is needed;
+    the strategy's decision is ``quote_rule``'s or, with ``ci[I_TAKER]``, ``target_rule``'s."""
     tick, model, power, partial = cf[G_TICK], ci[I_MODEL], cf[G_POWER], ci[I_PARTIAL] != 0
     now = c[C_NOW]
     live = np.empty(o_state.shape[0], np.int64)
@@ -321,14 +328,27 @@ def _run(rule, params, t, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign, ft, 
         eqf[e, 0], eqf[e, 1], eqf[e, 2] = mid, x[X_POS], x[X_CASH]
         eqf[e, 3] = x[X_CASH] + x[X_POS] * mid if x[X_POS] != 0 else x[X_CASH]
         c[C_MARKS] = e + 1
-        if row >= 0:
+        if row >= 0 and ci[I_TAKER]:
+            if c[C_OPEN] == 0:                   # Microstructure.decide: one market order at a time
+                end = row + 1
+                seen = hi = _upto(tr_row, row, seen)
+                target = target_rule(ft[:end], fbp[:end], fbs[:end], fap[:end], fas[:end], tr_row[:hi],
+                                     ftr_px[:hi], ftr_qty[:hi], ftr_sign[:hi], x[X_KPOS], tick, params)
+                if target != x[X_KPOS]:
+                    size = abs(target - x[X_KPOS])
+                    if not (np.isfinite(size) and size > 0):
+                        c[C_BAD], x[X_BAD] = NO_QUOTE, size
+                        return BAD
+                    _send(1 if target - x[X_KPOS] > 0 else -1, 0, size, True, now, oi, of, opn, pend, pheap, act,
+                          draws, c, ci, cf)
+        elif row >= 0:
             end = row + 1
             seen = hi = _upto(tr_row, row, seen)
-            bid, ask = rule(ft[:end], fbp[:end], fbs[:end], fap[:end], fas[:end], tr_row[:hi], ftr_px[:hi],
-                            ftr_qty[:hi], ftr_sign[:hi], x[X_KPOS], tick, params)
+            bid, ask = quote_rule(ft[:end], fbp[:end], fbs[:end], fap[:end], fas[:end], tr_row[:hi], ftr_px[:hi],
+                                  ftr_qty[:hi], ftr_sign[:hi], x[X_KPOS], tick, params)
             for side, want in ((1, bid), (-1, ask)):
                 if want != NO_QUOTE and want <= 0:
-                    c[C_BAD] = want
+                    c[C_BAD], x[X_BAD] = want, cf[G_QTY]
                     return BAD
                 _quote(side, want, now, oi, of, opn, pend, pheap, act, draws, c, ci, cf)
         now += ci[I_STEP]
@@ -362,7 +382,8 @@ def _arrival(rec, pend, t, bt, bq, at, aq, o_state, o_side, o_px, o_leaves, o_fr
         return
     slot_order[slot] = oid
     oi[oid, O_SLOT] = slot
-    n, ahead = kernel.arrive(slot, oi[oid, O_SIDE], oi[oid, O_TICK], of[oid, O_QTY], False, k, bt, bq, at, aq,
+    n, ahead = kernel.arrive(slot, oi[oid, O_SIDE], oi[oid, O_TICK], of[oid, O_QTY], oi[oid, O_MARKET] != 0, k,
+                             bt, bq, at, aq,
                              o_state, o_side, o_px, o_leaves, o_front, o_cum, ci[I_PARTIAL] != 0,
                              f_slot, f_row, f_px, f_qty, f_maker, 0)
     oi[oid, O_STATE] = RESTING
@@ -377,16 +398,35 @@ def _arrival(rec, pend, t, bt, bq, at, aq, o_state, o_side, o_px, o_leaves, o_fr
 
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """``_run`` compiled once per machine (cached on disk), for any rule of ``quote_signature()``:
-    the rule is a first-class function argument, so one compiled loop serves every strategy."""
+    """``_run`` compiled once per machine (cached on disk), for any rules of ``quote_signature()``
+    and ``target_signature()``: first-class function arguments, so one compiled loop serves
+    every strategy."""
     from numba import types
 
     i1, i2, f1, f2 = types.int64[::1], types.int64[:, ::1], types.float64[::1], types.float64[:, ::1]
-    args = ([types.FunctionType(quote_signature()), f1] + [i1, i2, f2, i2, f2, i1, i1, f1, i1]
+    args = ([types.FunctionType(quote_signature()), types.FunctionType(target_signature()), f1]
+            + [i1, i2, f2, i2, f2, i1, i1, f1, i1]
             + [f1, f2, f2, f2, f2, f1, f1, f1]
             + [types.int8[::1], types.int8[::1], i1, f1, f1, f1, i1, i1, i1, i1, f1, types.boolean[::1]]
             + [i2, f2, i2, f2, i2, i1, i2, f2, i1, i1, f2, i2, i1, f1, i1, f1, i1, f1])
     return numba.njit(types.int64(*args), cache=True)(_run)
+
+
+def _no_quotes(time, bid_price, bid_size, ask_price, ask_size, trade_row, trade_price, trade_size, trade_sign,
+               position, tick, params):
+    return NO_QUOTE, NO_QUOTE
+
+
+def _no_target(time, bid_price, bid_size, ask_price, ask_size, trade_row, trade_price, trade_size, trade_sign,
+               position, tick, params):
+    return position
+
+
+@functools.lru_cache(maxsize=None)
+def unused() -> tuple:
+    """The rules ``_run`` is given for the kind of decision a strategy does not make."""
+    return (numba.njit(quote_signature(), cache=True)(_no_quotes),
+            numba.njit(target_signature(), cache=True)(_no_target))
 
 
 class Tables:
@@ -399,7 +439,7 @@ class Tables:
 
     def __init__(self, margin: int) -> None:
         size = 4 * margin
-        for name, shape, dtype in (("oi", (9,), np.int64), ("of", (4,), float), ("fi", (3,), np.int64),
+        for name, shape, dtype in (("oi", (10,), np.int64), ("of", (4,), float), ("fi", (3,), np.int64),
                                    ("ff", (6,), float), ("pend", (3,), np.int64), ("pheap", (), np.int64),
                                    ("kni", (3,), np.int64), ("knf", (3,), float), ("kheap", (), np.int64),
                                    ("eqi", (), np.int64), ("eqf", (4,), float), ("act", (3,), np.int64),
@@ -407,7 +447,7 @@ class Tables:
             setattr(self, name, np.zeros((size, *shape), dtype))
         self.draws = np.zeros(0)
         self.c = np.zeros(17, np.int64)
-        self.x = np.zeros(4)
+        self.x = np.zeros(5)
         self.margin = margin
 
     def arrays(self) -> tuple:
@@ -437,9 +477,12 @@ class Tables:
         oi, of = self.oi[:n], self.of[:n]
         sent, entry, resp, cancel = oi[:, O_SENT], oi[:, O_ENTRY], oi[:, O_RESP], oi[:, O_CANCEL]
         ticks, where = np.unique(oi[:, O_TICK], return_inverse=True)
+        market = oi[:, O_MARKET] != 0
         price = np.array([round(k * tick, 10) for k in ticks.tolist()] or [0.0])[where]   # as Replay.send gets it
+        price[market] = np.nan
+        kinds = np.where(market, "market", "limit")
         orders = {"order_id": list(range(n)), "sent": (sent / NS).tolist(), "arrival": ((sent + entry) / NS).tolist(),
-                  "side": oi[:, O_SIDE].tolist(), "kind": ["limit"] * n, "price": price.tolist(),
+                  "side": oi[:, O_SIDE].tolist(), "kind": kinds.tolist(), "price": price.tolist(),
                   "qty": of[:, O_QTY].tolist(), "filled": of[:, O_FILLED].tolist(),
                   "status": np.array(STATUS)[oi[:, O_STATE]].tolist(), "queue_ahead": of[:, O_AHEAD].tolist(),
                   "entry_latency": (entry / NS).tolist(), "response_latency": (resp / NS).tolist(),
@@ -458,7 +501,7 @@ class Tables:
         act = self.act[:int(c[C_ACTS])]
         kind, o = act[:, R_KIND], act[:, R_ORDER]
         # (time ns, kind, side, price, size) for an order, (..., order id) for a cancel: Replay.actions
-        actions = list(zip(act[:, R_TIME].tolist(), np.where(kind == NEW, "limit", "cancel").tolist(),
+        actions = list(zip(act[:, R_TIME].tolist(), np.where(kind == NEW, kinds[o], "cancel").tolist(),
                            oi[o, O_SIDE].tolist(), price[o].tolist(),
                            np.where(kind == NEW, of[o, O_QTY], o.astype(float)).tolist()))
         return orders, fills, equity, actions

@@ -1,7 +1,7 @@
 """The compiled replay loop (``pipeline/lob/loop.py``) against the Python one (``Replay.run``
 with ``decide``): every column of orders, fills and equity and every action, exactly, for the
 market maker over queue models, partial fills, latency models, inventory limits, a full venue
-and chunked books."""
+and chunked books, and for the microstructure taker over its signals and settings."""
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from plugins.broker.lob import LOBExchange
 from plugins.data.lob_synthetic import synthetic_book
 from plugins.data.lobster import LOBSTER, write_lobster
 from plugins.strategy.market_maker import MarketMaker
+from plugins.strategy.microstructure import Microstructure
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,8 @@ def pieces(book, rows):
 
 
 def same(compiled, python):
-    assert compiled.actions == python.actions
+    nan_free = lambda actions: [tuple(None if v != v else v for v in a) for a in actions]    # noqa: E731
+    assert nan_free(compiled.actions) == nan_free(python.actions)
     for table in ("orders", "fills", "equity"):      # NaN-aware and exact, column by column
         a, b = pd.DataFrame(getattr(compiled, table)), pd.DataFrame(getattr(python, table))
         assert list(a.columns) == list(b.columns) and len(a) == len(b), table
@@ -86,14 +88,43 @@ def test_19_5_chunks_replay_like_the_whole_book_on_the_compiled_path(book, tmp_p
     same(replay(source(), MarketMaker(**QUOTES), ex), replay(source(), MarketMaker(**QUOTES), ex, compiled=False))
 
 
+TAKERS = {
+    "combined": ({}, {}),
+    "imbalance_levels": ({"kind": "imbalance", "levels": 5, "decay": 0.7, "interval": 0.2}, {}),
+    "microprice_threshold": ({"kind": "microprice", "threshold": 0.3, "interval": 0.3},
+                             {"queue": "power_prob", "partial_fills": False}),
+    "trade_flow_lognormal": ({"kind": "trade_flow", "flow_window": 5.0, "interval": 0.2},
+                             {"latency": "lognormal", "entry_latency": 0.2, "taker_fee_per_share": 0.003}),
+    "venue_full": ({"interval": 0.1, "lot": 50.0}, {"max_orders": 1, "entry_latency": 0.25}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAKERS))
+@pytest.mark.parametrize("chunk", [None, 900])
+def test_19_5_the_compiled_loop_replays_the_microstructure_taker_like_python(book, name, chunk):
+    settings, ex = TAKERS[name]
+    exchange = LOBExchange(**ex)
+    source = (lambda: pieces(book, chunk)) if chunk else (lambda: book)
+    assert Replay([book], Microstructure(**settings), exchange, 0.0, 5).taker is not None
+    compiled = replay(source(), Microstructure(**settings), exchange, capital=1e5, seed=5)
+    python = replay(source(), Microstructure(**settings), exchange, capital=1e5, seed=5, compiled=False)
+    assert len(python.fills["qty"]) > 100 and set(python.orders["kind"]) == {"market"}
+    same(compiled, python)
+
+
 class _Subclass(MarketMaker):
     def quotes(self, book, row, position, tick):
         bid, ask = super().quotes(book, row, position, tick)
         return bid - tick, ask
 
 
+class _Signal(Microstructure):
+    def signal(self, book, at):
+        return -super().signal(book, at)
+
+
 def test_19_5_python_overrides_and_plain_strategies_keep_the_python_path(book):
-    assert _Subclass().quote_kernel() is None
+    assert _Subclass().quote_kernel() is None and _Signal().target_kernel() is None
     assert Replay([book], EventStrategy(), LOBExchange(), 0.0, 5).quoter is None
     assert Replay([book], MarketMaker(), LOBExchange(), 0.0, 5, compiled=False).quoter is None
 
