@@ -1,7 +1,8 @@
-"""The replay loop compiled with numba, for a strategy with a compiled quote rule
-(``EventStrategy.quote_kernel``): ``pipeline/lob/engine.py``'s ``Replay.run`` step for step,
-with the exchange kernel's own functions (``kernel.run_rows``, ``kernel.arrive``) and no
-Python per decision.
+"""The replay loop compiled with numba, for a strategy with a compiled rule
+(``EventStrategy.quote_kernel``: quotes kept or replaced as ``MarketMaker.decide`` does;
+``target_kernel``: a position reached by market orders as ``Microstructure.decide`` does):
+``pipeline/lob/engine.py``'s ``Replay.run`` step for step, with the exchange kernel's own
+functions (``kernel.run_live``, ``kernel.arrive``) and no Python per decision.
 
 What ``Replay`` keeps in objects and heaps lives here in tables (``Tables``): orders, fills,
 the exchange's pending arrivals and cancels and the strategy's delayed knowledge (each a table
@@ -28,7 +29,7 @@ NS = 1_000_000_000
 DONE, MORE, ROOM, BAD = 1, 2, 3, 4
 SENT, RESTING, FILLED, CANCELLED, EXPIRED = range(5)
 STATUS = ("resting", "resting", "filled", "cancelled", "expired")     # not arrived yet: resting
-NEW, CANCEL = 0, 1              # what reaches the exchange (and the actions' kinds: limit, cancel)
+NEW, CANCEL = 0, 1              # what reaches the exchange (and the actions' kinds)
 FILL, GONE = 0, 1               # what the strategy learns
 # columns: orders (int, float), fills (int, float), records of pending and known events
 O_SIDE, O_TICK, O_SENT, O_ENTRY, O_RESP, O_SLOT, O_STATE, O_DONE, O_CANCEL, O_MARKET = range(10)

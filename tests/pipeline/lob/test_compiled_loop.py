@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.errors import UserError
-from pipeline.core.lob import NO_QUOTE, EventStrategy, quote_signature
+from pipeline.core.lob import NO_QUOTE, EventStrategy, quote_signature, target_signature
 from pipeline.lob.engine import Replay, replay
 from plugins.broker.lob import LOBExchange
 from plugins.data.lob_synthetic import synthetic_book
@@ -141,6 +141,19 @@ class _AtZero(EventStrategy):
         return rule, np.zeros(1), 100.0
 
 
+class _NanTarget(EventStrategy):
+    """A compiled taker rule that wants a NaN position: refused like ``ctx.market(nan)``."""
+
+    interval = 0.5
+
+    def target_kernel(self):
+        from numba import njit
+
+        return njit(target_signature())(lambda t, bp, bs, ap, az, tr, tp, ts, tg, pos, tick, p: np.nan), np.zeros(1)
+
+
 def test_19_5_a_compiled_rule_gets_the_order_checks_of_the_python_path(book):
     with pytest.raises(UserError, match=r"strategy _AtZero at \d+\.\d{6}: an order with price 0.0 and size 100.0"):
         replay(book, _AtZero(), LOBExchange())
+    with pytest.raises(UserError, match=r"strategy _NanTarget at \d+\.\d{6}: an order with price nan and size nan"):
+        replay(book, _NanTarget(), LOBExchange())
