@@ -75,7 +75,7 @@ class MarketMaker(EventStrategy):
             my_ask = math.nan
         return round(my_bid, 10), round(my_ask, 10)
 
-    def quote_kernel(self) -> tuple:
+    def quote_kernel(self) -> Optional[tuple]:
         """``quotes`` compiled (``_quotes``), for the engine's compiled loop; the constants are
         computed here as ``quotes`` computes them, so both give the same ticks. None for a
         subclass that changes the quotes or the decision in Python (they are what runs)."""

@@ -4,7 +4,7 @@ trade-flow imbalance, for intraday horizons (seconds to minutes)."""
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class Microstructure(EventStrategy):
         if target != ctx.position:
             ctx.market(target - ctx.position)
 
-    def target_kernel(self):
+    def target_kernel(self) -> Optional[tuple]:
         """``decide``'s target compiled (``_target``), with the level weights computed here as
         ``components`` computes them; None for a subclass that changes them in Python."""
         if any(getattr(type(self), f) is not getattr(Microstructure, f) for f in ("decide", "components", "signal")):
