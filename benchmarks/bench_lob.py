@@ -13,7 +13,9 @@
    (tests/benchmarks/test_hftbacktest_peer.py). robo-trader runs the quoter's compiled quote
    rule in its compiled loop (pipeline/lob/loop.py); one run through ``decide`` in Python
    (``compiled=False``, the loop for strategies without a compiled rule) is shown beside it.
-3. Memory: the peak Python allocation (tracemalloc) replaying a LOBSTER file pair whole and
+3. The microstructure taker (its defaults: a decision every second, market orders) compiled
+   (``Microstructure.target_kernel``) and through ``decide``, on the 20 events/s book.
+4. Memory: the peak Python allocation (tracemalloc) replaying a LOBSTER file pair whole and
    streamed in chunks (data.chunk_rows): streaming stays near one chunk.
 """
 
@@ -33,6 +35,7 @@ import hft_peer  # noqa: E402  (benchmarks/ is not a package)
 from pipeline.lob.engine import replay  # noqa: E402
 from plugins.data.lob_synthetic import synthetic_book  # noqa: E402
 from plugins.data.lobster import LOBSTER, write_lobster  # noqa: E402
+from plugins.strategy.microstructure import Microstructure  # noqa: E402
 
 
 def shifted(book, times: int):
@@ -76,6 +79,23 @@ def bench_market_maker(rows: int, rate: float, fn) -> None:
           f"(Python decide: {python['seconds'] / theirs['seconds']:.0f}x)")
 
 
+def bench_taker(rows: int) -> None:
+    book = synthetic_book(n_events=rows, seed=7)
+    ex = hft_peer.exchange()
+    timed = {}
+    for compiled in (True, False):
+        runs = []
+        for _ in range(REPEAT if compiled else 1):
+            started = time.perf_counter()
+            result = replay(book, Microstructure(), ex, compiled=compiled)
+            runs.append(time.perf_counter() - started)
+        timed[compiled] = (min(runs), len(result.fills["qty"]))
+    print(f"microstructure taker, decisions every 1 s ({book.n_rows:,} rows):")
+    for compiled, label in ((True, "compiled"), (False, "Python decide")):
+        seconds, fills = timed[compiled]
+        print(f"  {label:17s} {book.n_rows / seconds:>12,.0f} events/s  ({seconds:.3f}s, {fills} fills)")
+
+
 def bench_memory(rows: int, chunk: int) -> None:
     book, messages = synthetic_book(n_events=rows, seed=7, messages=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -100,6 +120,8 @@ def main(argv=None) -> None:
     hft_peer.run_ours(synthetic_book(n_events=500, seed=1), 0.1)
     for rate in (20.0, 500.0):
         bench_market_maker(5_000 if quick else 100_000, rate, fn)
+    replay(synthetic_book(n_events=500, seed=1), Microstructure(), hft_peer.exchange())      # load the compiled rule
+    bench_taker(5_000 if quick else 100_000)
     bench_memory(20_000 if quick else 300_000, 2_000 if quick else 30_000)
 
 
