@@ -138,9 +138,6 @@ class Replay:
         self.o_front = np.zeros(m)
         self.o_cum = np.zeros(m)
         self.slot_order = [-1] * m
-        cap = 4 * m
-        self.f = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
-                  np.zeros(cap), np.zeros(cap, np.bool_))
         self.orders: list[_Order] = []
         self.open: dict[int, _Order] = {}
         self.pending: list = []                # (exchange ns, seq, kind, order id) heap
@@ -158,6 +155,11 @@ class Replay:
         self.view: Optional[OrderBook] = None
         self.done = False
         self._load_first()
+        # fill buffers: kernel.run_rows keeps len(o_state) places free; an arriving order fills
+        # at most once per level (the compiled kernel has no bounds checks)
+        cap = 4 * m + self.a[1].shape[1]
+        self.f = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+                  np.zeros(cap), np.zeros(cap, np.bool_))
 
     # -- the book buffer ----------------------------------------------------------------------
     def _arrays(self, book: OrderBook):
