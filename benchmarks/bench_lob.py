@@ -7,9 +7,15 @@
    checked), the book streamed in chunks of 200,000 rows. Target: 1 million events/s.
 2. A market maker (the fixed quoter of benchmarks/hft_peer.py, quotes every 0.1 s) on the same
    events in robo-trader and in hftbacktest (bench extra), at two event rates: the synthetic
-   book's default (20 events/s) and a busier book (500 events/s). hftbacktest's numba code is
-   compiled by a warm-up first; both fill identically (tests/benchmarks/test_hftbacktest_peer.py).
-3. Memory: the peak Python allocation (tracemalloc) replaying a LOBSTER file pair whole and
+   book's default (20 events/s) and a busier book (500 events/s). Both engines' numba code is
+   compiled (or loaded from its cache) by a warm-up first, and each figure is the best of
+   ``REPEAT`` runs (the machine may be shared); both fill identically
+   (tests/benchmarks/test_hftbacktest_peer.py). robo-trader runs the quoter's compiled quote
+   rule in its compiled loop (pipeline/lob/loop.py); one run through ``decide`` in Python
+   (``compiled=False``, the loop for strategies without a compiled rule) is shown beside it.
+3. The microstructure taker (its defaults: a decision every second, market orders) compiled
+   (``Microstructure.target_kernel``) and through ``decide``, on the 20 events/s book.
+4. Memory: the peak Python allocation (tracemalloc) replaying a LOBSTER file pair whole and
    streamed in chunks (data.chunk_rows): streaming stays near one chunk.
 """
 
@@ -29,6 +35,7 @@ import hft_peer  # noqa: E402  (benchmarks/ is not a package)
 from pipeline.lob.engine import replay  # noqa: E402
 from plugins.data.lob_synthetic import synthetic_book  # noqa: E402
 from plugins.data.lobster import LOBSTER, write_lobster  # noqa: E402
+from plugins.strategy.microstructure import Microstructure  # noqa: E402
 
 
 def shifted(book, times: int):
@@ -50,17 +57,43 @@ def bench_replay(rows: int, copies: int) -> None:
           f"{result.events / elapsed / 1e6:.2f} M events/s (chunks of {book.n_rows:,})")
 
 
+REPEAT = 5
+
+
+def best(run) -> dict:
+    return min((run() for _ in range(REPEAT)), key=lambda r: r["seconds"])
+
+
 def bench_market_maker(rows: int, rate: float, fn) -> None:
     book = synthetic_book(n_events=rows, seed=7, rate=rate)
     events = hft_peer.to_hftbacktest(book, feed=0.001)
-    ours = hft_peer.run_ours(book, 0.1)
-    theirs = hft_peer.run_hftbacktest(events, 0.1, quoter_fn=fn)
+    ours = best(lambda: hft_peer.run_ours(book, 0.1))
+    theirs = best(lambda: hft_peer.run_hftbacktest(events, 0.1, quoter_fn=fn))
+    python = hft_peer.run_ours(book, 0.1, compiled=False)
     print(f"market maker, {rate:g} events/s, quotes every 0.1 s ({book.n_rows:,} rows, "
           f"{book.time[-1] - book.time[0]:,.0f} s of book):")
-    for name, r in (("robo-trader", ours), ("hftbacktest", theirs)):
-        print(f"  {name:12s} {book.n_rows / r['seconds']:>12,.0f} events/s  ({r['seconds']:.2f}s, "
+    for name, r in (("robo-trader", ours), ("hftbacktest", theirs), ("  (Python decide)", python)):
+        print(f"  {name:17s} {book.n_rows / r['seconds']:>12,.0f} events/s  ({r['seconds']:.3f}s, "
               f"{r['fills']} fills, P&L {r['pnl']:,.2f})")
-    print(f"  ratio: hftbacktest is {ours['seconds'] / theirs['seconds']:.1f}x faster")
+    print(f"  ratio: robo-trader takes {ours['seconds'] / theirs['seconds']:.2f}x hftbacktest's time "
+          f"(Python decide: {python['seconds'] / theirs['seconds']:.0f}x)")
+
+
+def bench_taker(rows: int) -> None:
+    book = synthetic_book(n_events=rows, seed=7)
+    ex = hft_peer.exchange()
+    timed = {}
+    for compiled in (True, False):
+        runs = []
+        for _ in range(REPEAT if compiled else 1):
+            started = time.perf_counter()
+            result = replay(book, Microstructure(), ex, compiled=compiled)
+            runs.append(time.perf_counter() - started)
+        timed[compiled] = (min(runs), len(result.fills["qty"]))
+    print(f"microstructure taker, decisions every 1 s ({book.n_rows:,} rows):")
+    for compiled, label in ((True, "compiled"), (False, "Python decide")):
+        seconds, fills = timed[compiled]
+        print(f"  {label:17s} {book.n_rows / seconds:>12,.0f} events/s  ({seconds:.3f}s, {fills} fills)")
 
 
 def bench_memory(rows: int, chunk: int) -> None:
@@ -87,6 +120,8 @@ def main(argv=None) -> None:
     hft_peer.run_ours(synthetic_book(n_events=500, seed=1), 0.1)
     for rate in (20.0, 500.0):
         bench_market_maker(5_000 if quick else 100_000, rate, fn)
+    replay(synthetic_book(n_events=500, seed=1), Microstructure(), hft_peer.exchange())      # load the compiled rule
+    bench_taker(5_000 if quick else 100_000)
     bench_memory(20_000 if quick else 300_000, 2_000 if quick else 30_000)
 
 

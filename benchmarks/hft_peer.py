@@ -165,11 +165,11 @@ def run_hftbacktest(events: np.ndarray, interval: float, queue: str = "risk_aver
     return out
 
 
-def run_ours(book, interval: float, ex: Optional[LOBExchange] = None) -> dict:
+def run_ours(book, interval: float, ex: Optional[LOBExchange] = None, compiled: bool = True) -> dict:
     ex = ex or exchange()
     started = time.perf_counter()
     # hftbacktest's clock starts at the first event's time and steps first by one interval
-    result = replay(book, quoter(interval), ex, capital=0.0, origin=book.time[0] + interval)
+    result = replay(book, quoter(interval), ex, capital=0.0, origin=book.time[0] + interval, compiled=compiled)
     elapsed = time.perf_counter() - started
     f = result.fills
     fees = float(np.sum(f["fee"]))

@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline.core.contracts import Broker, DataSource, Strategy
 
 US_TZ = "America/New_York"
+NO_QUOTE = -(1 << 62)     # a compiled quote rule's "no quote on this side"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -171,9 +172,54 @@ class EventStrategy(Strategy):
     def decide(self, ctx) -> None:
         raise NotImplementedError
 
+    def quote_kernel(self) -> Optional[tuple]:
+        """A quoting strategy's decision compiled with numba, or None (``decide`` is called).
+
+        ``(rule, params, qty)``: ``rule(time, bid_price, bid_size, ask_price, ask_size,
+        trade_row, trade_price, trade_size, trade_sign, position, tick, params)``, compiled
+        with ``quote_signature()``, reads the book up to the last row received (the arrays end
+        there: no later row is passed) and returns the ``(bid, ask)`` it wants to show in
+        ticks, ``NO_QUOTE`` for a side not quoted. The engine then does what ``decide`` would:
+        per side it keeps the first open order (not being cancelled) at the wanted price,
+        cancels the others, and sends a limit order of ``qty`` at ``ticks * tick`` (rounded to
+        10 decimals) when none is kept. The whole replay then runs compiled, with the same
+        results as through ``decide`` (``tests/pipeline/lob/test_compiled_loop.py``).
+        """
+        return None
+
+    def target_kernel(self) -> Optional[tuple]:
+        """A taker's decision compiled with numba, or None: ``(rule, params)`` with ``rule``
+        of ``target_signature()`` (the arguments of a quote rule) returning the position it
+        wants. The engine does what a taker's ``decide`` does: while it knows of no open order,
+        a wanted position other than the current one is reached with one market order."""
+        return None
+
     def signal(self, data, at: np.ndarray) -> np.ndarray:  # type: ignore[override]
         raise NotImplementedError(f"{type(self).__name__} trades order-book events: run it on event "
                                   f"data (data=lob_synthetic or data=lobster)")
+
+
+def quote_signature():
+    """The numba signature of a compiled quote rule (``EventStrategy.quote_kernel``); numba
+    loads only when an event run asks for it."""
+    from numba import types
+
+    return types.UniTuple(types.int64, 2)(*_rule_arguments())
+
+
+def target_signature():
+    """The numba signature of a compiled taker rule (``EventStrategy.target_kernel``)."""
+    from numba import types
+
+    return types.float64(*_rule_arguments())
+
+
+def _rule_arguments() -> tuple:
+    """time, bid/ask price and size, trades (row, price, size, sign), position, tick, params."""
+    from numba import types
+
+    f1, f2, i1 = types.float64[::1], types.float64[:, ::1], types.int64[::1]
+    return f1, f2, f2, f2, f2, i1, f1, f1, f1, types.float64, types.float64, f1
 
 
 class ExchangeModel(Broker):

@@ -12,6 +12,11 @@ Three clocks, in integer nanoseconds: the exchange's (event times), the strategy
 The book arrives in chunks (``EventSource.chunks``); the engine keeps the rows the strategy's
 ``history`` and the queue model still need, so memory is bounded by a chunk. Money: cash and
 position are the exchange's truth; equity is marked at the mid at every decision.
+
+A strategy with a compiled rule (``EventStrategy.quote_kernel``: the market maker;
+``target_kernel``: the microstructure taker) runs in ``pipeline/lob/loop.py``: this loop
+compiled, with the same results; the Python loop here is the reference and runs every other
+strategy.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 from pipeline.core.errors import ConfigError, UserError
-from pipeline.core.lob import EventStrategy, ExchangeModel, OrderBook
-from pipeline.lob import kernel
+from pipeline.core.lob import NO_QUOTE, EventStrategy, ExchangeModel, OrderBook
+from pipeline.lob import kernel, loop
 
 NS = 1_000_000_000
 MARKOUTS = (1.0, 10.0)          # seconds after a fill at which adverse selection is measured
@@ -107,9 +112,13 @@ class Replay:
 
     def __init__(self, chunks: Iterable[OrderBook], strategy: Optional[EventStrategy],
                  exchange: ExchangeModel, capital: float, seed: int, interval: Optional[float] = None,
-                 origin: Optional[float] = None) -> None:
+                 origin: Optional[float] = None, compiled: bool = True) -> None:
         self.chunks: Iterator[OrderBook] = iter(chunks)
         self.strategy = strategy
+        quote_kernel, target_kernel = (getattr(strategy, f, None) if compiled else None
+                                       for f in ("quote_kernel", "target_kernel"))
+        self.quoter = quote_kernel() if quote_kernel is not None else None
+        self.taker = target_kernel() if target_kernel is not None and self.quoter is None else None
         self.ex = exchange
         self.tick = float(exchange.tick)
         self.model = {"risk_averse": kernel.RISK_AVERSE, "power_prob": kernel.POWER_PROB}.get(exchange.queue)
@@ -129,9 +138,6 @@ class Replay:
         self.o_front = np.zeros(m)
         self.o_cum = np.zeros(m)
         self.slot_order = [-1] * m
-        cap = 4 * m
-        self.f = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
-                  np.zeros(cap), np.zeros(cap, np.bool_))
         self.orders: list[_Order] = []
         self.open: dict[int, _Order] = {}
         self.pending: list = []                # (exchange ns, seq, kind, order id) heap
@@ -149,6 +155,11 @@ class Replay:
         self.view: Optional[OrderBook] = None
         self.done = False
         self._load_first()
+        # fill buffers: kernel.run_rows keeps len(o_state) places free; an arriving order fills
+        # at most once per level (the compiled kernel has no bounds checks)
+        cap = 4 * m + self.a[1].shape[1]
+        self.f = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+                  np.zeros(cap), np.zeros(cap, np.bool_))
 
     # -- the book buffer ----------------------------------------------------------------------
     def _arrays(self, book: OrderBook):
@@ -381,9 +392,15 @@ class Replay:
         return int(round(mean * NS))
 
     # -- the run ------------------------------------------------------------------------------------
-    def run(self) -> Result:
+    def _start(self) -> int:
         step = self.interval
-        now = -(-int(self.a[0][0]) // step) * step if self.origin is None else self.origin
+        return -(-int(self.a[0][0]) // step) * step if self.origin is None else self.origin
+
+    def run(self) -> Result:
+        if self.quoter is not None or self.taker is not None:
+            return self._run_compiled()
+        step = self.interval
+        now = self._start()
         while True:
             self.advance(now)
             t = self.a[0]
@@ -399,6 +416,52 @@ class Replay:
             now += step
         self._resolve_markouts()
         return self._result()
+
+    def _run_compiled(self) -> Result:
+        """``run`` with the strategy's compiled quote or taker rule, in ``pipeline/lob/loop.py``
+        (the same results); Python only between chunks and when a table needs room."""
+        no_quotes, no_target = loop.unused()
+        if self.quoter is not None:
+            quote_rule, params, qty = self.quoter
+            rules = (quote_rule, no_target)
+        else:
+            (target_rule, params), qty = self.taker, 1.0
+            rules = (no_quotes, target_rule)
+        name, ex, tab = type(self.strategy).__name__, self.ex, loop.Tables(4 * self.o_state.size + self.a[1].shape[1] + 8)
+        if not (np.isfinite(qty) and qty > 0):
+            raise UserError(f"strategy {name}: quotes of size {qty}; sizes must be positive numbers")
+        lognormal = ex.latency == "lognormal"
+        c = tab.c
+        c[loop.C_NOW] = self._start()
+        tab.x[:4] = self.cash, self.position, self.known_cash, self.known_position
+        ci = np.array([self.model, bool(ex.partial_fills), self.interval, self.feed, round(ex.entry_latency * NS),
+                       round(ex.response_latency * NS), lognormal, tab.margin, self.taker is not None], np.int64)
+        cf = np.array([ex.queue_power, self.tick, ex.maker_fee_bps, ex.taker_fee_bps, ex.maker_fee_per_share,
+                       ex.taker_fee_per_share, ex.entry_latency, ex.response_latency, qty], float)
+        venue = (self.o_state, self.o_side, self.o_px, self.o_leaves, self.o_front, self.o_cum,
+                 np.full(self.o_state.size, -1, np.int64), *self.f)
+        run, status, shown, book = loop.compiled(), loop.ROOM, None, ()
+        while status != loop.DONE:
+            if status == loop.BAD:
+                bad = int(c[loop.C_BAD])
+                price = float("nan") if bad == NO_QUOTE else round(bad * self.tick, 10)
+                raise UserError(f"strategy {name} at {c[loop.C_NOW] / NS:.6f}: an order with price {price} and "
+                                f"size {tab.x[loop.X_BAD]}; prices and sizes must be positive numbers")
+            if status == loop.MORE:
+                if not self._more():
+                    c[loop.C_LAST] = 1
+            elif status == loop.ROOM:
+                tab.grow(self.rng if lognormal else None, float(ex.latency_sigma))
+            if shown is not self.book:          # a new buffer: the exchange's arrays and the strategy's
+                shown = b = self.book
+                book = (*map(_plain, self.a), *(_plain(v, float) for v in (
+                    b.time, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.trade_price, b.trade_size, b.trade_sign)))
+            c[loop.C_KP], c[loop.C_J] = self.kp, self.j
+            status = run(*rules, params, *book, *venue, *tab.arrays(), ci, cf)
+            self.kp, self.j = int(c[loop.C_KP]), int(c[loop.C_J])
+        orders, fills, equity, actions = tab.result(self.tick)
+        return Result(orders=orders, fills=fills, equity=equity, actions=actions, capital=self.capital,
+                      events=self.events, tick=self.tick)
 
     def _mark(self, now: int) -> None:
         t = self.a[0]
@@ -428,13 +491,22 @@ class Replay:
                       capital=self.capital, events=self.events, tick=self.tick)
 
 
+def _plain(values: np.ndarray, dtype=None) -> np.ndarray:
+    """The array as the compiled loop's signature takes it: contiguous and writeable (a
+    read-only file buffer is copied)."""
+    values = np.ascontiguousarray(values, dtype)
+    return values if values.flags.writeable else values.copy()
+
+
 def replay(chunks: Iterable[OrderBook], strategy: Optional[EventStrategy], exchange: ExchangeModel,
            capital: float = 1_000_000.0, seed: int = 7, interval: Optional[float] = None,
-           origin: Optional[float] = None) -> Result:
+           origin: Optional[float] = None, compiled: bool = True) -> Result:
     """Replay ``chunks`` (one ``OrderBook`` or pieces of one, in time order) with ``strategy``
     deciding every ``interval`` seconds (its own by default) from ``origin`` (seconds after
     midnight; by default the first event's time rounded up to the interval); ``strategy=None``
-    replays the book alone (the engine's own speed)."""
+    replays the book alone (the engine's own speed). A strategy with a compiled rule
+    (``EventStrategy.quote_kernel``, ``target_kernel``) runs in the compiled loop unless
+    ``compiled=False``."""
     if isinstance(chunks, OrderBook):
         chunks = [chunks]
-    return Replay(chunks, strategy, exchange, capital, seed, interval, origin).run()
+    return Replay(chunks, strategy, exchange, capital, seed, interval, origin, compiled).run()

@@ -96,8 +96,18 @@ def run_rows(k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
              f_slot, f_row, f_px, f_qty, f_maker, nfill):
     """Replay rows ``[k0, k1)`` (trade pointer ``j``); stops early at a row boundary when the
     fill buffers have fewer than ``len(o_state)`` free places. Returns ``(k, j, nfill)``."""
+    return run_live(np.flatnonzero(o_state == RESTING), k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty,
+                    tr_sign, o_state, o_side, o_px, o_leaves, o_front, o_cum, model, power, lot, partial,
+                    f_slot, f_row, f_px, f_qty, f_maker, nfill)
+
+
+@numba.njit(cache=True)
+def run_live(live, k0, k1, j, bt, bq, at, aq, tr_row, tr_tick, tr_qty, tr_sign,
+             o_state, o_side, o_px, o_leaves, o_front, o_cum, model, power, lot, partial,
+             f_slot, f_row, f_px, f_qty, f_maker, nfill):
+    """``run_rows`` given ``live``, the slots resting now in ascending order (a caller that
+    keeps them saves the allocation)."""
     cap = f_slot.shape[0] - o_state.shape[0]
-    live = np.flatnonzero(o_state == RESTING)
     if live.size == 0:             # nothing resting: the events change nothing of ours
         return k1, j, nfill
     k = k0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
 import numpy as np
 
-from pipeline.core.lob import EventStrategy
+from pipeline.core.lob import NO_QUOTE, EventStrategy, quote_signature
 
 
 class MarketMaker(EventStrategy):
@@ -74,6 +75,17 @@ class MarketMaker(EventStrategy):
             my_ask = math.nan
         return round(my_bid, 10), round(my_ask, 10)
 
+    def quote_kernel(self) -> Optional[tuple]:
+        """``quotes`` compiled (``_quotes``), for the engine's compiled loop; the constants are
+        computed here as ``quotes`` computes them, so both give the same ticks. None for a
+        subclass that changes the quotes or the decision in Python (they are what runs)."""
+        if any(getattr(type(self), f) is not getattr(MarketMaker, f) for f in ("decide", "quotes", "variance")):
+            return None
+        params = np.array([math.nan if self.sigma is None else self.sigma ** 2, self.vol_window,
+                           self.order_qty, self.gamma, self.horizon,
+                           2.0 / self.gamma * math.log1p(self.gamma / self.kappa), self.max_inventory], float)
+        return _compiled(), params, float(self.order_qty)
+
     def decide(self, ctx) -> None:
         want = self.quotes(ctx.book, ctx.row, ctx.position, ctx.tick)
         for side, price in ((1, want[0]), (-1, want[1])):
@@ -84,3 +96,35 @@ class MarketMaker(EventStrategy):
                     ctx.cancel(o.id)
             if not keep and math.isfinite(price):
                 (ctx.buy if side > 0 else ctx.sell)(price, self.order_qty)
+
+
+def _quotes(time, bid_price, bid_size, ask_price, ask_size, trade_row, trade_price, trade_size, trade_sign,
+            position, tick, params):
+    """``MarketMaker.quotes`` in ticks, line for line (numba); the book ends at the last row received."""
+    var, window, order_qty, gamma, horizon, spread, max_inventory = params[:7]
+    row = time.shape[0] - 1
+    bid, ask = bid_price[row, 0], ask_price[row, 0]
+    if not (np.isfinite(bid) and np.isfinite(ask)):
+        return NO_QUOTE, NO_QUOTE
+    if np.isnan(var):
+        lo = np.searchsorted(time, time[row] - window, side="right")
+        mid = (bid_price[lo: row + 1, 0] + ask_price[lo: row + 1, 0]) / 2
+        moves = np.diff(mid[np.isfinite(mid)])
+        var = np.dot(moves, moves) / window        # BLAS, as numpy's ``moves @ moves``
+    q = position / order_qty
+    r = (bid + ask) / 2 - q * gamma * var * horizon
+    half = (gamma * var * horizon + spread) / 2
+    my_bid = min(math.floor((r - half) / tick + 1e-9), int(np.rint(bid / tick)))
+    my_ask = max(math.ceil((r + half) / tick - 1e-9), int(np.rint(ask / tick)))
+    if position >= max_inventory:
+        my_bid = NO_QUOTE
+    if position <= -max_inventory:
+        my_ask = NO_QUOTE
+    return my_bid, my_ask
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled():
+    from numba import njit
+
+    return njit(quote_signature(), cache=True)(_quotes)

@@ -3,12 +3,15 @@ trade-flow imbalance, for intraday horizons (seconds to minutes)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.core.lob import EventStrategy
 from pipeline.core.errors import DataError
+from pipeline.core.lob import EventStrategy, target_signature
+
+KINDS = ("combined", "imbalance", "microprice", "trade_flow")
 
 
 class Microstructure(EventStrategy):
@@ -83,6 +86,14 @@ class Microstructure(EventStrategy):
         if target != ctx.position:
             ctx.market(target - ctx.position)
 
+    def target_kernel(self) -> Optional[tuple]:
+        """``decide``'s target compiled (``_target``), with the level weights computed here as
+        ``components`` computes them; None for a subclass that changes them in Python."""
+        if any(getattr(type(self), f) is not getattr(Microstructure, f) for f in ("decide", "components", "signal")):
+            return None
+        head = [KINDS.index(self.kind), self.flow_window, self.threshold, self.max_position, self.lot]
+        return _compiled(), np.array(head + list(self.decay ** np.arange(self.levels)), float)
+
     def components(self, book, at: np.ndarray) -> dict[str, np.ndarray]:
         """The three signals at rows ``at`` (each of length ``len(at)``)."""
         if not all(hasattr(book, f) for f in ("bid_size", "ask_size", "trade_row", "time")):
@@ -126,3 +137,41 @@ class Microstructure(EventStrategy):
             s = parts[self.kind]
         s = np.where(np.abs(s) < self.threshold, 0.0, s)
         return s[:, None]
+
+
+def _target(time, bid_price, bid_size, ask_price, ask_size, trade_row, trade_price, trade_size, trade_sign,
+            position, tick, params):
+    """``Microstructure.decide``'s target position, line for line with ``components`` on the
+    window ``decide`` takes (numba); the book ends at the last row received."""
+    kind, window, threshold, max_position, lot = params[:5]
+    row = time.shape[0] - 1
+    lo = min(np.searchsorted(time, time[row] - window, side="right"), row)
+    L = min(params.shape[0] - 5, bid_size.shape[1])
+    w = params[5: 5 + L]
+    qb = np.dot(np.nan_to_num(bid_size[row, :L]), w)            # BLAS ddot, as numpy's (1, L) @ (L,)
+    qa = np.dot(np.nan_to_num(ask_size[row, :L]), w)
+    imbalance = (qb - qa) / (qb + qa) if qb + qa > 0 else 0.0
+    b1, a1, pb, pa = bid_size[row, 0], ask_size[row, 0], bid_price[row, 0], ask_price[row, 0]
+    micro = (pa * b1 + pb * a1) / (b1 + a1)
+    micro = (micro - (pa + pb) / 2.0) / ((pa - pb) / 2.0)
+    micro = micro if np.isfinite(micro) else 0.0
+    first = np.searchsorted(trade_row, lo, side="left")          # the window's trades, summed from its start
+    signed = np.cumsum(trade_sign[first:] * trade_size[first:])
+    total = np.cumsum(trade_size[first:])
+    hi = trade_row.shape[0] - first
+    start = min(np.searchsorted(time[trade_row[first:]], time[row] - window, side="right"), hi)
+    s_signed = (signed[hi - 1] if hi > 0 else 0.0) - (signed[start - 1] if start > 0 else 0.0)
+    s_total = (total[hi - 1] if hi > 0 else 0.0) - (total[start - 1] if start > 0 else 0.0)
+    flow = s_signed / s_total if s_total > 0 else 0.0
+    s = ((imbalance + micro + flow) / 3.0 if kind == 0 else imbalance if kind == 1
+         else micro if kind == 2 else flow)
+    if abs(s) < threshold:
+        s = 0.0
+    return np.rint(s * max_position / lot) * lot + 0.0        # + 0.0: round() gives 0, never -0
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled():
+    from numba import njit
+
+    return njit(target_signature(), cache=True, error_model="numpy")(_target)

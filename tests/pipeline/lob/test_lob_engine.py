@@ -134,6 +134,14 @@ def test_19_2_market_order_walks_the_levels_and_pays_the_taker_fee():
     assert r.equity["cash"][-1] == pytest.approx(-(100.01 * 300 + 100.02 * 100) - sum(fee))
 
 
+def test_19_2_a_market_order_walks_more_levels_than_the_venue_holds_orders():
+    deep = make_book([(0.5, [(100.00, 100)], [(100.01 + i / 100, 10) for i in range(8)], None),
+                      (2.0, [(100.00, 100)], [(100.01 + i / 100, 10) for i in range(8)], None)], levels=8)
+    r = replay(deep, Script({0: [("market", 80)]}), exchange(max_orders=1), capital=0.0)
+    assert [q for _, q, _ in fills(r)] == [10.0] * 8
+    assert [p for *_, p in fills(r)] == pytest.approx([100.01 + i / 100 for i in range(8)])
+
+
 def test_19_2_maker_rebate_and_cancel():
     ex = exchange(maker_fee_bps=-0.5)
     r = replay(QUEUE, Script({0: [("buy", 100.00, 100)]}), ex, capital=0.0)

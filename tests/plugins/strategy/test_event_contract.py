@@ -54,15 +54,19 @@ def actions(result):
 EXCHANGE = LOBExchange(feed_latency=0.002, entry_latency=0.001, response_latency=0.003)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
-def test_19_6_truncation_invariance_for_every_event_strategy(name, book):
+def test_19_6_truncation_invariance_for_every_event_strategy(name, compiled, book):
     """The actions at every decision up to event k are the same whether the replay stops at k or
-    runs on; a second replay repeats them exactly."""
-    full = actions(replay(book, make(name), EXCHANGE, seed=4))
+    runs on; a second replay repeats them exactly. A strategy with a compiled rule is checked
+    on both loops (pipeline/lob/loop.py and ``decide``)."""
+    if compiled and make(name).quote_kernel() is None and make(name).target_kernel() is None:
+        pytest.skip(f"{name} has no compiled rule: its decide is the only path")
+    full = actions(replay(book, make(name), EXCHANGE, seed=4, compiled=compiled))
     assert full, f"{name} never acted"
-    assert actions(replay(book, make(name), EXCHANGE, seed=4)) == full
+    assert actions(replay(book, make(name), EXCHANGE, seed=4, compiled=compiled)) == full
     for k in np.linspace(200, book.n_rows - 1, 6).astype(int):
-        cut = actions(replay(book.view(int(k)), make(name), EXCHANGE, seed=4))
+        cut = actions(replay(book.view(int(k)), make(name), EXCHANGE, seed=4, compiled=compiled))
         last = round(book.time[k - 1] * 1e9)
         expected = [a for a in full if a[0] <= last]
         assert cut == expected, f"{name} changed its decisions before event {k} when events after it came"
