@@ -48,6 +48,8 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
                                                      "trading (its import takes about 0.16 s of every run.py)",
     ("pipeline.app.events", "pipeline.lob.engine"): "a bar backtest never loads the order-book engine and "
                                                     "numba (about 0.17 s of every run.py)",
+    ("plugins.allocation.hrp", "plugins.allocation._hrp_kernel"): "numba (about 0.17 s) loads only "
+                                                                  "when HRP weighs, not with every run",
 }
 RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",
