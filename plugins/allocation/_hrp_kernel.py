@@ -37,7 +37,7 @@ SINGLE, COMPLETE, AVERAGE, CENTROID, MEDIAN, WARD, WEIGHTED = range(7)
 BIG = np.float32(1073741824.0)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _at(n, i, j):
     """Index of the pair (i, j), i != j, in a condensed distance vector of n points."""
     if i > j:
@@ -45,7 +45,7 @@ def _at(n, i, j):
     return n * i - (i * (i + 1)) // 2 + (j - i - 1)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _merged_distance(method, d_xi, d_yi, d_xy, nx, ny, ni):
     """Distance from cluster i to the union of x and y (Lance-Williams), as scipy writes it."""
     if method == SINGLE:
@@ -199,7 +199,7 @@ def _nearest_above(n, D, size, x):
     return y, best
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _heap_swap(values, key_at, index_of, i, j):
     values[i], values[j] = values[j], values[i]
     ki, kj = key_at[i], key_at[j]
@@ -383,7 +383,7 @@ def _quicksort(vals, idx, size, stack):
             top += 1
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _pair_swap(vals, idx, i, j):
     vals[i], vals[j] = vals[j], vals[i]
     idx[i], idx[j] = idx[j], idx[i]

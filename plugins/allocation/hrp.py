@@ -56,7 +56,6 @@ class HRP(WindowAllocator):
 
         if P.shape[1] == 1:
             return np.ones(1)
-        sample = estimators.sample_covariance(P)
-        cov = (estimators.positive_definite(sample) if self.covariance == "sample"
-               else self._covariance(P))
-        return hrp_weights(sample, cov, METHODS[self.linkage], self.optimal_ordering)
+        sample, cov = estimators.sample_and_covariance(P, self.covariance, self.halflife)
+        return hrp_weights(sample, estimators.positive_definite(cov), METHODS[self.linkage],
+                           self.optimal_ordering)
