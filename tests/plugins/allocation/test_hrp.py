@@ -182,9 +182,16 @@ def windows():
 
 @pytest.mark.parametrize("linkage", ALL_LINKAGES)
 def test_weights_equal_scipy_and_python_bisection(linkage):
-    """HRP's weights equal the scipy path's to 1e-12, on real windows and on windows with
-    duplicated columns, for each covariance and with optimal ordering on and off."""
+    """HRP's leaf order is scipy's and its weights equal the scipy path's to 1e-12, on real
+    windows and on windows with duplicated columns, for each covariance and with optimal
+    ordering on and off."""
+    code = kernel.METHODS[linkage]
     for name, X in windows():
+        condensed = kernel.distances(estimators.sample_covariance(X))
+        for optimal in (True, False):
+            np.testing.assert_array_equal(kernel.leaf_order(condensed, X.shape[1], code, optimal),
+                                          scipy_order(scipy_condensed(X), linkage, optimal),
+                                          err_msg=f"{name} optimal={optimal}")
         for covariance in ("ledoit_wolf", "sample", "ewma"):
             for optimal in (True, False):
                 ours = HRP(covariance=covariance, linkage=linkage, optimal_ordering=optimal).weigh_one(
