@@ -50,6 +50,8 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
                                                     "numba (about 0.17 s of every run.py)",
     ("pipeline.research.overfitting", "pipeline.research.cscv_kernel"): "numba loads when a sweep is "
                                                                        "summarised, not in every run.py",
+    ("plugins.allocation.hrp", "plugins.allocation._hrp_kernel"): "numba (about 0.17 s) loads only "
+                                                                  "when HRP weighs, not with every run",
 }
 RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",

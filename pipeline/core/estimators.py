@@ -56,11 +56,11 @@ def sample_covariance(X: np.ndarray, ddof: int = 1) -> np.ndarray:
     return Xc.T @ Xc / (X.shape[0] - ddof)
 
 
-def _ledoit_wolf(Xc: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(S, s)``: the maximum-likelihood covariance of the de-meaned window and the
-    Ledoit-Wolf shrinkage intensity (see ``ledoit_wolf_shrinkage``)."""
+def _ledoit_wolf(Xc: np.ndarray, gram: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(S, s)``: the maximum-likelihood covariance ``gram / n`` of the de-meaned window
+    (``gram = Xc'Xc``) and the Ledoit-Wolf shrinkage intensity (see ``ledoit_wolf_shrinkage``)."""
     n, p = Xc.shape
-    S = Xc.T @ Xc / n
+    S = gram / n
     if p == 1:
         return S, 0.0
     row_sq = np.einsum("ij,ij->i", Xc, Xc)
@@ -70,6 +70,13 @@ def _ledoit_wolf(Xc: np.ndarray) -> tuple[np.ndarray, float]:
     beta = min((row_sq @ row_sq / n - frob) / (p * n), delta)
     # delta == 0: S already is the target (equal variances, no correlation)
     return S, (float(beta / delta) if delta > 0 and beta > 0 else 0.0)
+
+
+def _shrunk(S: np.ndarray, s: float) -> np.ndarray:
+    p = S.shape[0]
+    cov = (1.0 - s) * S
+    cov.flat[:: p + 1] += s * S.diagonal().sum() / p
+    return cov
 
 
 def ledoit_wolf_shrinkage(X: np.ndarray) -> float:
@@ -82,18 +89,16 @@ def ledoit_wolf_shrinkage(X: np.ndarray) -> float:
     Ledoit & Wolf, "A well-conditioned estimator for large-dimensional covariance
     matrices", J. Multivariate Analysis 88 (2004).
     """
-    return _ledoit_wolf(X - _column_means(X))[1]
+    Xc = X - _column_means(X)
+    return _ledoit_wolf(Xc, Xc.T @ Xc)[1]
 
 
 def ledoit_wolf_covariance(X: np.ndarray) -> np.ndarray:
     """``(1 - s) S + s mu I`` with ``S`` the maximum-likelihood covariance (divisor ``n``),
     ``mu = tr(S)/p`` and ``s`` from ``ledoit_wolf_shrinkage``: ``sklearn.covariance.LedoitWolf``.
     """
-    S, s = _ledoit_wolf(X - _column_means(X))
-    p = S.shape[0]
-    cov = (1.0 - s) * S
-    cov.flat[:: p + 1] += s * S.diagonal().sum() / p
-    return cov
+    Xc = X - _column_means(X)
+    return _shrunk(*_ledoit_wolf(Xc, Xc.T @ Xc))
 
 
 def ewma_covariance(X: np.ndarray, halflife: float) -> np.ndarray:
@@ -121,6 +126,22 @@ def covariance(X: np.ndarray, method: CovarianceMethod = "ledoit_wolf",
         return ewma_covariance(X, halflife)
     raise ValueError(f"unknown covariance method {method!r}: expected one of sample, "
                      f"ledoit_wolf, ewma")
+
+
+def sample_and_covariance(X: np.ndarray, method: CovarianceMethod = "ledoit_wolf",
+                          halflife: float = 63.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(sample_covariance(X), covariance(X, method, halflife))``, the same bits, with the
+    de-meaned window and its product ``Xc'Xc`` computed once for both when ``method`` is
+    sample or ledoit_wolf: HRP clusters on the one and splits with the other every decision,
+    and the second pass was a fifth of its time. With ``sample`` both are one array."""
+    Xc = X - _column_means(X)
+    gram = Xc.T @ Xc
+    sample = gram / (X.shape[0] - 1)
+    if method == "sample":
+        return sample, sample
+    if method == "ledoit_wolf":
+        return sample, _shrunk(*_ledoit_wolf(Xc, gram))
+    return sample, covariance(X, method, halflife)
 
 
 # ---------------------------------------------------------------- rolling windows

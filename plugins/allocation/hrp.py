@@ -6,64 +6,9 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.core.estimators import CovarianceMethod, correlation, sample_covariance
+from pipeline.core import estimators
+from pipeline.core.estimators import CovarianceMethod
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
-
-
-def recursive_bisection(cov: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Split ``order`` in halves, top-down; each half's inverse-variance portfolio has
-    variance ``V``, and the halves get ``1 - V_left / (V_left + V_right)`` and the rest of
-    their parent's weight (Lopez de Prado 2016, "Recursive bisection")."""
-    # in leaf order every cluster is a contiguous block: slices instead of fancy indexing
-    C = cov[np.ix_(order, order)]
-    inv_var = 1.0 / np.diag(C)
-    w = np.ones(order.size)
-    stack = [(0, order.size)]
-    while stack:
-        lo, hi = stack.pop()
-        if hi - lo < 2:
-            continue
-        mid = (lo + hi) // 2
-        v = []
-        for a, b in ((lo, mid), (mid, hi)):
-            ivp = inv_var[a:b] / inv_var[a:b].sum()
-            v.append(ivp @ C[a:b, a:b] @ ivp)
-        alpha = 1.0 - v[0] / (v[0] + v[1])
-        w[lo:mid] *= alpha
-        w[mid:hi] *= 1.0 - alpha
-        stack += [(lo, mid), (mid, hi)]
-    out = np.empty_like(w)
-    out[order] = w
-    return out
-
-
-def leaf_order(condensed: np.ndarray, n: int, method: str, optimal: bool) -> np.ndarray:
-    """``hierarchy.leaves_list(hierarchy.linkage(condensed, method, optimal_ordering=...))``
-    by scipy's compiled routines themselves: the public functions validate their input on
-    every call (four checks of the tree and the distances), which took 80 % of a decision;
-    here the input is valid by construction (finite distances of a clean window).
-    tests/plugins/allocation/test_hrp.py holds the two equal."""
-    from scipy.cluster import _hierarchy, _optimal_leaf_ordering, hierarchy
-
-    code = hierarchy._LINKAGE_METHODS[method]
-    if method == "single":
-        tree = _hierarchy.mst_single_linkage(condensed, n)
-    elif method in ("complete", "average", "weighted", "ward"):
-        tree = _hierarchy.nn_chain(condensed, n, code)
-    else:
-        tree = _hierarchy.fast_linkage(condensed, n, code)
-    if optimal:
-        tree = _optimal_leaf_ordering.optimal_leaf_ordering(tree, condensed)
-    merged = tree[:, :2].astype(np.int64).tolist()
-    order, stack = [], [2 * n - 2]
-    while stack:  # left to right: a merged pair's first member first, as scipy's leaves_list
-        node = stack.pop()
-        if node < n:
-            order.append(node)
-        else:
-            left, right = merged[node - n]
-            stack += (right, left)
-    return np.array(order, dtype=np.int64)
 
 
 class HRP(WindowAllocator):
@@ -75,8 +20,11 @@ class HRP(WindowAllocator):
     2. hierarchical clustering with ``linkage`` (scipy), then, with ``optimal_ordering``,
        the leaf order that puts similar columns next to each other
        (``scipy.cluster.hierarchy.optimal_leaf_ordering``; skfolio's default seriation);
-    3. recursive bisection of that order (``recursive_bisection``) with the configured
-       covariance (skfolio's prior).
+    3. recursive bisection of that order with the configured covariance (skfolio's prior).
+
+    Steps 1-3 run as one compiled call (``plugins/allocation/_hrp_kernel.py``, numba) that
+    reproduces scipy's linkage and leaf order exactly: ~1 ms of scipy and Python per
+    decision became tens of microseconds (benchmarks/bench_allocation.py).
 
     Lopez de Prado, "Building diversified portfolios that outperform out of sample", JPM
     42(4), 2016; Ward linkage and optimal ordering are skfolio's defaults (the paper used
@@ -103,12 +51,11 @@ class HRP(WindowAllocator):
 
     def _position_weights(self, P: np.ndarray, prev: Optional[np.ndarray],
                           budgets: Optional[np.ndarray]) -> np.ndarray:
-        from scipy.spatial.distance import squareform
+        # numba loads with the first HRP decision, not with every run
+        from plugins.allocation._hrp_kernel import METHODS, hrp_weights
 
-        cov = self._covariance(P)
-        if cov.shape[0] == 1:
+        if P.shape[1] == 1:
             return np.ones(1)
-        distance = np.sqrt(np.clip(0.5 * (1.0 - correlation(sample_covariance(P))), 0.0, 1.0))
-        np.fill_diagonal(distance, 0.0)
-        condensed = squareform(distance, checks=False)
-        return recursive_bisection(cov, leaf_order(condensed, cov.shape[0], self.linkage, self.optimal_ordering))
+        sample, cov = estimators.sample_and_covariance(P, self.covariance, self.halflife)
+        return hrp_weights(sample, estimators.positive_definite(cov), METHODS[self.linkage],
+                           self.optimal_ordering)

@@ -69,6 +69,14 @@ def test_dispatch_and_errors(returns):
         estimators.expected_returns(X, "shrunk")
 
 
+@pytest.mark.parametrize("method", ["sample", "ledoit_wolf", "ewma"])
+def test_sample_and_covariance_are_the_two_estimates_bit_for_bit(returns, method):
+    for X in (returns[3000:3252], returns[10:70, :7], returns[500:600, :1]):
+        sample, cov = estimators.sample_and_covariance(X, method, 40.0)
+        np.testing.assert_array_equal(sample, estimators.sample_covariance(X))
+        np.testing.assert_array_equal(cov, estimators.covariance(X, method, 40.0))
+
+
 def test_positive_definite_ridges_only_when_needed(returns):
     X = returns[:300, :4]
     cov = estimators.sample_covariance(X)
