@@ -46,7 +46,8 @@ uses the profile above. A session the file does not cover is simulated from its 
 simulated. A decision's orders work over the data's own bars from the next one to the
 horizon the engine gives (``span``): one bin per bar, priced and limited like a file's bars
 above, its forecast the average volume the previous ``profile_days`` sessions traded in the
-same span of the day (without such history, the trailing daily volume spread evenly over a
+same span of the session's clock (``session_clock``: the time of day, past 24h across midnight
+in an overnight session) (without such history, the trailing daily volume spread evenly over a
 session's bars). Volatility and volume are daily, over sessions (``trailing_volatility``).
 """
 
@@ -59,7 +60,7 @@ import numpy as np
 
 from pipeline.core.contracts import Bins
 from pipeline.core.errors import DataError
-from pipeline.core.market import MarketData, forward_filled, session_ends
+from pipeline.core.market import MarketData, forward_filled, session_clock, session_ends
 
 # Path points per bin: enough for a bin's range, cheap for the handful of orders of a day.
 STEPS = 8
@@ -321,8 +322,7 @@ class IntradayMarket:
         if self.of_day is None:
             self.sessions = data.sessions
             self.ends = session_ends(self.sessions)
-            local = data.index.tz_localize(None).values.astype("datetime64[ns]").astype(np.int64)
-            self.of_day = np.mod(local, 86_400 * 10**9)
+            self.of_day = session_clock(data.index, self.sessions)
             self.per_session = float(np.median(np.diff(np.append(-1, self.ends))))
         session = int(self.sessions[bar])
         first = max(session - self.profile_days, 0)

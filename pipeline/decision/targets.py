@@ -40,14 +40,15 @@ def first_decision(strategies: Mapping[str, Strategy]) -> int:
     return max(max(int(s.warmup()), 0) for s in strategies.values())
 
 
-def last_decision(index, rule: str | int, strategies: Mapping[str, Strategy]) -> np.ndarray:
+def last_decision(index, rule: str | int, strategies: Mapping[str, Strategy],
+                  sessions: np.ndarray | None = None) -> np.ndarray:
     """The decisions whose targets the decision at the last bar of ``index`` depends on (live
     decides there): with several sleeves, the earlier ones by ``rule`` from the warm-up on too,
     whose sleeve returns weigh the sleeves as the backtest weighs them; else the last bar."""
     last = len(index) - 1
     if len(strategies) == 1:
         return np.array([last], dtype=np.int64)
-    earlier = decision_bars(index, rule, first_decision(strategies))
+    earlier = decision_bars(index, rule, first_decision(strategies), sessions=sessions)
     return np.append(earlier[earlier < last], last)
 
 

@@ -133,7 +133,7 @@ class Planner:
         if t < warmup:
             raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {warmup + 1} "
                             f"to decide: load more history (data.start earlier, or data.duration for data=ib)")
-        at = last_decision(data.index, self.cfg.schedule.rebalance, stages.strategies)
+        at = last_decision(data.index, self.cfg.schedule.rebalance, stages.strategies, data.sessions)
         plan = targets(data, stages.strategies, stages.allocator, stages.portfolio, at)
         weights, _ = risk(plan.weights, stages.constraints,
                           RiskContext(returns=data.returns, at=at, symbols=data.symbols))
