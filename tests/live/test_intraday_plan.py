@@ -100,3 +100,36 @@ def test_19_1_live_bins_across_midnight_in_an_overnight_session():
     # its clock runs on past midnight, as the backtest's does for the same bars
     whole = planning.session_clock(cme.index, cme.sessions)
     np.testing.assert_array_equal(clock, whole[t + 1:t + 5])
+
+
+@pytest.mark.slow
+def test_19_1_paper_twap_over_one_second_bars_releases_children_at_bar_boundaries(gateway, tmp_path):
+    """``python run.py mode=paper`` on a CSV of 1-second bars (the last one just closed): TWAP's
+    children go out at the starts of the data's coming bars, one a second, not at
+    ``mode.bin_seconds`` steps from whenever the plan was made."""
+    from tests.live.conftest import SAMPLE, SYMBOLS, journal, ok, paper_args, run_py
+
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    # a zone in which now is far from midnight: the sessions (local dates) hold the hour around it
+    tz = min(("UTC", "Etc/GMT-12"), key=lambda z: abs(now.tz_convert(z).hour + now.minute / 60 - 12))
+    stamps = pd.DatetimeIndex(np.concatenate([
+        pd.date_range(now - pd.Timedelta(days=d, minutes=20), now - pd.Timedelta(days=d) + pd.Timedelta(
+            minutes=20 if d else -2 / 60), freq="1s").as_unit("ns").asi8 for d in (3, 2, 1, 0)]), tz="UTC")
+    rng = np.random.default_rng(2)
+    prices = {s: gateway.prices[s] * np.exp(np.cumsum(rng.normal(0, 1e-5, len(stamps)))) for s in SYMBOLS}
+    rows = [pd.DataFrame({"date": stamps.tz_convert(tz).tz_localize(None), "symbol": s, "close": p,
+                          "volume": rng.integers(100, 1_000, len(stamps))}) for s, p in prices.items()]
+    path = tmp_path / "seconds.csv"
+    pd.concat(rows).sort_values(["date", "symbol"], kind="stable").to_csv(path, index=False)
+    args = [a for a in paper_args(gateway, tmp_path, "mode.bins=3", "mode.bin_seconds=1.0") if a not in SAMPLE]
+    out = ok(run_py(*args, "data=csv", f"data.path={path}", f"data.tz={tz}", "data.calendar=null",
+                    "mode.pretrade.price_collar=null"))
+    assert "positions match targets" in out
+    kids = journal(tmp_path).execute("SELECT symbol, release_at, expire_at FROM orders").fetchall()
+    releases = sorted({r["release_at"] for r in kids})
+    # the first bar starts now (mid-second); each next child goes out as a bar opens, a second on
+    assert len(releases) == 3 and all(r["symbol"] in SYMBOLS for r in kids)
+    assert releases[1] == int(releases[1]) and np.allclose(np.diff(releases[1:]), 1.0)
+    assert 0 < releases[1] - releases[0] <= 1.0
+    assert {r["expire_at"] for r in kids} == {releases[-1] + 1.0}  # the horizon: the last bar's close
+    assert len(kids) == 3 * len(SYMBOLS)  # TWAP: one child per symbol and bar
