@@ -10,6 +10,10 @@ the first decision, so its ``min_history`` fallback applies) and returns the sle
 
 Allocators whose ``weigh`` accepts a ``columns`` keyword (risk budgets by name) receive the
 column names: symbols at the asset level, sleeve names at the sleeve level.
+
+Windows given as durations (``lookback: 20d``, ``2h``: ``pipeline.core.params.Window``) are
+turned into bars of the data by ``in_data_bars`` before anything else reads them: the
+backtest and live call it first.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from pipeline.core.contracts import Allocator, Strategy
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData
+from pipeline.core.params import in_bars
 from pipeline.core.schedule import decision_bars
 from pipeline.core.weights import cap
 
@@ -79,6 +84,18 @@ def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: All
         raise RuntimeError("the allocation stage produced non-finite weights: a plugin bug")
     return Targets(names=names, asset_weights=asset_weights, sleeve_weights=sleeve_weights,
                    sleeve_returns=sleeve_returns, weights=combined)
+
+
+def in_data_bars(data: MarketData, strategies: Mapping[str, Strategy], allocator: Allocator,
+                 portfolio: Optional[Allocator]) -> tuple[dict[str, Strategy], Allocator, Optional[Allocator]]:
+    """The stages with their windows in bars of ``data`` (``pipeline.core.params.in_bars``);
+    a stage whose windows are all bars already is returned as it is."""
+    strategies = {name: in_bars(s, data, f"strategy.{name}") for name, s in strategies.items()}
+    if isinstance(portfolio, Capped):
+        portfolio = Capped(in_bars(portfolio.inner, data, "portfolio"), portfolio.caps)
+    elif portfolio is not None:
+        portfolio = in_bars(portfolio, data, "portfolio")
+    return strategies, in_bars(allocator, data, "allocation"), portfolio
 
 
 class Capped(Allocator):

@@ -28,7 +28,7 @@ from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.intraday import clock_volume, trailing_volatility, trailing_volume, volume_profile
 from pipeline.core.market import forward_filled, session_clock, session_ends
 from pipeline.decision.step import Step, check_children, risk
-from pipeline.decision.targets import first_decision, last_decision, targets
+from pipeline.decision.targets import first_decision, in_data_bars, last_decision, targets
 from pipeline.core.live_broker import BrokerError
 from pipeline.live.journal import Child, Parent
 from pipeline.live.messages import say
@@ -148,12 +148,14 @@ class Planner:
 
         stages = self.stages
         t = data.n_bars - 1
-        warmup = first_decision(stages.strategies)
+        strategies, allocator, portfolio = in_data_bars(data, stages.strategies, stages.allocator,
+                                                        stages.portfolio)
+        warmup = first_decision(strategies)
         if t < warmup:
             raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {warmup + 1} "
                             f"to decide: load more history (data.start earlier, or data.duration for data=ib)")
-        at = last_decision(data.index, self.cfg.schedule.rebalance, stages.strategies, data.sessions)
-        plan = targets(data, stages.strategies, stages.allocator, stages.portfolio, at)
+        at = last_decision(data.index, self.cfg.schedule.rebalance, strategies, data.sessions)
+        plan = targets(data, strategies, allocator, portfolio, at)
         weights, _ = risk(plan.weights, stages.constraints,
                           RiskContext(returns=data.returns, at=at, symbols=data.symbols))
         price = quote
