@@ -100,6 +100,12 @@ class MarketData:
             return calendar_sessions(self, self.name)
         return session_numbers(self.index)
 
+    @property
+    def intraday_sessions(self) -> Optional[np.ndarray]:
+        """``sessions`` of intraday bars, for the windows, schedules and annualisation that count
+        them; None for daily bars, each its own session, which keep their bar-count paths."""
+        return self.sessions if self.intraday else None
+
     # -- views -----------------------------------------------------------------------------
     def view(self, end: int) -> "MarketData":
         """The first ``end`` bars: what a decision at bar ``end - 1`` may see (arrays are views)."""

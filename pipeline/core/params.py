@@ -10,8 +10,8 @@ A window (a parameter annotated ``Window``: lookbacks, covariance windows) is an
 counts bars, or a duration: ``20d`` / ``20 sessions`` (sessions of the data, each its median
 number of bars, so ``20d`` is 20 on daily data) or ``90min`` / ``2h`` (time at the data's bar
 size: a whole number of bars, less than a day). A duration's text is checked when the
-component is built; ``in_bars`` turns it into bars, once the data are known, and checks the
-component's ``rules`` on the bars.
+component is built; ``pipeline.core.windows.in_bars`` turns it into bars, once the data are
+known, and checks the component's ``rules`` on the bars.
 """
 
 from __future__ import annotations
@@ -27,11 +27,7 @@ import types
 import typing
 from typing import Annotated, Any, ClassVar, Optional, Union
 
-import numpy as np
-import pandas as pd
-
 from pipeline.core.errors import ConfigError, UserError
-from pipeline.core.market import bar_label
 
 
 class Component:
@@ -81,6 +77,8 @@ def parse_window(value: Any, key: str) -> tuple[str, Any]:
     found = _SESSIONS.match(text)
     if found:
         return "sessions", int(found.group(1))
+    import pandas as pd  # loaded when a duration is given, not with the config machinery
+
     try:
         span = pd.Timedelta(text) if text[:1].isdigit() else None
     except ValueError:
@@ -88,43 +86,6 @@ def parse_window(value: Any, key: str) -> tuple[str, Any]:
     if span is None or not pd.Timedelta(0) < span < pd.Timedelta(days=1):
         raise ConfigError(f"{key}={value!r} is not a window: expected {_WINDOW_TEXT}")
     return "time", span
-
-
-def window_bars(value: Any, key: str, data: Any) -> int:
-    """A window in bars of ``data`` (a ``MarketData``): see the module's docstring."""
-    kind, amount = parse_window(value, key)
-    if kind == "bars":
-        return int(amount)
-    if kind == "sessions":
-        per_session = float(np.median(np.bincount(data.sessions))) if data.n_bars else 1.0
-        return int(round(amount * per_session))
-    bar = data.bar_length
-    if amount % bar:
-        raise ConfigError(f"{key}={value!r} is not a whole number of the data's {bar_label(bar)} "
-                          f"bars; write a multiple of {bar_label(bar)} or sessions (20d)")
-    return int(amount // bar)
-
-
-def in_bars(component: Any, data: Any, path: str) -> Any:
-    """``component`` with its ``Window`` parameters in bars of ``data`` (a new instance, built
-    from its parameters); the same object when they are all ints already. ``path`` is its
-    config key, for messages."""
-    names = window_params(type(component))
-    params = component.get_params() if names else {}
-    given = {n: params[n] for n in names if isinstance(params[n], str)}
-    if not given:
-        return component
-    bars = {n: window_bars(v, f"{path}.{n}", data) for n, v in given.items()}
-    for name, n in bars.items():
-        rule = getattr(type(component), "rules", {}).get(name)
-        if rule and not check_rule(n, rule):
-            raise ConfigError(f"{path}.{name}={given[name]!r} is {n} bars of {data.name}, not "
-                              f"allowed: expected a number of bars in {rule}")
-    try:
-        return type(component)(**{**params, **bars})
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc} (windows in bars: "
-                          f"{', '.join(f'{n}={given[n]!r} is {b}' for n, b in bars.items())})") from None
 
 
 # ---------------------------------------------------------------- rules (ranges, choices)

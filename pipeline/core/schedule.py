@@ -46,12 +46,12 @@ def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0,
         if step < 1:
             raise ConfigError(f"schedule.rebalance={rule}: every N bars needs N >= 1")
         return np.arange(first, n, step, dtype=np.int64)
-    session = session_numbers(index) if sessions is None else np.asarray(sessions)
     if rule in ("daily", "on close", "on open") or rule.startswith(("at ", "every ")):
-        bars = _intraday(index, rule, session)
+        bars = _intraday(index, rule, session_numbers(index) if sessions is None else np.asarray(sessions))
     elif rule in CALENDAR:
-        ends = session_ends(session)
-        key = period_key(index[ends], rule)[session]
+        # the period of each session's last bar; without sessions, of each bar (daily bars)
+        key = period_key(index, rule) if sessions is None else \
+            period_key(index[session_ends(np.asarray(sessions))], rule)[sessions]
         bars = np.flatnonzero(np.append(key[1:] != key[:-1], True)).astype(np.int64)
     else:
         raise ConfigError(f"schedule.rebalance={rule!r} is not a schedule; allowed: {', '.join(RULES)}")

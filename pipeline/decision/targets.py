@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.core.contracts import Allocator, Strategy
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData
-from pipeline.core.params import in_bars
+from pipeline.core.windows import in_bars
 from pipeline.core.schedule import decision_bars
 from pipeline.core.weights import cap
 

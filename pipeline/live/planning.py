@@ -154,7 +154,7 @@ class Planner:
         if t < warmup:
             raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {warmup + 1} "
                             f"to decide: load more history (data.start earlier, or data.duration for data=ib)")
-        at = last_decision(data.index, self.cfg.schedule.rebalance, strategies, data.sessions)
+        at = last_decision(data.index, self.cfg.schedule.rebalance, strategies, data.intraday_sessions)
         plan = targets(data, strategies, allocator, portfolio, at)
         weights, _ = risk(plan.weights, stages.constraints,
                           RiskContext(returns=data.returns, at=at, symbols=data.symbols))
@@ -187,7 +187,7 @@ class Planner:
         """The coming session's bins for ``symbols`` at their ``arrival`` (current) prices:
         forecasts only (see the module's docstring)."""
         t = data.n_bars - 1
-        sessions = data.sessions if data.intraday else None  # windows count sessions
+        sessions = data.intraday_sessions  # windows count sessions
         sigma = trailing_volatility(data.close[:, symbols], WINDOW, sessions)[t]
         if data.volume is not None:
             adv = np.nan_to_num(trailing_volume(data.volume[:, symbols], WINDOW, sessions)[t])

@@ -235,7 +235,7 @@ class Schedule:
         last = self.journal.last_decision()
         return decision_due(data.index, self.cfg.schedule.rebalance,
                             None if last is None else pd.Timestamp(last["bar"]),
-                            getattr(self.stages.data, "calendar", None), data.sessions)
+                            getattr(self.stages.data, "calendar", None), data.intraday_sessions)
 
 
 def decision_due(index, rule: Any, last, calendar: Optional[str] = None,

@@ -11,7 +11,8 @@ import pytest
 from pipeline.backtest.engine import backtest
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData
-from pipeline.core.params import build, in_bars, window_params
+from pipeline.core.params import build, window_params
+from pipeline.core.windows import in_bars
 from pipeline.core.schedule import decision_bars
 from pipeline.decision.targets import Capped, in_data_bars
 from plugins.allocation.hrp import HRP
@@ -90,3 +91,14 @@ def test_19_1_the_backtest_turns_durations_into_bars_for_every_sleeve_and_alloca
                                                     Capped(HRP(lookback="30d", min_history="10d"), {"m": 1.0}))
     assert strategies["m"].lookback == 5 and (allocator.lookback, allocator.min_history) == (10, 5)
     assert isinstance(portfolio, Capped) and (portfolio.inner.lookback, portfolio.caps) == (30, {"m": 1.0})
+
+
+def test_19_1_the_config_machinery_does_not_load_numpy_before_the_cli_sets_one_blas_thread():
+    """``pipeline.app.cli.one_blas_thread`` must run before numpy loads: windows' parsing lives
+    in ``pipeline.core.params`` (imported by the CLI), their conversion in ``pipeline.core.windows``."""
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.app.cli, pipeline.core.params; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
