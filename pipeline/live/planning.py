@@ -5,7 +5,8 @@ The execution algorithm slices over bins that are forecasts only. On daily data:
 bins of ``mode.bin_seconds`` (shorter to end at a half day's early close), a U-shaped volume
 profile times the trailing daily volume. On intraday data the bins are the data's own coming
 bars (``bar_grid``): aligned to ``bar_size``, from now to ``mode.bins x mode.bin_seconds``
-ahead or the session's close (of ``data.calendar``), whichever comes first; a child is
+ahead, the session's close (of ``data.calendar``) or the next decision bar, whichever comes
+first (the backtest's horizon); a child is
 released at its bar's start (the first bar's: now), and each bar's forecast is the volume
 the trailing sessions traded in that bar of the session (``clock_volume``, the backtest's
 forecast, from bars before now only).
@@ -27,6 +28,7 @@ from pipeline.core.contracts import Bins, ChildOrders, Orders, RiskContext, Sess
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.intraday import clock_volume, trailing_volatility, trailing_volume, volume_profile
 from pipeline.core.market import forward_filled, session_clock, session_ends
+from pipeline.core.schedule import decision_bars
 from pipeline.decision.step import Step, check_children, risk
 from pipeline.decision.targets import first_decision, in_data_bars, last_decision, targets
 from pipeline.core.live_broker import BrokerError
@@ -196,7 +198,8 @@ class Planner:
         days = 1.0
         if data.intraday:
             start = time.time() + 0.05
-            closes, session, clock = bar_grid(data, start, float(self.mode.bins) * float(self.mode.bin_seconds))
+            closes, session, clock = bar_grid(data, start, float(self.mode.bins) * float(self.mode.bin_seconds),
+                                              self.cfg.schedule.rebalance)
             self._bar_grid = (start, closes)
             n, bar = closes.size, data.bar_length.value
             ends = session_ends(sessions)
@@ -227,12 +230,13 @@ class Planner:
 WINDOW = 20  # sessions of the volume and volatility windows and of the intraday profile
 
 
-def bar_grid(data, now: float, longest: float) -> tuple[np.ndarray, int, np.ndarray]:
+def bar_grid(data, now: float, longest: float, rule: Any = None) -> tuple[np.ndarray, int, np.ndarray]:
     """Intraday data: the closes (epoch seconds) of the data's coming bars, aligned to its bar
-    size, from the first to close after ``now`` to ``now + longest`` or the close of the
-    session of ``data.calendar`` holding ``now``, whichever comes first (at least one bar);
-    the number of the session they trade in (the last bar's, or the next); and their session
-    clocks (``session_clock``: ns since the midnight before that session's first bar)."""
+    size, from the first to close after ``now`` to ``now + longest``, the close of the session
+    of ``data.calendar`` holding ``now`` or the next decision bar by ``schedule.rebalance=rule``,
+    whichever comes first (at least one bar; the backtest's horizon: ``Session``); the number of
+    the session they trade in (the last bar's, or the next); and their session clocks
+    (``session_clock``: ns since the midnight before that session's first bar)."""
     import pandas as pd
 
     bar = int(data.bar_length.value)
@@ -250,12 +254,20 @@ def bar_grid(data, now: float, longest: float) -> tuple[np.ndarray, int, np.ndar
     if not data.calendar:
         same = local[0] // 86_400_000_000_000 == local[1] // 86_400_000_000_000
     closes = np.arange(first, max(stop, first) + 1, bar, dtype=np.int64)
-    at = pd.DatetimeIndex(closes, tz="UTC").as_unit("ns").tz_convert(data.index.tz).tz_localize(None).asi8
+    session = int(data.sessions[-1]) + (0 if same else 1)
+    coming = pd.DatetimeIndex(closes, tz="UTC").as_unit("ns").tz_convert(data.index.tz)
+    if rule is not None:  # the next decision ends the horizon, as in the backtest
+        bars = decision_bars(data.index.as_unit("ns").append(coming), rule,
+                             sessions=np.append(data.sessions, np.full(closes.size, session)))
+        later = bars[bars >= data.n_bars]
+        if later.size:
+            closes, coming = closes[:later[0] - data.n_bars + 1], coming[:later[0] - data.n_bars + 1]
+    at = coming.tz_localize(None).asi8
     if same:  # the session of the data's last bar goes on: its clock
         midnight = local[0] - session_clock(data.index, data.sessions)[-1]
     else:
         midnight = local[1] - local[1] % 86_400_000_000_000
-    return closes / 1e9, int(data.sessions[-1]) + (0 if same else 1), at - midnight
+    return closes / 1e9, session, at - midnight
 
 
 # the config that determines a decision's targets (besides the data's source and symbols)

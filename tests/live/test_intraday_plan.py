@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.core import calendars
 from pipeline.core.market import MarketData
+from pipeline.core.schedule import decision_bars
 from pipeline.live import planning
 from pipeline.live.planning import Planner, bar_grid
 from plugins.broker.sim import SimBroker
@@ -38,11 +39,12 @@ def week():
     return minutes("XNYS", "2024-11-18", "2024-11-29", NY)  # 9 sessions, 11-29 a half day
 
 
-def plan_bins(monkeypatch, data: MarketData, now: pd.Timestamp, seconds: float):
+def plan_bins(monkeypatch, data: MarketData, now: pd.Timestamp, seconds: float, rule: str = "daily"):
     """The planner's bins for both symbols at ``now``, with a horizon of ``seconds``."""
     monkeypatch.setattr(planning.time, "time", lambda: now.timestamp() - 0.05)
     p = Planner.__new__(Planner)
     p.mode = types.SimpleNamespace(bins=1, bin_seconds=seconds)
+    p.cfg = types.SimpleNamespace(schedule=types.SimpleNamespace(rebalance=rule))
     p._bar_grid = None
     bins = p._bins(data, BOTH, data.close[-1])
     return bins, p._bar_grid
@@ -72,6 +74,14 @@ def test_19_1_live_bins_are_the_coming_bars_with_the_backtests_forecast(monkeypa
     np.testing.assert_array_equal(bins.forecast, span.forecast)
     np.testing.assert_allclose(bins.elapsed, span.elapsed)
     assert bins.days == pytest.approx(span.days)
+    # the next decision ends the horizon, as the backtest's does (10:10 for every 10min)
+    bins, (_, closes) = plan_bins(monkeypatch, data, pd.Timestamp("2024-11-27 10:00:30", tz=NY), 1800.0,
+                                  "every 10min")
+    np.testing.assert_array_equal(closes, stamps[:10].as_unit("ns").asi8 / 1e9)
+    at = decision_bars(week.index, "every 10min", sessions=week.sessions)
+    last = int(at[np.searchsorted(at, t, "right")])
+    assert last == t + 10
+    np.testing.assert_array_equal(bins.forecast, broker.session_bins(t + 1, BOTH, last=last).forecast)
 
 
 def test_19_1_live_bins_of_a_new_session_and_to_a_half_days_close(monkeypatch, week):
