@@ -83,7 +83,8 @@ def backtest(
     n_bars, n_sym = close.shape
     if isinstance(strategies, Strategy):
         strategies = {type(strategies).__name__.lower(): strategies}
-    strategies, allocator, portfolio = in_data_bars(data, strategies, allocator, portfolio)
+    strategies, allocator, portfolio, constraints = in_data_bars(data, strategies, allocator, portfolio,
+                                                                 constraints)
     first = first_decision(strategies)
     at = decisions[(decisions >= first) & (decisions <= n_bars - 2)]
     if at.size == 0:

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData, bar_label
-from pipeline.core.params import check_rule, parse_window, window_params
+from pipeline.core.params import Component, check_rule, parse_window, window_params
 
 
 def window_bars(value: Any, key: str, data: MarketData) -> int:
@@ -36,15 +36,20 @@ def window_bars(value: Any, key: str, data: MarketData) -> int:
 
 def in_bars(component: Any, data: MarketData, path: str) -> Any:
     """``component`` with its ``Window`` parameters in bars of ``data`` (a new instance, built
-    from its parameters); the same object when they are all ints already. ``path`` is its
-    config key, for messages."""
-    names = window_params(type(component))
-    params = component.get_params() if names else {}
-    given = {n: params[n] for n in names if isinstance(params[n], str)}
-    if not given:
+    from its parameters), those of the components among its parameters too (a regime filter's
+    base strategy); the same object when they are all ints already. ``path`` is its config
+    key, for messages."""
+    if not isinstance(component, Component):
         return component
-    bars = {n: window_bars(v, f"{path}.{n}", data) for n, v in given.items()}
+    params = component.get_params()
+    inner = {n: in_bars(v, data, f"{path}.{n}") for n, v in params.items() if isinstance(v, Component)}
+    given = {n: params[n] for n in window_params(type(component)) if isinstance(params[n], str)}
+    if not given and all(inner[n] is params[n] for n in inner):
+        return component
+    bars = {**inner, **{n: window_bars(v, f"{path}.{n}", data) for n, v in given.items()}}
     for name, n in bars.items():
+        if name in inner:
+            continue
         rule = getattr(type(component), "rules", {}).get(name)
         if rule and not check_rule(n, rule):
             raise ConfigError(f"{path}.{name}={given[name]!r} is {n} bars of {data.name}, not "
@@ -53,4 +58,4 @@ def in_bars(component: Any, data: MarketData, path: str) -> Any:
         return type(component)(**{**params, **bars})
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: {exc} (windows in bars: "
-                          f"{', '.join(f'{n}={given[n]!r} is {b}' for n, b in bars.items())})") from None
+                          f"{', '.join(f'{n}={given[n]!r} is {bars[n]}' for n in given)})") from None

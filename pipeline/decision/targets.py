@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipeline.core.contracts import Allocator, Strategy
+from pipeline.core.contracts import Allocator, Constraint, Strategy
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData
 from pipeline.core.windows import in_bars
@@ -87,15 +87,17 @@ def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: All
 
 
 def in_data_bars(data: MarketData, strategies: Mapping[str, Strategy], allocator: Allocator,
-                 portfolio: Optional[Allocator]) -> tuple[dict[str, Strategy], Allocator, Optional[Allocator]]:
-    """The stages with their windows in bars of ``data`` (``pipeline.core.params.in_bars``);
+                 portfolio: Optional[Allocator], constraints: Sequence[tuple[str, Constraint]]
+                 ) -> tuple[dict[str, Strategy], Allocator, Optional[Allocator], list[tuple[str, Constraint]]]:
+    """The stages with their windows in bars of ``data`` (``pipeline.core.windows.in_bars``);
     a stage whose windows are all bars already is returned as it is."""
     strategies = {name: in_bars(s, data, f"strategy.{name}") for name, s in strategies.items()}
     if isinstance(portfolio, Capped):
         portfolio = Capped(in_bars(portfolio.inner, data, "portfolio"), portfolio.caps)
     elif portfolio is not None:
         portfolio = in_bars(portfolio, data, "portfolio")
-    return strategies, in_bars(allocator, data, "allocation"), portfolio
+    constraints = [(name, in_bars(c, data, f"risk.{name}")) for name, c in constraints]
+    return strategies, in_bars(allocator, data, "allocation"), portfolio, constraints
 
 
 class Capped(Allocator):

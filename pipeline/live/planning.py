@@ -150,21 +150,21 @@ class Planner:
 
         stages = self.stages
         t = data.n_bars - 1
-        strategies, allocator, portfolio = in_data_bars(data, stages.strategies, stages.allocator,
-                                                        stages.portfolio)
+        strategies, allocator, portfolio, constraints = in_data_bars(
+            data, stages.strategies, stages.allocator, stages.portfolio, stages.constraints)
         warmup = first_decision(strategies)
         if t < warmup:
             raise DataError(f"{data.name}: {data.n_bars} bars loaded, but the strategy needs {warmup + 1} "
                             f"to decide: load more history (data.start earlier, or data.duration for data=ib)")
         at = last_decision(data.index, self.cfg.schedule.rebalance, strategies, data.intraday_sessions)
         plan = targets(data, strategies, allocator, portfolio, at)
-        weights, _ = risk(plan.weights, stages.constraints,
+        weights, _ = risk(plan.weights, constraints,
                           RiskContext(returns=data.returns, at=at, symbols=data.symbols))
         price = quote
         # the book is valued at the quotes too; the last close only stands in for a symbol without
         # one, whose position is left alone
         value = np.where(np.isfinite(quote), quote, forward_filled(data.close)[t])
-        step = Step(stages.constraints, self.cfg.schedule.drift, self.broker.lot_size)
+        step = Step(constraints, self.cfg.schedule.drift, self.broker.lot_size)
         target_w = step.target(t, first, weights[-1], held, value, equity, max(peak, equity))
         if target_w is None:
             return None

@@ -19,7 +19,9 @@ from plugins.allocation.hrp import HRP
 from plugins.allocation.risk_parity import RiskParity
 from plugins.broker.sim import SimBroker
 from plugins.execution.market import Market
+from plugins.risk.vol_target import VolTarget
 from plugins.strategy.momentum import Momentum
+from plugins.strategy.regime import Regime
 
 MOMENTUM = "plugins.strategy.momentum.Momentum"
 
@@ -85,12 +87,19 @@ def test_19_1_the_backtest_turns_durations_into_bars_for_every_sleeve_and_alloca
     durations = run(Momentum(lookback="126d", skip="21 sessions", top_k=3),
                     RiskParity(lookback="63d", min_history="21d"))
     np.testing.assert_array_equal(bars, durations)
-    # the sleeves' allocator too, under its caps
-    strategies, allocator, portfolio = in_data_bars(data, {"m": Momentum(lookback="5d", skip=0)},
-                                                    HRP(lookback="10d", min_history="5d"),
-                                                    Capped(HRP(lookback="30d", min_history="10d"), {"m": 1.0}))
+    # the sleeves' allocator too, under its caps; a risk constraint; a regime filter's base
+    regime = Regime(base=Momentum(lookback="2d", skip=0), vol_window="5d", min_history="100d")
+    strategies, allocator, portfolio, constraints = in_data_bars(
+        data, {"m": Momentum(lookback="5d", skip=0), "r": regime}, HRP(lookback="10d", min_history="5d"),
+        Capped(HRP(lookback="30d", min_history="10d"), {"m": 1.0}),
+        [("vol_target", VolTarget(lookback="21d", min_history="10d"))])
     assert strategies["m"].lookback == 5 and (allocator.lookback, allocator.min_history) == (10, 5)
     assert isinstance(portfolio, Capped) and (portfolio.inner.lookback, portfolio.caps) == (30, {"m": 1.0})
+    assert (constraints[0][0], constraints[0][1].lookback, constraints[0][1].min_history) == ("vol_target", 21, 10)
+    r = strategies["r"]
+    assert (r.vol_window, r.min_history, r.base.lookback) == (5, 100, 2) and r.warmup() >= 100
+    with pytest.raises(ConfigError, match=r"^strategy.r.base.lookback='x' is not a window"):
+        in_data_bars(data, {"r": Regime(base=Momentum(lookback="x", skip=0))}, HRP(), None, [])
 
 
 def test_19_1_the_config_machinery_does_not_load_numpy_before_the_cli_sets_one_blas_thread():
