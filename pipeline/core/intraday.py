@@ -46,9 +46,9 @@ uses the profile above. A session the file does not cover is simulated from its 
 simulated. A decision's orders work over the data's own bars from the next one to the
 horizon the engine gives (``span``): one bin per bar, priced and limited like a file's bars
 above, its forecast the average volume the previous ``profile_days`` sessions traded in the
-same span of the session's clock (``session_clock``: the time of day, past 24h across midnight
-in an overnight session) (without such history, the trailing daily volume spread evenly over a
-session's bars). Volatility and volume are daily, over sessions (``trailing_volatility``).
+same span of the session's clock (``clock_volume``; ``session_clock``: the time of day, past
+24h across midnight in an overnight session), or without such history the trailing daily
+volume spread evenly over a session's bars. Volatility and volume are daily, over sessions (``trailing_volatility``).
 """
 
 from __future__ import annotations

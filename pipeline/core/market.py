@@ -6,9 +6,9 @@ intraday bars are grouped into sessions (``sessions``), and windows, schedules a
 annualisation count sessions, not bars. With an exchange ``calendar`` (``XNYS``, ``CMES``,
 ``24/7``) a bar belongs to the session whose open..close holds it, so an overnight session
 (CME futures open the evening before) is one session across midnight, and a bar outside every
-session is an error; without one, a session is the bars of one local date. A NaN price means the symbol has no
-bar then (not yet listed, delisted or halted); loaders reject NaN inside a series unless a
-fill policy says otherwise.
+session is an error; without one, a session is the bars of one local date. A NaN price means
+the symbol has no bar then (not yet listed, delisted or halted); loaders reject NaN inside a
+series unless a fill policy says otherwise.
 """
 
 from __future__ import annotations
