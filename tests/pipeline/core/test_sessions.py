@@ -141,3 +141,24 @@ def test_19_1_csv_with_an_overnight_calendar(tmp_path, cme):
         CSVData(path=bad, missing_sessions="ignore").load()
     assert str(err.value).startswith(f"{bad}: ES has a bar at 2024-11-26 16:05:00-05:00 outside every XNYS")
     assert CSVData(path=bad, calendar=None).load().sessions[-1] == 1
+
+
+def test_19_1_a_decision_works_over_the_whole_next_overnight_session(cme):
+    from pipeline.backtest.engine import backtest
+    from plugins.allocation.equal_weight import EqualWeight
+    from plugins.broker.sim import SimBroker
+    from plugins.execution.twap import TWAP
+    from plugins.strategy.buy_and_hold import BuyAndHold
+
+    at = decision_bars(cme.index, "daily", sessions=cme.sessions)
+    ledger = backtest(cme, BuyAndHold(), EqualWeight(), [], TWAP(), SimBroker(seed=1), at, 1e6)
+    f, o = ledger.fills, ledger.orders
+    decision = o["decision"][f["order"]]
+    # every child fills in the session after its decision: 17:01 that evening to 17:00 the next day
+    assert (cme.sessions[f["bar"]] == cme.sessions[decision] + 1).all()
+    assert np.bincount(f["order"]).max() == 24 * 60
+    crossed = cme.index[f["bar"]].tz_localize(None).normalize() != cme.index[decision].tz_localize(None).normalize()
+    assert crossed.any() and (~crossed).any()  # fills before and after midnight alike
+    first = np.array([f["bar"][f["order"] == k].min() for k in range(o["id"].size)])
+    last = np.array([f["bar"][f["order"] == k].max() for k in range(o["id"].size)])
+    assert set(cme.index[first].strftime("%H:%M")) == {"17:01"} and set(cme.index[last].strftime("%H:%M")) == {"17:00"}
