@@ -205,7 +205,8 @@ def run_walkforward(cfg: DictConfig) -> dict[str, Any]:
             stages = build_stages(variant)
             data = load_data(stages.data, variant.data)
             ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
-                              stages.broker, decision_bars(data.index, variant.schedule.rebalance),
+                              stages.broker, decision_bars(data.index, variant.schedule.rebalance,
+                                                           sessions=data.intraday_sessions),
                               float(variant.capital), drift=variant.schedule.drift,
                               portfolio=stages.portfolio, exits=stages.exits)
             r = np.zeros(data.n_bars)
@@ -244,7 +245,7 @@ def simulate(cfg: DictConfig, stages: Stages, cached: bool = True,
         raise ConfigError(f"schedule.drift={drift} is not allowed: expected a weight "
                           f"difference in (0, 2), or null to trade at every decision")
     data = load_data(stages.data, cfg.data) if cached else stages.data.load()
-    decisions = decision_bars(data.index, cfg.schedule.rebalance)
+    decisions = decision_bars(data.index, cfg.schedule.rebalance, sessions=data.intraday_sessions)
     bar = console.Progress("backtest", enabled=bool(cfg.progress if progress is None else progress))
     ledger = backtest(data, stages.strategies, stages.allocator, stages.constraints, stages.algo,
                       stages.broker, decisions, float(cfg.capital), drift=drift,

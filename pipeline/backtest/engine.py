@@ -39,7 +39,7 @@ from pipeline.core.errors import DataError
 from pipeline.core.orders import CODE, OrderType
 from pipeline.core.market import MarketData, forward_filled, session_ends
 from pipeline.decision.step import MIN_ORDER_FRACTION, Step, check_children, risk
-from pipeline.decision.targets import Targets, first_decision, targets
+from pipeline.decision.targets import Targets, first_decision, in_data_bars, targets
 
 
 @dataclasses.dataclass
@@ -83,6 +83,8 @@ def backtest(
     n_bars, n_sym = close.shape
     if isinstance(strategies, Strategy):
         strategies = {type(strategies).__name__.lower(): strategies}
+    strategies, allocator, portfolio, constraints = in_data_bars(data, strategies, allocator, portfolio,
+                                                                 constraints)
     first = first_decision(strategies)
     at = decisions[(decisions >= first) & (decisions <= n_bars - 2)]
     if at.size == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import ConfigError
@@ -50,12 +51,40 @@ def schedule(name: str, start, end) -> pd.DataFrame:
         return cal.schedule.loc[first:last, ["open", "close"]]
 
 
-def missing_sessions(index: pd.DatetimeIndex, name: str) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+def missing_sessions(index: pd.DatetimeIndex, name: str,
+                     intraday: bool = False) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
     """The sessions of exchange ``name`` from the first to the last bar of ``index`` on which
-    it has no bar, and the dates of ``index`` that are no session (dates in the exchange's zone)."""
+    it has no bar, and the dates of ``index`` that are no session (dates in the exchange's zone).
+    ``intraday``: bars count for the session whose open..close holds them (``session_of``), so
+    an overnight session's evening bars count for the next day's session."""
+    if intraday:
+        position, table = session_of(index, name)
+        held = pd.DatetimeIndex(table.index[np.unique(position[position >= 0])])
+        if held.empty:
+            return held, held
+        span = pd.DatetimeIndex(table.loc[held[0]:held[-1]].index)
+        return span.difference(held), pd.DatetimeIndex([])
     local = pd.DatetimeIndex(index.tz_convert(zone(name)).tz_localize(None).normalize().unique())
     sessions = pd.DatetimeIndex(schedule(name, local[0], local[-1]).index)
     return sessions.difference(local), local.difference(sessions)
+
+
+def session_of(index: pd.DatetimeIndex, name: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per bar of ``index`` (stamped at its close), the row of the session table whose
+    ``open < stamp <= close`` (-1 for a bar outside every session), and that table
+    (``schedule``, from the day before the first bar to the day after the last: an overnight
+    session, CME's, opens the evening before the date that names it)."""
+    local = index.tz_convert(zone(name))
+    first = local[0].tz_localize(None).normalize() - pd.Timedelta(days=1)
+    last = local[-1].tz_localize(None).normalize() + pd.Timedelta(days=1)
+    table = schedule(name, first, last)
+    opens = pd.DatetimeIndex(table["open"]).as_unit("ns").asi8
+    closes = pd.DatetimeIndex(table["close"]).as_unit("ns").asi8
+    stamps = index.as_unit("ns").asi8
+    row = np.searchsorted(closes, stamps, "left")  # the first session closing at or after
+    clipped = np.minimum(row, max(len(closes) - 1, 0))
+    inside = (row < len(closes)) & (opens[clipped] < stamps) if len(closes) else np.zeros(len(stamps), bool)
+    return np.where(inside, row, -1).astype(np.int64), table
 
 
 def session_bounds(name: str, day) -> tuple[pd.Timestamp, pd.Timestamp] | None:

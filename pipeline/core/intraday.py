@@ -46,8 +46,9 @@ uses the profile above. A session the file does not cover is simulated from its 
 simulated. A decision's orders work over the data's own bars from the next one to the
 horizon the engine gives (``span``): one bin per bar, priced and limited like a file's bars
 above, its forecast the average volume the previous ``profile_days`` sessions traded in the
-same span of the day (without such history, the trailing daily volume spread evenly over a
-session's bars). Volatility and volume are daily, over sessions (``trailing_volatility``).
+same span of the session's clock (``clock_volume``; ``session_clock``: the time of day, past
+24h across midnight in an overnight session), or without such history the trailing daily
+volume spread evenly over a session's bars. Volatility and volume are daily, over sessions (``trailing_volatility``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import numpy as np
 
 from pipeline.core.contracts import Bins
 from pipeline.core.errors import DataError
-from pipeline.core.market import MarketData, forward_filled, session_ends
+from pipeline.core.market import MarketData, forward_filled, session_clock, session_ends
 
 # Path points per bin: enough for a bin's range, cheap for the handful of orders of a day.
 STEPS = 8
@@ -119,6 +120,27 @@ def trailing_volume(volume: np.ndarray, window: int,
         daily = np.add.reduceat(np.nan_to_num(volume), starts, axis=0)
         return _by_session(trailing_volume(daily, window), sessions, ends, np.nan)
     return pd.DataFrame(volume).rolling(window, min_periods=1).mean().to_numpy()
+
+
+def clock_volume(volume: np.ndarray, symbols: np.ndarray, clock: np.ndarray, ends: np.ndarray,
+                 session: int, days: int, targets: np.ndarray, bar_ns: int) -> Optional[np.ndarray]:
+    """The volume forecast of the bars closing at session-clock times ``targets`` (sorted, ns;
+    ``pipeline.core.market.session_clock``) of session ``session``: per bar and symbol, the
+    average volume the ``days`` sessions before it traded in that bar's span of the clock
+    (``(previous target, target]``, the first ``(target - bar_ns, target]``), from their bars
+    only (``ends``: each session's last bar). None when no session precedes it. The backtest's
+    intraday bins and live's plan on intraday data both forecast with it."""
+    first = max(session - days, 0)
+    if session <= first:
+        return None
+    lo, hi = (0 if first == 0 else int(ends[first - 1]) + 1), int(ends[session - 1]) + 1
+    past = clock[lo:hi]
+    # a past bar counts toward the bin whose span of the clock holds it
+    inside = (past > targets[0] - bar_ns) & (past <= targets[-1])
+    rows = np.flatnonzero(inside) + lo
+    forecast = np.zeros((targets.size, symbols.size))
+    np.add.at(forecast, np.searchsorted(targets, past[inside]), np.nan_to_num(volume[rows[:, None], symbols]))
+    return forecast / (session - first)
 
 
 # ---------------------------------------------------------------- seeded draws
@@ -321,24 +343,12 @@ class IntradayMarket:
         if self.of_day is None:
             self.sessions = data.sessions
             self.ends = session_ends(self.sessions)
-            local = data.index.tz_localize(None).values.astype("datetime64[ns]").astype(np.int64)
-            self.of_day = np.mod(local, 86_400 * 10**9)
+            self.of_day = session_clock(data.index, self.sessions)
             self.per_session = float(np.median(np.diff(np.append(-1, self.ends))))
-        session = int(self.sessions[bar])
-        first = max(session - self.profile_days, 0)
-        past = slice(0 if first == 0 else int(self.ends[first - 1]) + 1,
-                     0 if session == 0 else int(self.ends[session - 1]) + 1)
-        span_of_day = self.of_day[rows]
-        of_day = self.of_day[past]
-        if of_day.size and data.volume is not None:
-            # a past bar counts toward the bin whose span of the day holds it
-            inside = (of_day > span_of_day[0] - data.bar_length.value) & (of_day <= span_of_day[-1])
-            target = np.searchsorted(span_of_day, of_day[inside])
-            rows_before = np.flatnonzero(inside) + past.start
-            forecast = np.zeros((stamps.size, symbols.size))
-            np.add.at(forecast, target, np.nan_to_num(data.volume[rows_before[:, None], symbols]))
-            forecast /= session - first
-        else:
+        forecast = None if data.volume is None else clock_volume(
+            data.volume, symbols, self.of_day, self.ends, int(self.sessions[bar]), self.profile_days,
+            self.of_day[rows], data.bar_length.value)
+        if forecast is None:
             forecast = np.repeat(self._daily_forecast(bar, symbols, arrival)[None, :] / self.per_session,
                                  stamps.size, axis=0)
         volume = forecast.copy() if data.volume is None else np.nan_to_num(data.volume[rows, symbols])

@@ -2,10 +2,13 @@
 
 Time is a tz-aware ``DatetimeIndex`` and a bar is stamped at its close. Prices are adjusted
 for splits and dividends. A bar is a day (the default) or an intraday bar of ``bar_size``:
-intraday bars are grouped into sessions by their local date (``sessions``), and windows,
-schedules and annualisation count sessions, not bars. A NaN price means the symbol has no
-bar then (not yet listed, delisted or halted); loaders reject NaN inside a series unless a
-fill policy says otherwise.
+intraday bars are grouped into sessions (``sessions``), and windows, schedules and
+annualisation count sessions, not bars. With an exchange ``calendar`` (``XNYS``, ``CMES``,
+``24/7``) a bar belongs to the session whose open..close holds it, so an overnight session
+(CME futures open the evening before) is one session across midnight, and a bar outside every
+session is an error; without one, a session is the bars of one local date. A NaN price means
+the symbol has no bar then (not yet listed, delisted or halted); loaders reject NaN inside a
+series unless a fill policy says otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
+
+from pipeline.core import calendars
+from pipeline.core.errors import DataError
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -36,6 +42,9 @@ class MarketData:
     notes: tuple[str, ...] = ()
     # The source's bar length; None: inferred from the stamps (``bar_length``).
     bar_size: Optional[pd.Timedelta] = None
+    # The exchange whose sessions group intraday bars (an ISO MIC, ``CMES``, ``24/7``); None:
+    # sessions are local dates. Daily bars are one session each either way.
+    calendar: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.index.tz is None:
@@ -84,9 +93,18 @@ class MarketData:
 
     @functools.cached_property
     def sessions(self) -> np.ndarray:
-        """Session number of each bar (0, 1, ...): its local calendar date, so every daily bar
-        is its own session."""
+        """Session number of each bar (0, 1, ...): every daily bar is its own session; intraday
+        bars share the session of ``calendar`` that holds them (``calendar_sessions``), or,
+        without a calendar, their local date."""
+        if self.calendar and self.intraday:
+            return calendar_sessions(self, self.name)
         return session_numbers(self.index)
+
+    @property
+    def intraday_sessions(self) -> Optional[np.ndarray]:
+        """``sessions`` of intraday bars, for the windows, schedules and annualisation that count
+        them; None for daily bars, each its own session, which keep their bar-count paths."""
+        return self.sessions if self.intraday else None
 
     # -- views -----------------------------------------------------------------------------
     def view(self, end: int) -> "MarketData":
@@ -169,6 +187,40 @@ def session_numbers(index: pd.DatetimeIndex) -> np.ndarray:
     if days.size == 0:
         return days
     return np.concatenate([[0], np.cumsum(days[1:] != days[:-1])]).astype(np.int64)
+
+
+def calendar_sessions(data: MarketData, where: str) -> np.ndarray:
+    """Session number of each bar of ``data`` by its exchange calendar: the bars of the session
+    whose open < stamp <= close share one. A bar outside every session is a ``DataError``
+    naming ``where`` (the file), the symbol, the time and what to declare."""
+    if data.n_bars == 0:
+        return np.zeros(0, dtype=np.int64)
+    position, _ = calendars.session_of(data.index, str(data.calendar))
+    outside = np.flatnonzero(position < 0)
+    if outside.size:
+        bar = int(outside[0])
+        priced = np.flatnonzero(np.isfinite(data.close[bar]))
+        symbol = data.symbols[int(priced[0])] if priced.size else data.symbols[0]
+        more = f" (and {outside.size - 1} more bars)" if outside.size > 1 else ""
+        raise DataError(f"{where}: {symbol} has a bar at {data.index[bar]} outside every "
+                        f"{data.calendar} session{more} (a bar is stamped at its close, within "
+                        f"open..close); drop extended-hours bars, name the data's exchange with "
+                        f"data.calendar=... (CMES for CME futures, 24/7 for crypto), or set "
+                        f"data.calendar=null to group bars by local date")
+    return np.concatenate([[0], np.cumsum(position[1:] != position[:-1])]).astype(np.int64)
+
+
+def session_clock(index: pd.DatetimeIndex, sessions: np.ndarray) -> np.ndarray:
+    """Each bar's local wall time (ns) since the midnight before its session's first bar: its
+    time of day, or past 24h on the far side of midnight in an overnight session, so that bars
+    of one time in the session compare equal across sessions."""
+    local = index.tz_localize(None) if index.tz is not None else index
+    stamps = local.values.astype("datetime64[ns]").astype(np.int64)
+    if stamps.size == 0:
+        return stamps
+    opens = np.flatnonzero(np.append(True, sessions[1:] != sessions[:-1]))
+    midnight = stamps[opens] - np.mod(stamps[opens], 86_400 * 10**9)
+    return stamps - np.repeat(midnight, np.diff(np.append(opens, stamps.size)))
 
 
 def session_ends(sessions: np.ndarray) -> np.ndarray:

@@ -5,6 +5,13 @@ shape of skfolio's estimators). Its typed schema is generated from that signatur
 hydra-zen's ``builds`` does, so the signature stays the single source of truth: annotations
 give the types, defaults give the defaults, ``typing.Literal`` gives the allowed choices, and
 the class attribute ``rules`` adds numeric ranges, e.g. ``{"lookback": "[1, inf)"}``.
+
+A window (a parameter annotated ``Window``: lookbacks, covariance windows) is an int, which
+counts bars, or a duration: ``20d`` / ``20 sessions`` (sessions of the data, each its median
+number of bars, so ``20d`` is 20 on daily data) or ``90min`` / ``2h`` (time at the data's bar
+size: a whole number of bars, less than a day). A duration's text is checked when the
+component is built; ``pipeline.core.windows.in_bars`` turns it into bars, once the data are
+known, and checks the component's ``rules`` on the bars.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ import functools
 import importlib
 import inspect
 import math
+import re
 import types
 import typing
-from typing import Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional, Union
 
 from pipeline.core.errors import ConfigError, UserError
 
@@ -39,6 +47,45 @@ class Component:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+WINDOW = "window: bars, sessions or time"
+Window = Annotated[Union[int, str], WINDOW]  # see the module's docstring
+_SESSIONS = re.compile(r"^(\d+)\s*(d|day|days|session|sessions)$")
+_WINDOW_TEXT = ("an int (bars) or a duration: sessions as 20d or '20 sessions', time as 90min "
+                "or 2h")
+
+
+@functools.cache
+def window_params(cls: type) -> list[str]:
+    """The parameters of ``cls`` annotated ``Window``."""
+    try:
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:
+        return []
+    return [n for n, h in hints.items() if typing.get_origin(h) is Annotated and WINDOW in h.__metadata__]
+
+
+def parse_window(value: Any, key: str) -> tuple[str, Any]:
+    """``("bars", n)``, ``("sessions", n)`` or ``("time", Timedelta)``; a ConfigError naming
+    ``key`` when ``value`` is none of them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "bars", value
+    text = str(value).strip().lower() if isinstance(value, str) else ""
+    if text.isdigit():
+        return "bars", int(text)
+    found = _SESSIONS.match(text)
+    if found:
+        return "sessions", int(found.group(1))
+    import pandas as pd  # loaded when a duration is given, not with the config machinery
+
+    try:
+        span = pd.Timedelta(text) if text[:1].isdigit() else None
+    except ValueError:
+        span = None
+    if span is None or not pd.Timedelta(0) < span < pd.Timedelta(days=1):
+        raise ConfigError(f"{key}={value!r} is not a window: expected {_WINDOW_TEXT}")
+    return "time", span
 
 
 # ---------------------------------------------------------------- rules (ranges, choices)
@@ -65,6 +112,9 @@ def check_rule(value: Any, rule: str) -> bool:
 def allowed_text(cls: type, name: str) -> str:
     """What a parameter accepts, in words, for error messages and ``--help``."""
     hint = _hints(cls).get(name, Any)
+    if name in window_params(cls):
+        rule = cls.rules.get(name) if hasattr(cls, "rules") else None
+        return _WINDOW_TEXT + (f", in bars {rule}" if rule else "")
     choices = _literal_choices(hint)
     if choices:
         return "one of " + ", ".join(map(str, choices))
@@ -82,7 +132,11 @@ def validate_values(cls: type, values: dict[str, Any], path: str,
     """
     hints = _hints(cls)
     shown = shown or {}
+    windows = window_params(cls)
     for name, value in values.items():
+        if name in windows and isinstance(value, str):  # its rule holds for the bars (``in_bars``)
+            parse_window(value, f"{path}.{name}")
+            continue
         choices = _literal_choices(hints.get(name, Any))
         rule = getattr(cls, "rules", {}).get(name)
         bad = (choices and value not in choices) or (rule and not check_rule(value, rule))

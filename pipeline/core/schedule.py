@@ -1,11 +1,14 @@
 """When decisions are taken: a calendar, intraday or bar-count rule over the data's index.
 
-Sessions are local calendar dates (``pipeline.core.market.session_numbers``): on daily bars
+Sessions are the data's (``MarketData.sessions``: by its exchange calendar, else local
+calendar dates, ``pipeline.core.market.session_numbers``, when none is given): on daily bars
 every bar is a session, so ``daily`` decides on every bar; on intraday bars ``daily`` (and
 ``on close``) decides on the last bar of each session, ``on open`` on the first, ``at HH:MM``
-on the last bar stamped at or before that local time in each session, and ``every 30min``
-(any pandas duration: ``90s``, ``1h``) on the last bar of each span of that length counted
-from local midnight (10:00, 10:30, ... for 30min).
+on the last bar stamped at or before that local time in each session (in a session that
+crosses midnight, the first such time after its first bar), and ``every 30min`` (any pandas
+duration: ``90s``, ``1h``) on the last bar of each span of that length counted from local
+midnight (10:00, 10:30, ... for 30min). Weeks, months, ... are those of each session's last
+bar, so an overnight session that opens on Sunday evening is Monday's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.market import session_ends, session_numbers
+from pipeline.core.market import session_clock, session_ends, session_numbers
 
 CALENDAR = ("daily", "weekly", "monthly", "quarterly", "yearly")
 INTRADAY = ("on open", "on close", "at HH:MM", "every <duration> (every 30min)")
@@ -24,8 +27,10 @@ DAY_NS = 86_400 * 10**9
 RULES = CALENDAR + ("once", "every N bars as an integer N") + INTRADAY
 
 
-def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0) -> np.ndarray:
-    """Bars at whose close a decision is taken, from bar ``first`` on.
+def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0,
+                  sessions: np.ndarray | None = None) -> np.ndarray:
+    """Bars at whose close a decision is taken, from bar ``first`` on; ``sessions`` the
+    session number of each bar (``MarketData.sessions``; None: by local date).
 
     Calendar rules decide on the last bar of each period (week, month, ...) in the index's
     own time zone, so a monthly decision on the last close of a month trades in the first
@@ -42,17 +47,18 @@ def decision_bars(index: pd.DatetimeIndex, rule: str | int, first: int = 0) -> n
             raise ConfigError(f"schedule.rebalance={rule}: every N bars needs N >= 1")
         return np.arange(first, n, step, dtype=np.int64)
     if rule in ("daily", "on close", "on open") or rule.startswith(("at ", "every ")):
-        bars = _intraday(index, rule)
+        bars = _intraday(index, rule, session_numbers(index) if sessions is None else np.asarray(sessions))
     elif rule in CALENDAR:
-        key = period_key(index, rule)
+        # the period of each session's last bar; without sessions, of each bar (daily bars)
+        key = period_key(index, rule) if sessions is None else \
+            period_key(index[session_ends(np.asarray(sessions))], rule)[sessions]
         bars = np.flatnonzero(np.append(key[1:] != key[:-1], True)).astype(np.int64)
     else:
         raise ConfigError(f"schedule.rebalance={rule!r} is not a schedule; allowed: {', '.join(RULES)}")
     return bars[bars >= first]
 
 
-def _intraday(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
-    session = session_numbers(index)
+def _intraday(index: pd.DatetimeIndex, rule: str, session: np.ndarray) -> np.ndarray:
     last = session_ends(session).astype(np.int64)
     if rule in ("daily", "on close"):
         return last
@@ -61,9 +67,7 @@ def _intraday(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
                           f"data is its own day; use daily, weekly, monthly, ... or intraday data")
     if rule == "on open":
         return np.flatnonzero(np.append(True, session[1:] != session[:-1])).astype(np.int64)
-    local = index.tz_localize(None) if index.tz is not None else index
-    stamps = local.values.astype("datetime64[ns]").astype(np.int64)
-    of_day = np.mod(stamps, DAY_NS)
+    of_day = session_clock(index, session)
     text = rule.split(" ", 1)[1].strip()
     if rule.startswith("at "):
         try:
@@ -72,6 +76,10 @@ def _intraday(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
         except ValueError:
             raise ConfigError(f"schedule.rebalance={rule!r}: {text!r} is not a time of day; "
                               f"write at HH:MM, e.g. 'at 15:50'") from None
+        # an overnight session meets the time on its second day when its first bar is later
+        crosses = of_day[last] >= DAY_NS
+        opens = np.flatnonzero(np.append(True, session[1:] != session[:-1]))
+        when = when + DAY_NS * (crosses & (of_day[opens] > when))[session]
         before = of_day <= when
         # the last bar at or before the time in each session that has one
         ends = np.flatnonzero(before & np.append(~before[1:] | (session[1:] != session[:-1]), True))
@@ -84,7 +92,7 @@ def _intraday(index: pd.DatetimeIndex, rule: str) -> np.ndarray:
         raise ConfigError(f"schedule.rebalance={rule!r}: {text!r} is not a duration; write e.g. "
                           f"'every 30min', 'every 1h' or 'every 90s'")
     span = -(-of_day // every)  # bar closes in (k - 1) * every, k * every] share span k
-    key = session * (DAY_NS // every + 2) + span
+    key = session * (2 * DAY_NS // every + 2) + span
     return np.flatnonzero(np.append(key[1:] != key[:-1], True)).astype(np.int64)
 
 

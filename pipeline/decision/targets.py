@@ -10,6 +10,10 @@ the first decision, so its ``min_history`` fallback applies) and returns the sle
 
 Allocators whose ``weigh`` accepts a ``columns`` keyword (risk budgets by name) receive the
 column names: symbols at the asset level, sleeve names at the sleeve level.
+
+Windows given as durations (``lookback: 20d``, ``2h``: ``pipeline.core.params.Window``) are
+turned into bars of the data by ``in_data_bars`` before anything else reads them: the
+backtest and live call it first.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipeline.core.contracts import Allocator, Strategy
+from pipeline.core.contracts import Allocator, Constraint, Strategy
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData
+from pipeline.core.windows import in_bars
 from pipeline.core.schedule import decision_bars
 from pipeline.core.weights import cap
 
@@ -40,14 +45,15 @@ def first_decision(strategies: Mapping[str, Strategy]) -> int:
     return max(max(int(s.warmup()), 0) for s in strategies.values())
 
 
-def last_decision(index, rule: str | int, strategies: Mapping[str, Strategy]) -> np.ndarray:
+def last_decision(index, rule: str | int, strategies: Mapping[str, Strategy],
+                  sessions: np.ndarray | None = None) -> np.ndarray:
     """The decisions whose targets the decision at the last bar of ``index`` depends on (live
     decides there): with several sleeves, the earlier ones by ``rule`` from the warm-up on too,
     whose sleeve returns weigh the sleeves as the backtest weighs them; else the last bar."""
     last = len(index) - 1
     if len(strategies) == 1:
         return np.array([last], dtype=np.int64)
-    earlier = decision_bars(index, rule, first_decision(strategies))
+    earlier = decision_bars(index, rule, first_decision(strategies), sessions=sessions)
     return np.append(earlier[earlier < last], last)
 
 
@@ -78,6 +84,20 @@ def targets(data: MarketData, strategies: Mapping[str, Strategy], allocator: All
         raise RuntimeError("the allocation stage produced non-finite weights: a plugin bug")
     return Targets(names=names, asset_weights=asset_weights, sleeve_weights=sleeve_weights,
                    sleeve_returns=sleeve_returns, weights=combined)
+
+
+def in_data_bars(data: MarketData, strategies: Mapping[str, Strategy], allocator: Allocator,
+                 portfolio: Optional[Allocator], constraints: Sequence[tuple[str, Constraint]]
+                 ) -> tuple[dict[str, Strategy], Allocator, Optional[Allocator], list[tuple[str, Constraint]]]:
+    """The stages with their windows in bars of ``data`` (``pipeline.core.windows.in_bars``);
+    a stage whose windows are all bars already is returned as it is."""
+    strategies = {name: in_bars(s, data, f"strategy.{name}") for name, s in strategies.items()}
+    if isinstance(portfolio, Capped):
+        portfolio = Capped(in_bars(portfolio.inner, data, "portfolio"), portfolio.caps)
+    elif portfolio is not None:
+        portfolio = in_bars(portfolio, data, "portfolio")
+    constraints = [(name, in_bars(c, data, f"risk.{name}")) for name, c in constraints]
+    return strategies, in_bars(allocator, data, "allocation"), portfolio, constraints
 
 
 class Capped(Allocator):

@@ -17,6 +17,8 @@ import math
 import time
 from typing import Any, Optional
 
+import numpy as np
+
 from pipeline.core import calendars
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.core.schedule import decision_bars
@@ -233,17 +235,18 @@ class Schedule:
         last = self.journal.last_decision()
         return decision_due(data.index, self.cfg.schedule.rebalance,
                             None if last is None else pd.Timestamp(last["bar"]),
-                            getattr(self.stages.data, "calendar", None))
+                            getattr(self.stages.data, "calendar", None), data.intraday_sessions)
 
 
-def decision_due(index, rule: Any, last, calendar: Optional[str] = None) -> tuple[bool, str]:
+def decision_due(index, rule: Any, last, calendar: Optional[str] = None,
+                 sessions: Any = None) -> tuple[bool, str]:
     """Is a decision due on the last bar of ``index`` under ``schedule.rebalance=rule``, given
     the last decision the journal handled (a timestamp, or None)? And why.
 
     Calendar rules (weekly, monthly, ...) look one session ahead: the last bar ends its period
     when the next session (of exchange ``calendar``; without one, the next business day)
     starts a new one. Intraday rules (``at 15:50``, ``every 30min``) read the bars as they
-    are. A decision bar missed while the runner was down is caught up on the next tick. The
+    are, in their ``sessions`` (``MarketData.sessions``; None: by local date). A decision bar missed while the runner was down is caught up on the next tick. The
     first decision is always due.
     """
     import pandas as pd
@@ -264,7 +267,9 @@ def decision_due(index, rule: Any, last, calendar: Optional[str] = None) -> tupl
         ahead = index
     else:
         ahead = index.append(pd.DatetimeIndex([_next_session(index[-1], calendar)]))
-    bars = decision_bars(ahead, rule)
+        if sessions is not None:  # the next session is a new one
+            sessions = np.append(sessions, sessions[-1] + 1)
+    bars = decision_bars(ahead, rule, sessions=sessions)
     bars = bars[bars <= len(index) - 1]
     if bars.size == 0:
         return False, f"no {rule} decision bar in the data yet"

@@ -16,12 +16,14 @@ from pipeline.core.market import session_numbers
 TRADING_DAYS = 252
 
 
-def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """252 for daily bars; 252 sessions x the median bars per session (local dates) for
-    intraday bars, so that a half day or a record starting at a session's last bar does not
-    lower it."""
+def periods_per_year(index: pd.DatetimeIndex, sessions: np.ndarray | None = None) -> float:
+    """252 for daily bars; 252 sessions x the median bars per session for intraday bars, so
+    that a half day or a record starting at a session's last bar does not lower it. Sessions
+    are ``sessions`` (``MarketData.sessions``: by the exchange calendar), else local dates."""
     if len(index) < 2:
         return float(TRADING_DAYS)
+    if sessions is not None:
+        return TRADING_DAYS * float(np.median(np.bincount(sessions - sessions[0])))
     local = index.tz_localize(None) if index.tz is not None else index  # wall time: its dates are the sessions
     counts = np.unique(local.values.astype("datetime64[D]"), return_counts=True)[1]  # 50x faster than normalize()
     return TRADING_DAYS * float(np.median(counts))
@@ -96,7 +98,7 @@ def turnover(rebalance_turnover: np.ndarray, index: pd.DatetimeIndex) -> float:
 
 def summarize(equity: np.ndarray, index: pd.DatetimeIndex, *, rebalance_turnover: np.ndarray,
               gross_exposure: np.ndarray, costs: dict[str, float], n_trades: int,
-              n_rebalances: int) -> dict[str, float | int | str]:
+              n_rebalances: int, sessions: np.ndarray | None = None) -> dict[str, float | int | str]:
     """The run's headline numbers as written to ``metrics.json``.
 
     ``rebalance_turnover``: traded notional over equity at each rebalance (``turnover``).
@@ -104,7 +106,7 @@ def summarize(equity: np.ndarray, index: pd.DatetimeIndex, *, rebalance_turnover
     across bars.
     """
     r = bar_returns(equity)
-    ppy = periods_per_year(index)
+    ppy = periods_per_year(index, sessions)
     out: dict[str, float | int | str] = {
         "start": str(index[0]),
         "end": str(index[-1]),

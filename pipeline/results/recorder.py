@@ -147,7 +147,8 @@ def metrics_of(ledger: Ledger) -> dict[str, Any]:
     costs.update({kind: float(v.sum()) for kind, v in ledger.financing.items()})
     out = summarize(ledger.equity, ledger.data.index[ledger.start:], rebalance_turnover=rebalance_turnover(ledger),
                     gross_exposure=ledger.gross_exposure, costs=costs,
-                    n_trades=n_trades, n_rebalances=len(ledger.decisions))
+                    n_trades=n_trades, n_rebalances=len(ledger.decisions),
+                    sessions=None if not ledger.data.intraday else ledger.data.sessions[ledger.start:])
     out["cost_financing"] = float(sum(ledger.financing[kind].sum() for kind in ledger.financing))
     out["risk_binding"] = dict(ledger.binding)
     # what the constraints left uninvested (1 - gross target weight) at the traded decisions,
@@ -209,7 +210,7 @@ def assumptions(ledger: Ledger, stages: Any) -> list[str]:
         notes.append(f"intraday bars of {bar_label(ledger.data.bar_length)}: orders work over the data's own bars "
                      f"from the one after the decision to the next decision or the end of that trading "
                      f"day; volume and volatility windows count sessions; annualised with "
-                     f"{periods_per_year(ledger.data.index):.0f} bars a year (252 sessions)")
+                     f"{periods_per_year(ledger.data.index, ledger.data.intraday_sessions):.0f} bars a year (252 sessions)")
     elif (ledger.fills["bin"] >= 0).any() and not getattr(stages.broker, "intraday", None):
         notes.append("no intraday bars: each session's bins are simulated from its daily bar "
                      "(pipeline/core/intraday.py)" + ("" if ledger.data.open is not None else

@@ -17,8 +17,9 @@ from pipeline.core.contracts import Allocator
 WINDOW_RULES = {"lookback": "[2, inf)", "min_history": "[2, inf)", "halflife": "(0, inf)"}
 
 
-def check_history(lookback: int, min_history: int) -> None:
-    if min_history > lookback:
+def check_history(lookback: int | str, min_history: int | str) -> None:
+    """Durations (``20d``) are compared once in bars (``pipeline.core.params.in_bars``)."""
+    if isinstance(lookback, int) and isinstance(min_history, int) and min_history > lookback:
         raise ValueError(f"min_history={min_history} exceeds lookback={lookback}: no window "
                          f"could ever hold enough history; lower min_history or raise lookback")
 

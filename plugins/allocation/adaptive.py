@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.core.estimators import CovarianceMethod, MeanMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 from plugins.allocation._solvers import risk_budget_weights
 
@@ -41,7 +42,7 @@ class Adaptive(WindowAllocator):
 
     rules = {**WINDOW_RULES, "performance_weight": "[0, 2]", "smoothing": "[0, 1)"}
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf",
                  expected_returns: MeanMethod = "historical", halflife: float = 63.0,
                  performance_weight: float = 0.5, smoothing: float = 0.5) -> None:

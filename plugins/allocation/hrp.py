@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.core import estimators
 from pipeline.core.estimators import CovarianceMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 
 
@@ -36,7 +37,7 @@ class HRP(WindowAllocator):
 
     rules = WINDOW_RULES
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf", halflife: float = 63.0,
                  linkage: Literal["single", "complete", "average", "weighted", "centroid",
                                   "median", "ward"] = "ward",

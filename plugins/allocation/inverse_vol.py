@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.core.contracts import Allocator
 from pipeline.core.estimators import window_sums
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, check_history
 
 # windowed sums lose a few eps of the mean square to cancellation: a variance below this
@@ -53,7 +54,7 @@ class InverseVol(Allocator):
 
     rules = WINDOW_RULES
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: Literal["sample", "ewma"] = "sample", halflife: float = 63.0) -> None:
         check_history(lookback, min_history)
         self.lookback = lookback

@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.core.estimators import CovarianceMethod, MeanMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 from plugins.allocation._solvers import solve_pd, box_qp
 
@@ -37,7 +38,7 @@ class Kelly(WindowAllocator):
 
     rules = {**WINDOW_RULES, "fraction": "(0, 1]", "max_leverage": "(0, inf)"}
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf",
                  expected_returns: MeanMethod = "james_stein", halflife: float = 63.0,
                  fraction: float = 0.5, max_leverage: float = 1.0, long_only: bool = True) -> None:

@@ -7,6 +7,7 @@ from typing import Callable, Literal, Optional
 import numpy as np
 
 from pipeline.core.estimators import CovarianceMethod, MeanMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, check_bounds,
                                         check_history, weight_bounds)
 from plugins.allocation._solvers import box_qp, solve_pd
@@ -57,7 +58,7 @@ class MeanVariance(WindowAllocator):
 
     rules = {**WINDOW_RULES, "min_weight": "[-1, 1]", "max_weight": "(0, inf)"}
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf",
                  expected_returns: MeanMethod = "james_stein", halflife: float = 63.0,
                  objective: Literal["max_sharpe", "target_return"] = "max_sharpe",

@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.core.estimators import CovarianceMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, budget_start,
                                         check_bounds, check_history, weight_bounds)
 from plugins.allocation._solvers import box_qp, solve_pd
@@ -31,7 +32,7 @@ class MinVariance(WindowAllocator):
 
     rules = {**WINDOW_RULES, "min_weight": "[-1, 1]", "max_weight": "(0, inf)"}
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf", halflife: float = 63.0,
                  min_weight: Optional[float] = 0.0, max_weight: Optional[float] = 1.0) -> None:
         check_history(lookback, min_history)

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.estimators import CovarianceMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 from plugins.allocation._solvers import risk_budget_weights
 
@@ -37,7 +38,7 @@ class RiskBudgeting(WindowAllocator):
     rules = WINDOW_RULES
 
     def __init__(self, budgets: Union[dict[str, float], list[float], None] = None,
-                 lookback: int = 252, min_history: int = 60,
+                 lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf", halflife: float = 63.0) -> None:
         check_history(lookback, min_history)
         values = budgets.values() if isinstance(budgets, dict) else (budgets or [])

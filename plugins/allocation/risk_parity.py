@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.core.estimators import CovarianceMethod
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 from plugins.allocation._solvers import risk_budget_weights
 
@@ -26,7 +27,7 @@ class RiskParity(WindowAllocator):
 
     rules = WINDOW_RULES
 
-    def __init__(self, lookback: int = 252, min_history: int = 60,
+    def __init__(self, lookback: Window = 252, min_history: Window = 60,
                  covariance: CovarianceMethod = "ledoit_wolf", halflife: float = 63.0) -> None:
         check_history(lookback, min_history)
         self.lookback = lookback

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.params import Window
 from plugins.allocation._common import WINDOW_RULES, WindowAllocator, check_history
 
 
@@ -37,7 +38,7 @@ class SkfolioAllocator(WindowAllocator):
 
     rules = {k: WINDOW_RULES[k] for k in ("lookback", "min_history")}
 
-    def __init__(self, optimizer: Any = None, lookback: int = 252, min_history: int = 60) -> None:
+    def __init__(self, optimizer: Any = None, lookback: Window = 252, min_history: Window = 60) -> None:
         check_history(lookback, min_history)
         self.optimizer = optimizer
         self.lookback = lookback

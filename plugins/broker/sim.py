@@ -162,7 +162,7 @@ class SimBroker(Broker):
 
     def prepare(self, data: MarketData) -> None:
         # intraday data: windows of ``window`` sessions, daily volume and volatility
-        self.sessions_ = data.sessions if data.intraday else None
+        self.sessions_ = data.intraday_sessions
         adv = None if data.volume is None else data.derived(
             ("trailing_volume", self.window), lambda: trailing_volume(data.volume, self.window, self.sessions_))
         self.data_, self.adv_ = data, adv

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.core import calendars
 from pipeline.core.errors import ConfigError, DataError
-from pipeline.core.market import MarketData, bar_label, bar_length
+from pipeline.core.market import MarketData, bar_label, bar_length, calendar_sessions
 
 US_TZ = "America/New_York"
 US_CLOSE = pd.Timedelta(hours=16)
@@ -176,10 +176,17 @@ def declared_bars(data: MarketData, source: str, bar_size: Optional[str]) -> Mar
 def check_sessions(data: MarketData, source: str, calendar: Optional[str], policy: str) -> MarketData:
     """The exchange's sessions the data misses, and its dates that are no session, per
     ``policy``: ``error`` rejects the file, ``warn`` warns and notes it in the run's
-    provenance (the report's data caveats), ``ignore`` says nothing. The bars are unchanged."""
-    if calendar is None or policy == "ignore" or data.n_bars == 0:
+    provenance (the report's data caveats), ``ignore`` says nothing. The bars are unchanged;
+    the data take the calendar, whose sessions group intraday bars (``MarketData.sessions``):
+    an intraday bar outside every session is an error naming the file, whatever ``policy``."""
+    if calendar is None or data.n_bars == 0:
         return data
-    missing, extra = calendars.missing_sessions(data.index, str(calendar))
+    data = dataclasses.replace(data, calendar=str(calendar))
+    if data.intraday:
+        calendar_sessions(data, source)
+    if policy == "ignore":
+        return data
+    missing, extra = calendars.missing_sessions(data.index, str(calendar), data.intraday)
     if missing.empty and extra.empty:
         return data
     said = []

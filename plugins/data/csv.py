@@ -91,6 +91,9 @@ class CSVData(DataSource):
 
     Bars are daily or intraday (``bar_size``: 1min, 1s; null: from the stamps); sessions of
     exchange ``calendar`` without a bar, and dates that are none, follow ``missing_sessions``.
+    Intraday bars belong to the ``calendar`` session whose open..close holds them (an overnight
+    session across midnight is one); one outside every session is an error naming it; with
+    ``calendar=None`` the bars of one local date are a session.
     """
 
     rules = {"min_history": "[1, inf)"}

@@ -7,6 +7,7 @@ import numpy as np
 from pipeline.core import estimators
 from pipeline.core.contracts import Constraint, RiskContext
 from pipeline.core.errors import ConfigError
+from pipeline.core.params import Window
 
 
 class VolTarget(Constraint):
@@ -35,10 +36,11 @@ class VolTarget(Constraint):
     rules = {"target": "(0, inf)", "max_leverage": "(0, inf)", "lookback": "[2, inf)",
              "min_history": "[2, inf)", "halflife": "(0, inf)", "periods_per_year": "(0, inf)"}
 
-    def __init__(self, target: float = 0.10, max_leverage: float = 1.0, lookback: int = 63,
-                 min_history: int = 20, covariance: estimators.CovarianceMethod = "sample",
+    def __init__(self, target: float = 0.10, max_leverage: float = 1.0, lookback: Window = 63,
+                 min_history: Window = 20, covariance: estimators.CovarianceMethod = "sample",
                  halflife: float = 21.0, periods_per_year: float = 252.0) -> None:
-        if min_history > lookback:
+        # durations (20d, 2h) are compared once in bars (``pipeline.core.windows.in_bars``)
+        if isinstance(lookback, int) and isinstance(min_history, int) and min_history > lookback:
             raise ValueError(f"min_history={min_history} exceeds lookback={lookback}: no window "
                              f"could ever hold enough history; lower min_history or raise lookback")
         self.target = target

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
+from pipeline.core.params import Window
 from plugins.strategy._common import band_positions, causal_view
 
 
@@ -33,7 +34,7 @@ class MeanReversion(Strategy):
 
     rules = {"lookback": "[3, inf)", "entry": "(0, inf)", "exit": "[0, inf)", "stop": "(0, inf)"}
 
-    def __init__(self, lookback: int = 20, series: Literal["price", "residual"] = "price",
+    def __init__(self, lookback: Window = 20, series: Literal["price", "residual"] = "price",
                  entry: float = 2.0, exit: float = 0.5, stop: Optional[float] = None) -> None:
         if exit >= entry:
             raise ValueError(f"exit ({exit}) must be below entry ({entry}): a position opens at "

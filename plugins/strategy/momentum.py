@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
+from pipeline.core.params import Window
 from plugins.strategy._common import cross_sectional_top
 
 BARS_PER_YEAR = 252
@@ -34,16 +35,20 @@ class Momentum(Strategy):
     conviction ``vol_target / sigma``, sigma being the symbol's annualised standard deviation
     of daily returns over the ``vol_window`` bars to ``t``; allocators that use magnitudes
     (the signal's contract) then size positions inversely to risk. ``null`` keeps +-1.
+
+    ``lookback``, ``skip`` and ``vol_window`` count bars, or take durations turned into bars
+    of the data (``20d``: 20 sessions, ``2h``; ``pipeline.core.params.Window``).
     """
 
     rules = {"lookback": "[1, inf)", "skip": "[0, inf)", "top_k": "[1, inf)",
              "vol_target": "(0, inf)", "vol_window": "[2, inf)"}
 
-    def __init__(self, lookback: int = 252, skip: int = 21, top_k: Optional[int] = 5,
+    def __init__(self, lookback: Window = 252, skip: Window = 21, top_k: Optional[int] = 5,
                  mode: Literal["cross_sectional", "time_series"] = "cross_sectional",
                  long_short: bool = False, vol_target: Optional[float] = None,
-                 vol_window: int = 63) -> None:
-        if skip >= lookback:
+                 vol_window: Window = 63) -> None:
+        # durations (20d, 2h) are compared once in bars (``pipeline.core.params.in_bars``)
+        if isinstance(skip, int) and isinstance(lookback, int) and skip >= lookback:
             raise ValueError(f"skip ({skip}) must be smaller than lookback ({lookback}): "
                              "the score is the return from t - lookback to t - skip")
         if top_k is None and mode == "cross_sectional":

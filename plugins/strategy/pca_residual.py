@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
+from pipeline.core.params import Window
 from plugins.strategy._common import causal_view, check_rule, latest, refit_bars
 
 BARS_PER_YEAR = 252
@@ -42,7 +43,7 @@ class PCAResidual(Strategy):
              "open_long": "(0, inf)", "open_short": "(0, inf)", "close_long": "[0, inf)",
              "close_short": "[0, inf)", "min_kappa": "[0, inf)"}
 
-    def __init__(self, window: int = 252, components: int = 3, estimation: int = 60,
+    def __init__(self, window: Window = 252, components: int = 3, estimation: Window = 60,
                  refit: Union[str, int] = "monthly", open_long: float = 1.25,
                  open_short: float = 1.25, close_long: float = 0.5, close_short: float = 0.75,
                  min_kappa: float = BARS_PER_YEAR / 30, hedge: bool = True) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from pipeline.core.contracts import Strategy
 from pipeline.core.market import MarketData
+from pipeline.core.params import Window
 from plugins.strategy._common import causal_view, check_rule, latest, refit_bars
 from plugins.strategy.momentum import Momentum
 
@@ -43,7 +44,7 @@ class Regime(Strategy):
              "threshold": "(0, 1)"}
 
     def __init__(self, base: Any = None, method: Literal["volatility", "markov"] = "volatility",
-                 vol_window: int = 21, quantile: float = 0.8, min_history: int = 504,
+                 vol_window: Window = 21, quantile: float = 0.8, min_history: Window = 504,
                  high_scale: float = 0.0, low_scale: float = 1.0,
                  refit: Union[str, int] = "yearly", fit_window: Optional[int] = 2520,
                  threshold: float = 0.5) -> None:
