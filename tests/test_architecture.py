@@ -48,6 +48,11 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
                                                      "trading (its import takes about 0.16 s of every run.py)",
     ("pipeline.app.events", "pipeline.lob.engine"): "a bar backtest never loads the order-book engine and "
                                                     "numba (about 0.17 s of every run.py)",
+    ("pipeline.core.estimators", "pipeline.core.kernels"): "the compiled estimators load numba with the "
+                                                           "first allocator that estimates, never in a "
+                                                           "default (equal-weight) run",
+    ("plugins.allocation._solvers", "pipeline.core.kernels"): "the compiled solvers load numba with the "
+                                                              "first solve, as the estimators do",
 }
 RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",
