@@ -310,6 +310,18 @@ def risk_budget(cov: np.ndarray, budgets: np.ndarray, x0: np.ndarray, warm: bool
 # ---------------------------------------------------------------- box-constrained QP
 
 @numba.njit(cache=True)
+def budget_start(prev: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``prev`` when ``lo <= prev <= hi`` and ``sum(prev) = 1`` (to 1e-9), else equal weight."""
+    m = lo.size
+    total = 0.0
+    for i in range(m):
+        if not lo[i] <= prev[i] <= hi[i]:
+            return np.full(m, 1.0 / m)
+        total += prev[i]
+    return prev if abs(total - 1.0) < 1e-9 else np.full(m, 1.0 / m)
+
+
+@numba.njit(cache=True)
 def box_qp(Q: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, x0: np.ndarray,
            budget: bool, total: float) -> tuple[np.ndarray, int]:
     """``(x, status)``: the primal active-set method ``box_qp`` documents; ``budget`` says

@@ -41,15 +41,6 @@ def weight_bounds(min_weight: Optional[float], max_weight: Optional[float],
     return np.full(m, lo), np.full(m, hi)
 
 
-def budget_start(prev: Optional[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """A feasible start for ``box_qp`` with ``sum(w) = 1``: the previous decision's weights
-    when they are feasible (their active set is then a good guess), else equal weight."""
-    m = lo.size
-    if prev is not None and np.all(prev >= lo) and np.all(prev <= hi) and abs(prev.sum() - 1.0) < 1e-9:
-        return prev
-    return np.full(m, 1.0 / m)
-
-
 class WindowAllocator(Allocator):
     """Base of the allocators that estimate from the last ``lookback`` bars of returns.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+
 import numpy as np
 
 
@@ -100,3 +101,13 @@ def box_qp(Q: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, x0: np.
                                    np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64),
                                    np.asarray(x0, dtype=np.float64), budget,
                                    float(total) if budget else 0.0))
+
+
+def budget_start(prev: Optional[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A feasible start for ``box_qp`` with ``sum(w) = 1``: the previous decision's weights
+    when they are feasible (their active set is then a good guess), else equal weight."""
+    from pipeline.core import kernels
+
+    if prev is None:
+        return np.full(lo.size, 1.0 / lo.size)
+    return kernels.budget_start(np.asarray(prev, dtype=np.float64), lo, hi)

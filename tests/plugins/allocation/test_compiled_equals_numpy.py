@@ -11,7 +11,7 @@ import pytest
 from scipy.linalg import lapack
 
 from pipeline.core import estimators
-from plugins.allocation._common import budget_start, weight_bounds
+from plugins.allocation._common import weight_bounds
 from plugins.allocation._solvers import box_qp, risk_budget_weights, solve_pd
 from plugins.allocation.min_variance import MinVariance
 from plugins.allocation.risk_parity import RiskParity
@@ -185,9 +185,16 @@ def np_walk(returns, signals, at, lookback, min_history, solve):
     return out
 
 
+def np_budget_start(prev, lo, hi):
+    m = lo.size
+    if prev is not None and np.all(prev >= lo) and np.all(prev <= hi) and abs(prev.sum() - 1.0) < 1e-9:
+        return prev
+    return np.full(m, 1.0 / m)
+
+
 def np_min_variance(cov, prev):
     lo, hi = weight_bounds(0.0, 1.0, cov.shape[0])
-    return np_box_qp(cov, np.zeros(cov.shape[0]), lo, hi, budget_start(prev, lo, hi), total=1.0)
+    return np_box_qp(cov, np.zeros(cov.shape[0]), lo, hi, np_budget_start(prev, lo, hi), total=1.0)
 
 
 def np_risk_parity(cov, prev):
