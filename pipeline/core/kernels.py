@@ -14,9 +14,11 @@ Two rules shape this module:
   function it calls in another file does, so a solver elsewhere would keep a stale Cholesky.
 
 Kernels report failures by a status code, never by raising (the callers raise the project's
-errors with the context they have). Loops run in a fixed order, so the same inputs give the
-same bits; only ``_gram`` lets the compiler reassociate its sums (8x faster: SIMD lanes),
-which is still deterministic for one machine and build.
+errors with the context they have). The sums in the dot products, the factorisation and the
+cross products may be reordered by the compiler (``_SUMS``: SIMD lanes, fused multiply-adds;
+``_gram`` is 8x faster for it), which changes the last bits against numpy but is fixed at
+compile time: the same inputs give the same bits on one machine (numba compiles for the host
+CPU, so another CPU's vector width may round differently, as OpenBLAS already does).
 """
 
 from __future__ import annotations
