@@ -3,13 +3,13 @@
 Both take a covariance in "position space" (returns already multiplied by their side), so a
 weight is always the long amount of a position; the allocators put the signs back. The loops
 run compiled (``pipeline.core.kernels``, numba, imported by the first solve); these functions
-are their interface: they check nothing a kernel would, and turn its status into an error.
+are their interface: they give the kernels float64 arrays (matrices C-contiguous, so each
+kernel compiles once) and turn a kernel's status into an error.
 """
 
 from __future__ import annotations
 
 from typing import Optional
-
 
 import numpy as np
 
