@@ -52,6 +52,11 @@ LAZY_ALLOWED: dict[tuple[str, str], str] = {
                                                                        "summarised, not in every run.py",
     ("plugins.allocation.hrp", "plugins.allocation._hrp_kernel"): "numba (about 0.17 s) loads only "
                                                                   "when HRP weighs, not with every run",
+    ("pipeline.core.estimators", "pipeline.core.kernels"): "the compiled estimators load numba with the "
+                                                           "first allocator that estimates, never in a "
+                                                           "default (equal-weight) run",
+    ("plugins.allocation._solvers", "pipeline.core.kernels"): "the compiled solvers load numba with the "
+                                                              "first solve, as the estimators do",
 }
 RULES = ("pipeline->plugins", "core->pipeline", "backtest<->live", "lob<->engines", "report/dashboard->engine",
          "->app", "plugins->pipeline", "stage->stage", "->fake_gateway", "private", "function-level",

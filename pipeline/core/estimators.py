@@ -1,4 +1,4 @@
-"""Covariance and expected-return estimators over a window of returns, in plain numpy.
+"""Covariance and expected-return estimators over a window of returns.
 
 Shared by the allocators (plugins/allocation) and by risk constraints such as vol targeting,
 so that ``covariance: ledoit_wolf`` means the same matrix everywhere. A window ``X`` is an
@@ -9,6 +9,10 @@ moments); nothing here annualises.
 Config-facing layer: the ``CovarianceMethod`` / ``MeanMethod`` literals are what a component
 annotates its ``covariance`` / ``expected_returns`` parameter with, and ``covariance`` /
 ``expected_returns`` dispatch on those names with a shared ``halflife``.
+
+numpy, except what an allocator pays on every decision: ``position_window``, the Ledoit-Wolf
+estimate and ``positive_definite``'s factorisations run compiled (``pipeline.core.kernels``,
+numba, imported by their first call so that a run which estimates nothing never loads it).
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ def complete_rows(X: np.ndarray) -> np.ndarray:
     return X[~np.isnan(X).any(axis=1)]
 
 
-def constant_columns(X: np.ndarray) -> np.ndarray:
-    """True for columns whose returns are identical on every row of the window (zero
-    variance: a halted or stale price, a sleeve that never traded), for which no risk
-    estimate exists. Decided exactly, not by a variance threshold."""
-    return (X == X[0]).all(axis=0)
+def position_window(R: np.ndarray, start: int, stop: int, cols: np.ndarray,
+                    side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An allocator's window in one pass: rows ``start:stop`` of columns ``cols`` of ``R``,
+    the rows holding any NaN dropped (as ``complete_rows``), times ``side`` (position
+    returns, n x m), and ``live``: True for the columns that are not identical on every row
+    (a constant column -- halted, stale, a sleeve that never traded -- has zero variance and
+    no risk estimate). Decided exactly, not by a variance threshold."""
+    from pipeline.core import kernels  # numba: loaded by the first allocator that estimates
+
+    return kernels.position_window(R, int(start), int(stop), np.asarray(cols, dtype=np.int64),
+                                   np.asarray(side, dtype=np.float64))
 
 
 def ewma_weights(n: int, halflife: float) -> np.ndarray:
@@ -56,29 +66,6 @@ def sample_covariance(X: np.ndarray, ddof: int = 1) -> np.ndarray:
     return Xc.T @ Xc / (X.shape[0] - ddof)
 
 
-def _ledoit_wolf(Xc: np.ndarray, gram: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(S, s)``: the maximum-likelihood covariance ``gram / n`` of the de-meaned window
-    (``gram = Xc'Xc``) and the Ledoit-Wolf shrinkage intensity (see ``ledoit_wolf_shrinkage``)."""
-    n, p = Xc.shape
-    S = gram / n
-    if p == 1:
-        return S, 0.0
-    row_sq = np.einsum("ij,ij->i", Xc, Xc)
-    mu = row_sq.sum() / (n * p)
-    frob = np.dot(S.ravel(), S.ravel())
-    delta = (frob - p * mu * mu) / p  # ||S - mu I||_F^2 / p, as tr(S) = p mu
-    beta = min((row_sq @ row_sq / n - frob) / (p * n), delta)
-    # delta == 0: S already is the target (equal variances, no correlation)
-    return S, (float(beta / delta) if delta > 0 and beta > 0 else 0.0)
-
-
-def _shrunk(S: np.ndarray, s: float) -> np.ndarray:
-    p = S.shape[0]
-    cov = (1.0 - s) * S
-    cov.flat[:: p + 1] += s * S.diagonal().sum() / p
-    return cov
-
-
 def ledoit_wolf_shrinkage(X: np.ndarray) -> float:
     """Ledoit-Wolf (2004) shrinkage intensity of the window toward ``mu I``.
 
@@ -89,16 +76,20 @@ def ledoit_wolf_shrinkage(X: np.ndarray) -> float:
     Ledoit & Wolf, "A well-conditioned estimator for large-dimensional covariance
     matrices", J. Multivariate Analysis 88 (2004).
     """
-    Xc = X - _column_means(X)
-    return _ledoit_wolf(Xc, Xc.T @ Xc)[1]
+    from pipeline.core import kernels
+
+    return kernels.ledoit_wolf(np.asarray(X, dtype=np.float64))[1]
 
 
 def ledoit_wolf_covariance(X: np.ndarray) -> np.ndarray:
     """``(1 - s) S + s mu I`` with ``S`` the maximum-likelihood covariance (divisor ``n``),
     ``mu = tr(S)/p`` and ``s`` from ``ledoit_wolf_shrinkage``: ``sklearn.covariance.LedoitWolf``.
+    Compiled (``pipeline.core.kernels.ledoit_wolf``): one pass for the means, one for the
+    de-meaned cross products, none of numpy's per-call overhead on a small window.
     """
-    Xc = X - _column_means(X)
-    return _shrunk(*_ledoit_wolf(Xc, Xc.T @ Xc))
+    from pipeline.core import kernels
+
+    return kernels.ledoit_wolf(np.asarray(X, dtype=np.float64))[0]
 
 
 def ewma_covariance(X: np.ndarray, halflife: float) -> np.ndarray:
@@ -130,18 +121,10 @@ def covariance(X: np.ndarray, method: CovarianceMethod = "ledoit_wolf",
 
 def sample_and_covariance(X: np.ndarray, method: CovarianceMethod = "ledoit_wolf",
                           halflife: float = 63.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(sample_covariance(X), covariance(X, method, halflife))``, the same bits, with the
-    de-meaned window and its product ``Xc'Xc`` computed once for both when ``method`` is
-    sample or ledoit_wolf: HRP clusters on the one and splits with the other every decision,
-    and the second pass was a fifth of its time. With ``sample`` both are one array."""
-    Xc = X - _column_means(X)
-    gram = Xc.T @ Xc
-    sample = gram / (X.shape[0] - 1)
-    if method == "sample":
-        return sample, sample
-    if method == "ledoit_wolf":
-        return sample, _shrunk(*_ledoit_wolf(Xc, gram))
-    return sample, covariance(X, method, halflife)
+    """``(sample_covariance(X), covariance(X, method, halflife))``: HRP clusters on the one and
+    splits with the other every decision. With ``sample`` both are one array."""
+    sample = sample_covariance(X)
+    return sample, (sample if method == "sample" else covariance(X, method, halflife))
 
 
 # ---------------------------------------------------------------- rolling windows
@@ -193,30 +176,23 @@ def positive_definite(cov: np.ndarray) -> np.ndarray:
     matrix often passes a bare Cholesky on rounding noise, and then has a meaningless
     inverse. A singular covariance (collinear or duplicated columns, more columns than
     rows with the sample estimator) so gets a unique inverse and minimum; the ridge is far
-    below any real variance, so it only splits exactly-redundant columns evenly.
+    below any real variance, so it only splits exactly-redundant columns evenly. The
+    Cholesky factorisations are compiled (``pipeline.core.kernels.ridge_exponent``).
     """
-    if not np.isfinite(cov).all():
+    from pipeline.core import kernels
+
+    k = kernels.ridge_exponent(np.ascontiguousarray(cov, dtype=np.float64))
+    if k == kernels.PD_AS_IS:
+        return cov
+    if k == kernels.PD_NONFINITE:
         raise ValueError("covariance has NaN or infinite entries; check the returns for "
                          "infinities (a price of zero) and drop incomplete rows first")
-    floor = 1e-12 * float(np.max(np.diag(cov)))
-    if _safe_cholesky(cov, floor):
-        return cov
+    if k == kernels.PD_FAILED:
+        raise ValueError("covariance is far from positive semi-definite: it was not estimated "
+                         "from one set of complete rows")
     scale = float(np.mean(np.diag(cov)))
     scale = scale if scale > 0 else 1.0
-    eye = np.eye(cov.shape[0])
-    for k in range(-10, 1):
-        ridged = cov + scale * 10.0 ** k * eye
-        if _safe_cholesky(ridged, floor):
-            return ridged
-    raise ValueError("covariance is far from positive semi-definite: it was not estimated "
-                     "from one set of complete rows")
-
-
-def _safe_cholesky(cov: np.ndarray, floor: float) -> bool:
-    from scipy.linalg import lapack  # Cholesky without numpy.linalg's per-call overhead
-
-    factor, info = lapack.dpotrf(cov)
-    return info == 0 and float(np.min(np.diag(factor))) ** 2 > floor
+    return cov + scale * 10.0 ** k * np.eye(cov.shape[0])
 
 
 def correlation(cov: np.ndarray) -> np.ndarray:

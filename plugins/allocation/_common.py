@@ -42,15 +42,6 @@ def weight_bounds(min_weight: Optional[float], max_weight: Optional[float],
     return np.full(m, lo), np.full(m, hi)
 
 
-def budget_start(prev: Optional[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """A feasible start for ``box_qp`` with ``sum(w) = 1``: the previous decision's weights
-    when they are feasible (their active set is then a good guess), else equal weight."""
-    m = lo.size
-    if prev is not None and np.all(prev >= lo) and np.all(prev <= hi) and abs(prev.sum() - 1.0) < 1e-9:
-        return prev
-    return np.full(m, 1.0 / m)
-
-
 class WindowAllocator(Allocator):
     """Base of the allocators that estimate from the last ``lookback`` bars of returns.
 
@@ -79,9 +70,15 @@ class WindowAllocator(Allocator):
         return self._walk(returns, signals, at, None)
 
     def weigh_one(self, returns: np.ndarray, side: np.ndarray) -> np.ndarray:
-        side = np.asarray(side, dtype=np.float64)
-        window = np.asarray(returns, dtype=np.float64)[-int(self.lookback):]
-        return self._weights(window, side, None, None)
+        return self._weigh_last(returns, np.asarray(side, dtype=np.float64), None)
+
+    def _weigh_last(self, returns: np.ndarray, side: np.ndarray,
+                    budgets: Optional[np.ndarray]) -> np.ndarray:
+        """``weigh_one``: the last ``lookback`` rows, no previous decision."""
+        returns = np.asarray(returns, dtype=np.float64)
+        n = returns.shape[0]
+        return self._weights(returns, max(0, n - int(self.lookback)), n, np.arange(side.size),
+                             side, None, budgets)
 
     def _walk(self, returns: np.ndarray, signals: np.ndarray, at: np.ndarray,
               budgets: Optional[np.ndarray]) -> np.ndarray:
@@ -90,32 +87,29 @@ class WindowAllocator(Allocator):
         out = np.zeros(signals.shape, dtype=np.float64)
         prev = np.zeros(signals.shape[1])
         window = int(self.lookback)
-        # column-major, so that each window's per-column reductions run over contiguous memory
+        # column-major, so that each window's per-column passes run over contiguous memory
         returns = np.asfortranarray(returns, dtype=np.float64)
         for i, t in enumerate(at):
             cols = np.flatnonzero(signals[i])
             if cols.size:
-                hist = returns[max(0, t - window + 1): t + 1, cols]
-                out[i, cols] = self._weights(hist, np.sign(signals[i, cols]), prev[cols],
+                out[i, cols] = self._weights(returns, max(0, t - window + 1), t + 1, cols,
+                                             np.sign(signals[i, cols]), prev[cols],
                                              None if budgets is None else budgets[cols])
             prev = out[i]
         return out
 
-    def _weights(self, window: np.ndarray, side: np.ndarray, prev: Optional[np.ndarray],
+    def _weights(self, returns: np.ndarray, start: int, stop: int, cols: np.ndarray,
+                 side: np.ndarray, prev: Optional[np.ndarray],
                  budgets: Optional[np.ndarray]) -> np.ndarray:
-        m = side.size
-        X = estimators.complete_rows(window)
-        if X.shape[0] < max(int(self.min_history), 2):
-            return self._fallback(side)
-        P = X * side
-        live = ~estimators.constant_columns(P)
-        if not live.any():
+        """The weights of columns ``cols`` (sides ``side``) on rows ``start:stop`` of ``returns``."""
+        P, live = estimators.position_window(returns, start, stop, cols, side)
+        if P.shape[0] < max(int(self.min_history), 2) or not live.any():
             return self._fallback(side)
         # previous weights in position terms; a position that flipped side held nothing
         prev_pos = None if prev is None else np.maximum(prev * side, 0.0)
         if live.all():
             return self._position_weights(P, prev_pos, budgets) * side
-        w = np.zeros(m)
+        w = np.zeros(side.size)
         w[live] = self._position_weights(P[:, live], None if prev_pos is None else prev_pos[live],
                                          None if budgets is None else budgets[live])
         return w * side

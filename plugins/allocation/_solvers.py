@@ -1,7 +1,10 @@
 """Numerical kernels shared by the allocators: risk budgeting (ERC) and a box-constrained QP.
 
 Both take a covariance in "position space" (returns already multiplied by their side), so a
-weight is always the long amount of a position; the allocators put the signs back.
+weight is always the long amount of a position; the allocators put the signs back. The loops
+run compiled (``pipeline.core.kernels``, numba, imported by the first solve); these functions
+are their interface: they give the kernels float64 arrays (matrices C-contiguous, so each
+kernel compiles once) and turn a kernel's status into an error.
 """
 
 from __future__ import annotations
@@ -9,16 +12,32 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy.linalg import lapack
+
+
+def _checked(result: tuple[np.ndarray, int]) -> np.ndarray:
+    from pipeline.core import kernels  # numba: loaded by the first solve
+
+    x, status = result
+    if status != kernels.OK:
+        raise np.linalg.LinAlgError("matrix is not positive definite (a Cholesky pivot is not "
+                                    "positive)")
+    return x
+
+
+def _matrix(A: np.ndarray) -> np.ndarray:
+    # one memory layout, so that each kernel is compiled (and cached) once
+    return np.ascontiguousarray(A, dtype=np.float64)
 
 
 def solve_pd(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``A^-1 b`` for a symmetric positive-definite ``A`` (LAPACK ``dposv``: a Cholesky solve,
-    a few microseconds for 20 x 20, where ``np.linalg.solve`` pays an LU and its overhead)."""
-    _, x, info = lapack.dposv(A, b)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"matrix is not positive definite (dposv info={info})")
-    return x
+    """``A^-1 b`` for a symmetric positive-definite ``A`` (its upper triangle is read) and
+    ``b`` a vector or the columns of a matrix: a compiled Cholesky solve, a few microseconds
+    for 20 x 20, where ``np.linalg.solve`` pays an LU and its overhead."""
+    from pipeline.core import kernels
+
+    B = np.asarray(b, dtype=np.float64)
+    x = _checked(kernels.solve_pd(_matrix(A), B.reshape(B.shape[0], -1)))
+    return x[:, 0] if B.ndim == 1 else x
 
 
 # ---------------------------------------------------------------- risk budgeting
@@ -46,59 +65,12 @@ def risk_budget_weights(cov: np.ndarray, budgets: np.ndarray, x0: Optional[np.nd
     NaN or non-positive entries are ignored) warm-starts the solve, e.g. with the previous
     decision's solution.
     """
-    m = budgets.size
-    b = budgets / budgets.sum()
-    sd = np.sqrt(np.diag(cov))
-    C = cov / np.outer(sd, sd)
-    # sqrt(b) solves the problem exactly for uncorrelated columns: the cold start
-    y = np.sqrt(b)
-    if x0 is not None:
-        guess = x0 * sd
-        ok = np.isfinite(guess) & (guess > 0)
-        if ok.all():
-            y = guess
-        elif ok.any():
-            # put the guessed entries on the scale of the others before mixing them in
-            scale = np.sqrt(b[ok].sum() / (guess[ok] @ C[np.ix_(ok, ok)] @ guess[ok]))
-            y = np.where(ok, guess * scale, y)
-    Cy = C @ y
-    # the optimum has y'Cy = sum(b) = 1: start on that radius
-    r = 1.0 / np.sqrt(y @ Cy)
-    y, Cy = y * r, Cy * r
-    f = None  # the objective, needed only by the line search
-    sc = 1.0 / b.min()
-    tol_b = tol * b
-    for _ in range(max_iter):
-        q = b / y
-        g = Cy - q
-        # y_i |g_i| = |y_i (C y)_i - b_i|: the budget residual, from the gradient
-        if (np.abs(g) * y <= tol_b).all():
-            break
-        H = C.copy()
-        H.ravel()[:: m + 1] += q / y
-        dy = solve_pd(H, g)
-        dec = g @ dy  # squared Newton decrement
-        if dec <= 1e-32:  # nothing left to gain at double precision
-            break
-        if sc * dec < 0.05:
-            y = y - dy
-            Cy = C @ y
-            f = None
-            continue
-        if f is None:
-            f = 0.5 * (y @ Cy) - b @ np.log(y)
-        ratio = np.max(dy / y)
-        t = 1.0 if ratio < 1.0 else 0.99 / ratio
-        while True:
-            y_new = y - t * dy
-            Cy_new = C @ y_new
-            f_new = 0.5 * (y_new @ Cy_new) - b @ np.log(y_new)
-            if f_new <= f - 1e-4 * t * dec or t < 1e-12:
-                break
-            t *= 0.5
-        y, Cy, f = y_new, Cy_new, f_new
-    w = y / sd
-    return w / w.sum()
+    from pipeline.core import kernels
+
+    b = np.asarray(budgets, dtype=np.float64)
+    warm = x0 is not None
+    x = np.asarray(x0, dtype=np.float64) if warm else b
+    return _checked(kernels.risk_budget(_matrix(cov), b, x, warm, float(tol), int(max_iter)))
 
 
 def risk_contributions(cov: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -122,56 +94,20 @@ def box_qp(Q: np.ndarray, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, x0: np.
     feasible; variables exactly at a bound in ``x0`` start held, so the previous solution of
     a nearby problem is a good warm start.
     """
-    m = c.size
-    # scale to unit mean variance so the multiplier tolerance is relative
-    s = float(np.mean(np.diag(Q)))
-    Q, c = Q / s, c / s
-    x = x0.astype(np.float64, copy=True)
-    at_lo, at_hi = x <= lo, x >= hi
-    held = at_lo | at_hi
-    ones = np.ones(m)
-    for _ in range(10 * m + 50):
-        F = np.flatnonzero(~held)
-        if F.size:
-            rhs = c[F] - Q[np.ix_(F, held)] @ x[held] if held.any() else c[F]
-            QFF = Q[np.ix_(F, F)]
-            if total is None:
-                target = solve_pd(QFF, rhs)
-            else:
-                sol = solve_pd(QFF, np.column_stack((rhs, ones[: F.size])))
-                nu = (sol[:, 0].sum() - (total - x[held].sum())) / sol[:, 1].sum()
-                target = sol[:, 0] - nu * sol[:, 1]
-            p = target - x[F]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                room = np.where(p > 0, (hi[F] - x[F]) / p, np.where(p < 0, (lo[F] - x[F]) / p, np.inf))
-            k = int(np.argmin(room))
-            if room[k] < 1.0:
-                x[F] += room[k] * p
-                j = F[k]
-                up = p[k] > 0
-                x[j] = hi[j] if up else lo[j]
-                at_hi[j], at_lo[j], held[j] = up, not up, True
-                continue
-            x[F] = target
-        # at the minimum over the current face: check the held variables' multipliers
-        g = Q @ x - c
-        if total is not None and not F.size:
-            # a vertex: sum(x) = total leaves no single variable free to move, so the move
-            # to test is a transfer from the held-high variable with the largest gradient
-            # to the held-low one with the smallest (a descent iff the former exceeds it)
-            up = np.flatnonzero(at_lo)
-            down = np.flatnonzero(at_hi)
-            if not up.size or not down.size:
-                break
-            k, j = up[np.argmin(g[up])], down[np.argmax(g[down])]
-            if g[j] - g[k] <= 1e-12:
-                break
-            held[[k, j]] = at_lo[[k, j]] = at_hi[[k, j]] = False
-            continue
-        lam = g - g[F].mean() if total is not None else g
-        wrong = np.where(at_lo, -lam, np.where(at_hi, lam, -np.inf))
-        j = int(np.argmax(wrong))
-        if wrong[j] <= 1e-12:
-            break
-        held[j] = at_lo[j] = at_hi[j] = False
-    return x
+    from pipeline.core import kernels
+
+    budget = total is not None
+    return _checked(kernels.box_qp(_matrix(Q), np.asarray(c, dtype=np.float64),
+                                   np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64),
+                                   np.asarray(x0, dtype=np.float64), budget,
+                                   float(total) if budget else 0.0))
+
+
+def budget_start(prev: Optional[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A feasible start for ``box_qp`` with ``sum(w) = 1``: the previous decision's weights
+    when they are feasible (their active set is then a good guess), else equal weight."""
+    from pipeline.core import kernels
+
+    if prev is None:
+        return np.full(lo.size, 1.0 / lo.size)
+    return kernels.budget_start(np.asarray(prev, dtype=np.float64), lo, hi)

@@ -8,9 +8,9 @@ import numpy as np
 
 from pipeline.core.estimators import CovarianceMethod
 from pipeline.core.params import Window
-from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, budget_start,
-                                        check_bounds, check_history, weight_bounds)
-from plugins.allocation._solvers import box_qp, solve_pd
+from plugins.allocation._common import (WINDOW_RULES, WindowAllocator, check_bounds,
+                                        check_history, weight_bounds)
+from plugins.allocation._solvers import box_qp, budget_start, solve_pd
 
 
 class MinVariance(WindowAllocator):

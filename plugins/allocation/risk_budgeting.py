@@ -78,8 +78,7 @@ class RiskBudgeting(WindowAllocator):
     def weigh_one(self, returns: np.ndarray, side: np.ndarray,
                   columns: Optional[Sequence[str]] = None) -> np.ndarray:
         side = np.asarray(side, dtype=np.float64)
-        window = np.asarray(returns, dtype=np.float64)[-int(self.lookback):]
-        return self._weights(window, side, None, self.resolve(side.size, columns))
+        return self._weigh_last(returns, side, self.resolve(side.size, columns))
 
     def _position_weights(self, P: np.ndarray, prev: Optional[np.ndarray],
                           budgets: Optional[np.ndarray]) -> np.ndarray:

@@ -92,10 +92,28 @@ def test_positive_definite_ridges_only_when_needed(returns):
 def test_window_helpers():
     X = np.array([[np.nan, 1.0], [0.1, 1.0], [0.2, 1.0]])
     np.testing.assert_array_equal(estimators.complete_rows(X), X[1:])
-    np.testing.assert_array_equal(estimators.constant_columns(X[1:]), [False, True])
     np.testing.assert_allclose(estimators.ewma_weights(3, 1.0), np.array([1, 2, 4]) / 7)
     np.testing.assert_allclose(estimators.correlation(np.array([[4.0, 2.0], [2.0, 9.0]])),
                                [[1.0, 1 / 3], [1 / 3, 1.0]])
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_position_window(layout):
+    R = np.array([[9.0, 9.0, 9.0, 9.0],
+                  [np.nan, 0.1, 1.0, 0.5],
+                  [0.3, 0.2, 1.0, np.nan],
+                  [0.4, -0.2, 1.0, 0.6],
+                  [0.5, 0.1, 1.0, 0.7]], order=layout)
+    # rows 1:5 of columns 1, 2, 0: row 2 (index 1 in the window) has a NaN in column 0
+    P, live = estimators.position_window(R, 1, 5, np.array([1, 2, 0]), np.array([-1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(P, [[-0.2, 1.0, 0.3], [0.2, 1.0, 0.4], [-0.1, 1.0, 0.5]])
+    np.testing.assert_array_equal(live, [True, False, True])
+    # column 3 is not asked for, so its NaN drops nothing
+    P, live = estimators.position_window(R, 3, 5, np.array([2, 1]), np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(P, [[1.0, -0.2], [1.0, 0.1]])
+    np.testing.assert_array_equal(live, [False, True])
+    P, live = estimators.position_window(R, 1, 2, np.array([0, 1]), np.ones(2))
+    assert P.shape == (0, 2) and not live.any()
 
 
 @pytest.mark.parametrize("decay", [1.0, 0.9, 0.5, np.array([1.0, 0.97, 0.25])])
