@@ -21,6 +21,7 @@ prints both with the speed-up.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
