@@ -57,6 +57,8 @@ class HRP(WindowAllocator):
 
         if P.shape[1] == 1:
             return np.ones(1)
-        sample, cov = estimators.sample_and_covariance(P, self.covariance, self.halflife)
+        # row-major whatever the caller's layout: BLAS's bits depend on it, and on windows with
+        # tied distances (duplicated columns) a last bit decides the leaf order
+        sample, cov = estimators.sample_and_covariance(np.ascontiguousarray(P), self.covariance, self.halflife)
         return hrp_weights(sample, estimators.positive_definite(cov), METHODS[self.linkage],
                            self.optimal_ordering)
