@@ -67,6 +67,20 @@ def _merged_distance(method, d_xi, d_yi, d_xy, nx, ny, ni):
 
 
 @numba.njit(cache=True)
+def _merge(method, n, D, size, x, y, d_xy):
+    """Cluster ``x`` joins ``y`` (which keeps the merged one): sizes, and the Lance-Williams
+    distance of every live cluster to the merged one."""
+    nx, ny = size[x], size[y]
+    size[x] = 0
+    size[y] = nx + ny
+    for i in range(n):
+        ni = size[i]
+        if ni == 0 or i == y:
+            continue
+        D[_at(n, i, y)] = _merged_distance(method, D[_at(n, i, x)], D[_at(n, i, y)], d_xy, nx, ny, ni)
+
+
+@numba.njit(cache=True)
 def distances(S):
     """Condensed ``sqrt(clip((1 - rho_ij) / 2, 0, 1))`` for i < j, ``rho`` the correlation of
     the covariance ``S``: the elementwise operations of ``estimators.correlation`` and the
@@ -172,16 +186,8 @@ def _nn_chain(dists, n, method):
         length -= 2
         if x > y:
             x, y = y, x
-        nx, ny = size[x], size[y]
-        Z[k, 0], Z[k, 1], Z[k, 2], Z[k, 3] = x, y, current_min, nx + ny
-        size[x] = 0
-        size[y] = nx + ny
-        for i in range(n):
-            ni = size[i]
-            if ni == 0 or i == y:
-                continue
-            D[_at(n, i, y)] = _merged_distance(method, D[_at(n, i, x)], D[_at(n, i, y)],
-                                               current_min, nx, ny, ni)
+        Z[k, 0], Z[k, 1], Z[k, 2], Z[k, 3] = x, y, current_min, size[x] + size[y]
+        _merge(method, n, D, size, x, y, current_min)
     return _sorted_by_height(Z, n)
 
 
@@ -268,17 +274,9 @@ def _fast_linkage(dists, n, method):
         hsize -= 1
         _sift_down(values, key_at, index_of, hsize, 0)
         id_x, id_y = cluster_id[x], cluster_id[y]
-        nx, ny = size[x], size[y]
-        Z[k, 0], Z[k, 1], Z[k, 2], Z[k, 3] = min(id_x, id_y), max(id_x, id_y), dist, nx + ny
-        size[x] = 0
-        size[y] = nx + ny
+        Z[k, 0], Z[k, 1], Z[k, 2], Z[k, 3] = min(id_x, id_y), max(id_x, id_y), dist, size[x] + size[y]
+        _merge(method, n, D, size, x, y, dist)
         cluster_id[y] = n + k
-        for z in range(n):
-            nz = size[z]
-            if nz == 0 or z == y:
-                continue
-            D[_at(n, z, y)] = _merged_distance(method, D[_at(n, z, x)], D[_at(n, z, y)],
-                                               dist, nx, ny, nz)
         for z in range(x):  # a guess, corrected lazily when the candidate reaches the top
             if size[z] > 0 and neighbor[z] == x:
                 neighbor[z] = y
