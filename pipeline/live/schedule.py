@@ -252,6 +252,12 @@ def decision_due(index, rule: Any, last, calendar: Optional[str] = None,
     import pandas as pd
 
     rule = str(rule).strip().lower()
+    if sessions is not None and rule in ("daily", "on close"):
+        # a backtest decides on each session's last bar; live, the last bar is only known to
+        # have been the last once the session has closed, so every new bar would look like it
+        raise ConfigError(f"schedule.rebalance={rule} on intraday bars in paper/live trading: a session's last "
+                          f"bar is known only after the close; decide at a clock time instead, e.g. "
+                          f"schedule.rebalance='at 15:50' (or 'every 30min')")
     if last is None:
         return True, "first decision of this journal"
     if index[-1] <= last:

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.live.journal import Child, Journal, Parent
 from pipeline.live.killswitch import KillSwitch
+from pipeline.core.errors import ConfigError
 from pipeline.live.schedule import decision_due
 from pipeline.core.rate import Window
 from pipeline.live.pretrade import Limits, check
@@ -290,3 +291,16 @@ def test_18_7_live_bins_end_at_the_real_close_on_a_half_day():
     assert bins_to_close(None, half_day, 1800.0, 13) == 1800.0
     holiday = pd.Timestamp("2024-11-28 12:00", tz="America/New_York").timestamp()
     assert bins_to_close("XNYS", holiday, 1800.0, 13) == 1800.0
+
+
+def test_19_1_daily_on_intraday_bars_in_live_is_refused_with_the_rule_to_use():
+    """A live tick cannot know that a bar is its session's last: daily (or on close) on intraday
+    bars would decide at every new bar, so it is refused with one line; clock rules work."""
+    index = pd.date_range("2025-03-03 09:31", periods=30, freq="1min", tz="America/New_York")
+    sessions = np.zeros(index.size, dtype=np.int64)
+    for rule in ("daily", "on close"):
+        with pytest.raises(ConfigError, match=r"schedule.rebalance=.* on intraday bars .*'at 15:50'"):
+            decision_due(index, rule, None, sessions=sessions)
+    assert decision_due(index, "every 10min", index[-11], sessions=sessions)[0]
+    assert not decision_due(index, "every 10min", index[-1], sessions=sessions)[0]
+    assert decision_due(index[:5], "daily", None)[0]  # daily bars: as before
