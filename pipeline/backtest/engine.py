@@ -95,7 +95,8 @@ def backtest(
 
     plan = targets(data, strategies, allocator, portfolio, at)
     weights, binding = risk(plan.weights, constraints,
-                            RiskContext(returns=data.returns, at=at, symbols=data.symbols))
+                            RiskContext(returns=data.returns, at=at, symbols=data.symbols,
+                                        bars_per_year=data.bars_per_year))
     mark = forward_filled(close)
     per_share = np.where(mark > 0, 1.0 / np.where(mark > 0, mark, 1.0), 0.0)  # 0 before listing
     reference = data.open if data.open is not None else close

@@ -92,6 +92,7 @@ class RiskContext:
     returns: np.ndarray
     at: np.ndarray
     symbols: tuple[str, ...] = ()
+    bars_per_year: float = 252.0   # the data's annualisation (MarketData.bars_per_year)
 
 
 @dataclasses.dataclass

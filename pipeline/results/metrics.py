@@ -11,22 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline.core.market import session_numbers
-
-TRADING_DAYS = 252
-
-
-def periods_per_year(index: pd.DatetimeIndex, sessions: np.ndarray | None = None) -> float:
-    """252 for daily bars; 252 sessions x the median bars per session for intraday bars, so
-    that a half day or a record starting at a session's last bar does not lower it. Sessions
-    are ``sessions`` (``MarketData.sessions``: by the exchange calendar), else local dates."""
-    if len(index) < 2:
-        return float(TRADING_DAYS)
-    if sessions is not None:
-        return TRADING_DAYS * float(np.median(np.bincount(sessions - sessions[0])))
-    local = index.tz_localize(None) if index.tz is not None else index  # wall time: its dates are the sessions
-    counts = np.unique(local.values.astype("datetime64[D]"), return_counts=True)[1]  # 50x faster than normalize()
-    return TRADING_DAYS * float(np.median(counts))
+from pipeline.core.market import periods_per_year
 
 
 def bar_returns(equity: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from pipeline.core import estimators
@@ -19,7 +21,8 @@ class VolTarget(Constraint):
     after ``t``), rows with a NaN dropped (``pipeline.core.estimators.complete_rows``); their
     ``covariance`` (``pipeline.core.estimators.covariance``: ``sample`` -- the default, unbiased
     for a fixed portfolio's variance --, ``ledoit_wolf``, or ``ewma`` with ``halflife``
-    bars) gives the per-bar variance ``w' C w``, annualised by ``periods_per_year``:
+    bars) gives the per-bar variance ``w' C w``, annualised by ``periods_per_year`` (null:
+    the data's bars a year, 252 sessions x the bars in a session, ``MarketData.bars_per_year``):
     ``vol = sqrt(periods_per_year x w' C w)``. The factor is
     ``min(target / vol, max_leverage / gross)``; a zero estimated vol gets the leverage cap.
     A window with fewer than ``min_history`` complete rows cannot give an estimate: a
@@ -38,7 +41,7 @@ class VolTarget(Constraint):
 
     def __init__(self, target: float = 0.10, max_leverage: float = 1.0, lookback: Window = 63,
                  min_history: Window = 20, covariance: estimators.CovarianceMethod = "sample",
-                 halflife: float = 21.0, periods_per_year: float = 252.0) -> None:
+                 halflife: float = 21.0, periods_per_year: Optional[float] = None) -> None:
         # durations (20d, 2h) are compared once in bars (``pipeline.core.windows.in_bars``)
         if isinstance(lookback, int) and isinstance(min_history, int) and min_history > lookback:
             raise ValueError(f"min_history={min_history} exceeds lookback={lookback}: no window "
@@ -51,8 +54,9 @@ class VolTarget(Constraint):
         self.halflife = halflife
         self.periods_per_year = periods_per_year
 
-    def ex_ante_vol(self, w: np.ndarray, returns: np.ndarray, t: int) -> float:
-        """Annualised ex-ante volatility of weights ``w`` (N,) at decision bar ``t``."""
+    def ex_ante_vol(self, w: np.ndarray, returns: np.ndarray, t: int, bars_per_year: float = 252.0) -> float:
+        """Annualised ex-ante volatility of weights ``w`` (N,) at decision bar ``t``, by
+        ``periods_per_year`` when set, else by the data's ``bars_per_year``."""
         held = np.flatnonzero(w)
         if held.size == 0:
             return 0.0
@@ -64,7 +68,7 @@ class VolTarget(Constraint):
                 f"{self.min_history}; lower risk.vol_target.min_history, or let the first "
                 f"decision come later (more bars before it)")
         cov = estimators.covariance(window, self.covariance, self.halflife)
-        var = float(w[held] @ cov @ w[held]) * self.periods_per_year
+        var = float(w[held] @ cov @ w[held]) * (self.periods_per_year or bars_per_year)
         return float(np.sqrt(max(var, 0.0)))
 
     def apply(self, weights: np.ndarray, ctx: RiskContext) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +78,7 @@ class VolTarget(Constraint):
         for i, t in enumerate(ctx.at):
             if gross[i] == 0:
                 continue
-            vol = self.ex_ante_vol(weights[i], ctx.returns, int(t))
+            vol = self.ex_ante_vol(weights[i], ctx.returns, int(t), ctx.bars_per_year)
             cap = self.max_leverage / gross[i]
             scale = min(self.target / vol, cap) if vol > 0 else cap
             if abs(scale - 1.0) > 1e-9:

@@ -91,3 +91,20 @@ def test_too_little_history_is_a_config_error():
     with pytest.raises(ConfigError, match=r"risk\.vol_target: the decision at bar 15 has 15 complete "
                                           r"bars.*min_history=20"):
         VolTarget().apply(w, RiskContext(r, np.array([15])))
+
+
+def test_19_1_on_intraday_bars_the_vol_is_annualised_by_the_datas_bars_a_year():
+    """252 sessions x 390 one-minute bars: the same per-bar variance is 390x the annual
+    variance it is on daily bars; periods_per_year, when set, still wins."""
+    r, w = market(), weights()
+    at = np.arange(100, 400, 30)
+    minutes = 252 * 390
+    out, _ = VolTarget(target=0.1, max_leverage=1e6).apply(w, RiskContext(r, at, bars_per_year=minutes))
+    for i, t in enumerate(at):
+        cov = np.atleast_2d(np.cov(r[t - 62: t + 1, np.flatnonzero(w[i])], rowvar=False))
+        held = out[i][np.flatnonzero(w[i])]
+        assert np.sqrt(minutes * held @ cov @ held) == pytest.approx(0.1, rel=1e-9)
+    fixed, _ = VolTarget(target=0.1, max_leverage=1e6, periods_per_year=252.0).apply(
+        w, RiskContext(r, at, bars_per_year=minutes))
+    daily, _ = VolTarget(target=0.1, max_leverage=1e6).apply(w, RiskContext(r, at))
+    np.testing.assert_array_equal(fixed, daily)
