@@ -81,7 +81,7 @@ def test_17_1_a_failing_job_fails_with_the_same_line_as_alone_and_the_others_go_
     assert list(rows["status"]) == ["completed", "completed", "failed", "failed", "completed", "completed"]
     _, proc = alone(2)
     assert proc.returncode == 2
-    line = "strategy.momentum.lookback=-5 is not allowed: expected an int in [1, inf)"
+    line = "strategy.momentum.lookback=-5 is not allowed: expected an int (bars) or a duration"
     assert line in proc.stderr and line in rows.loc[2, "error"]
     assert line in (sweep / "2" / "error.txt").read_text()
 
