@@ -344,7 +344,7 @@ class IntradayMarket:
             self.sessions = data.sessions
             self.ends = session_ends(self.sessions)
             self.of_day = session_clock(data.index, self.sessions)
-            self.per_session = float(np.median(np.diff(np.append(-1, self.ends))))
+            self.per_session = data.bars_per_session
         forecast = None if data.volume is None else clock_volume(
             data.volume, symbols, self.of_day, self.ends, int(self.sessions[bar]), self.profile_days,
             self.of_day[rows], data.bar_length.value)

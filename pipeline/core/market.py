@@ -110,6 +110,12 @@ class MarketData:
         return periods_per_year(self.index, self.sessions)
 
     @property
+    def bars_per_session(self) -> float:
+        """The median number of bars in a session (1 for daily bars): what a window of sessions
+        or a day's volume spread over a session's bars counts."""
+        return self.bars_per_year / TRADING_DAYS
+
+    @property
     def intraday(self) -> bool:
         return self.bar_length < DAY
 
@@ -240,9 +246,14 @@ def session_clock(index: pd.DatetimeIndex, sessions: np.ndarray) -> np.ndarray:
     stamps = local.values.astype("datetime64[ns]").astype(np.int64)
     if stamps.size == 0:
         return stamps
-    opens = np.flatnonzero(np.append(True, sessions[1:] != sessions[:-1]))
+    opens = session_starts(sessions)
     midnight = stamps[opens] - np.mod(stamps[opens], 86_400 * 10**9)
     return stamps - np.repeat(midnight, np.diff(np.append(opens, stamps.size)))
+
+
+def session_starts(sessions: np.ndarray) -> np.ndarray:
+    """The first bar of each session, from the session number of each bar."""
+    return np.flatnonzero(np.append(True, sessions[1:] != sessions[:-1]))
 
 
 def session_ends(sessions: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.market import session_clock, session_ends, session_numbers
+from pipeline.core.market import session_clock, session_ends, session_numbers, session_starts
 
 CALENDAR = ("daily", "weekly", "monthly", "quarterly", "yearly")
 INTRADAY = ("on open", "on close", "at HH:MM", "every <duration> (every 30min)")
@@ -66,7 +66,7 @@ def _intraday(index: pd.DatetimeIndex, rule: str, session: np.ndarray) -> np.nda
         raise ConfigError(f"schedule.rebalance={rule!r} needs intraday bars, but every bar of the "
                           f"data is its own day; use daily, weekly, monthly, ... or intraday data")
     if rule == "on open":
-        return np.flatnonzero(np.append(True, session[1:] != session[:-1])).astype(np.int64)
+        return session_starts(session).astype(np.int64)
     of_day = session_clock(index, session)
     text = rule.split(" ", 1)[1].strip()
     if rule.startswith("at "):
@@ -78,7 +78,7 @@ def _intraday(index: pd.DatetimeIndex, rule: str, session: np.ndarray) -> np.nda
                               f"write at HH:MM, e.g. 'at 15:50'") from None
         # an overnight session meets the time on its second day when its first bar is later
         crosses = of_day[last] >= DAY_NS
-        opens = np.flatnonzero(np.append(True, session[1:] != session[:-1]))
+        opens = session_starts(session)
         when = when + DAY_NS * (crosses & (of_day[opens] > when))[session]
         before = of_day <= when
         # the last bar at or before the time in each session that has one

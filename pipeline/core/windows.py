@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from pipeline.core.errors import ConfigError
 from pipeline.core.market import MarketData, bar_label
 from pipeline.core.params import Component, check_rule, parse_window, window_params
@@ -25,8 +23,7 @@ def window_bars(value: Any, key: str, data: MarketData) -> int:
     if kind == "bars":
         return int(amount)
     if kind == "sessions":
-        per_session = float(np.median(np.bincount(data.sessions))) if data.n_bars else 1.0
-        return int(round(amount * per_session))
+        return int(round(amount * data.bars_per_session))
     bar = data.bar_length
     if amount % bar:
         raise ConfigError(f"{key}={value!r} is not a whole number of the data's {bar_label(bar)} "

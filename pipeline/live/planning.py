@@ -204,7 +204,7 @@ class Planner:
             self._bar_grid = (start, closes)
             n, bar = closes.size, data.bar_length.value
             ends = session_ends(sessions)
-            per_session = float(np.median(np.diff(np.append(-1, ends))))
+            per_session = data.bars_per_session
             forecast = None if data.volume is None else clock_volume(
                 data.volume, symbols, session_clock(data.index, sessions), ends, session, WINDOW, clock, bar)
             if forecast is None:  # no session before this one: the daily volume spread evenly
