@@ -85,12 +85,17 @@ def make(node: Any, path: str, expected: type | None = None, **extra: Any) -> An
     return copy.deepcopy(_BUILT[key])
 
 
+def worker_loader(batch: Batch) -> ConfigLoaderImpl:
+    """Hydra's config loader in a worker, composing as the driver does."""
+    config.register()
+    Plugins.instance()  # registers Hydra's config sources (file://, pkg://) in a fresh worker
+    return ConfigLoaderImpl(config_search_path=batch.search_path)
+
+
 def run_batch(batch: Batch) -> list[dict[str, Any]]:
     """Run every job of the batch, write the batch to the store; returns per job its number,
     status, objective and error (the store holds the rest)."""
-    config.register()
-    Plugins.instance()  # registers Hydra's config sources (file://, pkg://) in a fresh worker
-    loader = ConfigLoaderImpl(config_search_path=batch.search_path)
+    loader = worker_loader(batch)
     master_key = OmegaConf.to_yaml(batch.master)
     rows = []
     for job, overrides in batch.jobs:
@@ -310,10 +315,8 @@ class BatchLauncher(Launcher):
         # hrp job costs ten equal_weight ones), so small batches keep both workers busy to the end
         size = self.batch_size or max(1, min(50, math.ceil(len(jobs) / (16 * self.workers))))
         ordered = sorted(jobs, key=lambda j: self._group_key(j[1]))  # a batch shares its compositions
-        master = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
-        batches = [Batch(f"batch-{chunk[0][0]:07d}-{len(chunk):04d}", chunk, self.hydra_context.config_loader.config_search_path,
-                         master, str(sweep_dir)) for chunk in
-                   (ordered[i:i + size] for i in range(0, len(ordered), size))]
+        batches = self._batches(sweep_dir, [(f"batch-{chunk[0][0]:07d}-{len(chunk):04d}", chunk) for chunk in
+                                            (ordered[i:i + size] for i in range(0, len(ordered), size))])
         results: dict[int, dict[str, Any]] = {}
         total, done = len(jobs), 0
         for attempt in (0, 1):
@@ -340,6 +343,12 @@ class BatchLauncher(Launcher):
             print(f"[{done + len(rows)}/{total}] {batch.name}: {len(rows)} jobs failed ({why})", flush=True)
             done += len(rows)
         return results
+
+    def _batches(self, sweep_dir: Path, chunks: list[tuple[str, list[tuple[int, list[str]]]]]) -> list[Batch]:
+        """Named chunks of jobs as batches a worker composes as this driver does."""
+        master = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
+        search_path = self.hydra_context.config_loader.config_search_path
+        return [Batch(name, jobs, search_path, master, str(sweep_dir)) for name, jobs in chunks]
 
     def _group_key(self, overrides: list[str]) -> tuple[str, ...]:
         repo = self.hydra_context.config_loader.repository
@@ -368,9 +377,7 @@ class BatchLauncher(Launcher):
         todo = [(int(job), list(overrides)) for job, overrides in zip(best["job"], best["overrides"])
                 if not (sweep_dir / str(job) / "metrics.json").is_file()]
         if self.engine == "local" and len(todo) > 1:
-            master = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
-            kept = [Batch(f"keep-{job}", [(job, overrides)], self.hydra_context.config_loader.config_search_path,
-                          master, str(sweep_dir)) for job, overrides in todo]
+            kept = self._batches(sweep_dir, [(f"keep-{job}", [(job, overrides)]) for job, overrides in todo])
             futures = [self.local.pool_or_start().submit(keep_batch, b) for b in kept]
             for future in futures:
                 future.result()
@@ -404,10 +411,7 @@ def keep_batch(batch: Batch) -> None:
     from hydra._internal.callbacks import Callbacks
     from hydra.types import HydraContext
 
-    config.register()
-    Plugins.instance()
-    loader = ConfigLoaderImpl(config_search_path=batch.search_path)
-    context = HydraContext(config_loader=loader, callbacks=Callbacks(batch.master))
+    context = HydraContext(config_loader=worker_loader(batch), callbacks=Callbacks(batch.master))
     for job, overrides in batch.jobs:
         write_job_folder(context, cli.report_user_errors(cli.task), batch.master, job, overrides)
 
